@@ -1,0 +1,4 @@
+// Autograd: the tape engine, gradcheck and every differentiable op.
+export * from './tape.ts';
+export * from './gradcheck.ts';
+export * from './ops/index.ts';

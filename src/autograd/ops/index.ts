@@ -1,0 +1,3 @@
+// All differentiable ops, one import.
+export * from './arith.ts';
+export * from './shape.ts';

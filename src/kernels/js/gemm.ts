@@ -1,0 +1,39 @@
+// TypeScript reference SGEMM/DGEMM: the slow, obviously-correct contract for the native kernel.
+// Loop order i-p-j keeps the inner loop contiguous over B and C when B is not transposed; it is
+// not tuned beyond that. Accumulates in the array's own precision (float64 for gradcheck).
+import { Act, type GemmArgs } from '../types.ts';
+import { applyAct } from './activations.ts';
+
+export function gemm(g: GemmArgs): void {
+  const { transA, transB, m, n, k, a, lda, b, ldb, c, ldc } = g;
+  const alpha = g.alpha ?? 1;
+  const beta = g.beta ?? 0;
+  const batch = g.batch ?? 1;
+  const sA = g.strideA ?? 0, sB = g.strideB ?? 0, sC = g.strideC ?? 0;
+  const bias = g.bias ?? null;
+  const act = g.act ?? Act.none;
+  const row = new Float64Array(n); // one output row, accumulated in double
+  for (let bi = 0; bi < batch; bi++) {
+    const oA = bi * sA, oB = bi * sB, oC = bi * sC;
+    for (let i = 0; i < m; i++) {
+      row.fill(0);
+      for (let p = 0; p < k; p++) {
+        const aip = transA ? a[oA + p * lda + i] : a[oA + i * lda + p];
+        if (aip === 0) continue;
+        if (transB) {
+          for (let j = 0; j < n; j++) row[j] += aip * b[oB + j * ldb + p];
+        } else {
+          const base = oB + p * ldb;
+          for (let j = 0; j < n; j++) row[j] += aip * b[base + j];
+        }
+      }
+      const cBase = oC + i * ldc;
+      for (let j = 0; j < n; j++) {
+        let v = alpha * row[j];
+        if (beta !== 0) v += beta * c[cBase + j];
+        if (bias) v += bias[j];
+        c[cBase + j] = act === Act.none ? v : applyAct(act, v);
+      }
+    }
+  }
+}

@@ -1,0 +1,122 @@
+// The kernel contract: every hot loop of diffactor, as flat-array functions.
+// Two implementations answer to it: `js/` (the TypeScript reference, float32 or float64) and the
+// native addon (float32 only, SIMD). `index.ts` picks one per call. This file holds types and
+// the exact semantics; it holds no math.
+//
+// Conventions: all arrays are contiguous row-major; "rows x cols" means rows outer. Outputs are
+// overwritten (never accumulated into) unless a parameter says otherwise. Shapes are in the
+// `// (B, H, N, D)` comments.
+
+export type FArray = Float32Array | Float64Array;
+
+/** Epilogue activation applied by gemm after bias. Numbers match the native enum. */
+export const Act = { none: 0, relu: 1, gelu: 2, geluTanh: 3, silu: 4 } as const;
+export type ActCode = (typeof Act)[keyof typeof Act];
+
+export interface GemmArgs {
+  transA: boolean;
+  transB: boolean;
+  m: number;
+  n: number;
+  k: number;
+  /** op(A) is (m, k); A is stored (m, k) with lda >= k, or (k, m) with lda >= m when transA. */
+  a: FArray;
+  lda: number;
+  /** op(B) is (k, n); B is stored (k, n) with ldb >= n, or (n, k) with ldb >= k when transB. */
+  b: FArray;
+  ldb: number;
+  /** C is (m, n) with ldc >= n. */
+  c: FArray;
+  ldc: number;
+  alpha?: number; // default 1
+  beta?: number; // default 0: C is overwritten; beta=1 accumulates
+  /** Strided batches: matrix i of A starts at i*strideA (likewise B, C). Default batch 1. */
+  batch?: number;
+  strideA?: number;
+  strideB?: number;
+  strideC?: number;
+  /** Optional bias of length n added to every row after alpha*AB + beta*C. */
+  bias?: FArray | null;
+  /** Optional activation applied last. */
+  act?: ActCode;
+}
+
+export interface Kernels {
+  readonly name: 'js' | 'native';
+
+  /** C[i] = act(alpha * op(A[i]) @ op(B[i]) + beta * C[i] + bias) for i < batch. */
+  gemm(g: GemmArgs): void;
+
+  /**
+   * Fused scaled-dot-product attention, forward. q, k, v, out: (B*H, N, D) contiguous; keys and
+   * queries share N. lse: (B*H, N) receives log-sum-exp of the scaled logits per query row, for
+   * the backward. out = softmax(q k^T * scale) v.
+   */
+  attentionForward(
+    q: FArray, k: FArray, v: FArray, out: FArray, lse: FArray,
+    bh: number, n: number, d: number, scale: number,
+  ): void;
+
+  /**
+   * Attention backward from the saved lse (recomputes probabilities, FlashAttention style).
+   * dq, dk, dv: (B*H, N, D), overwritten.
+   */
+  attentionBackward(
+    q: FArray, k: FArray, v: FArray, out: FArray, lse: FArray, dout: FArray,
+    dq: FArray, dk: FArray, dv: FArray,
+    bh: number, n: number, d: number, scale: number,
+  ): void;
+
+  /**
+   * Layer norm over the last dim. x, y: (rows, cols); weight, bias: (cols) or null;
+   * mean, rstd: (rows) saved for backward. rstd = 1/sqrt(var + eps), var biased.
+   */
+  layerNormForward(
+    x: FArray, weight: FArray | null, bias: FArray | null,
+    y: FArray, mean: FArray, rstd: FArray, rows: number, cols: number, eps: number,
+  ): void;
+
+  /** dx overwritten; dweight/dbias (cols) overwritten when given (summed over rows). */
+  layerNormBackward(
+    dy: FArray, x: FArray, weight: FArray | null, mean: FArray, rstd: FArray,
+    dx: FArray, dweight: FArray | null, dbias: FArray | null, rows: number, cols: number,
+  ): void;
+
+  /** Row softmax: x, y (rows, cols). */
+  softmaxForward(x: FArray, y: FArray, rows: number, cols: number): void;
+  /** dx = y * (dy - sum(dy * y)) per row. */
+  softmaxBackward(y: FArray, dy: FArray, dx: FArray, rows: number, cols: number): void;
+
+  /** Elementwise activations over len elements. kind: Act.gelu (erf), Act.geluTanh, Act.silu, Act.relu. */
+  actForward(kind: ActCode, x: FArray, y: FArray, len: number): void;
+  /** dx = dy * act'(x). */
+  actBackward(kind: ActCode, x: FArray, dy: FArray, dx: FArray, len: number): void;
+
+  /**
+   * adaLN modulation (DiT): y = x * (1 + scale) + shift, x,y: (B, N, C), shift, scale: (B, C).
+   */
+  modulateForward(x: FArray, shift: FArray, scale: FArray, y: FArray, b: number, n: number, c: number): void;
+  /** dx (B,N,C), dshift and dscale (B,C) overwritten. */
+  modulateBackward(
+    dy: FArray, x: FArray, scale: FArray, dx: FArray, dshift: FArray, dscale: FArray,
+    b: number, n: number, c: number,
+  ): void;
+
+  /** x viewed as (outer, len, inner): out (outer, inner) = sum over the middle axis. */
+  reduceSum(x: FArray, out: FArray, outer: number, len: number, inner: number): void;
+  /** Sum of squares of x[0..len), accumulated in double precision. */
+  sumSquares(x: FArray, len: number): number;
+
+  /**
+   * AdamW in place (decoupled weight decay, PyTorch semantics):
+   * p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+   * p -= lr * (m / (1 - b1^step)) / (sqrt(v / (1 - b2^step)) + eps). step counts from 1.
+   */
+  adamw(
+    p: FArray, g: FArray, m: FArray, v: FArray, len: number,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number,
+  ): void;
+
+  /** EMA in place: target = decay * target + (1 - decay) * source. */
+  ema(target: FArray, source: FArray, len: number, decay: number): void;
+}
