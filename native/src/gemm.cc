@@ -1,0 +1,225 @@
+// The blocked SGEMM driver (GotoBLAS/BLIS loop nest) and its N-API binding `gemm`.
+// Loops: jc over NC columns of C; pc over KC slices of k (sequential: it fixes the summation
+// order); one parallel region packs the KC x NC panel of op(B); a second runs tasks that each pack
+// an MC x KC block of op(A) and sweep it against a range of B micro-panels with the ISA's
+// micro-kernel. Every C tile is written by exactly one task per pc step, and the blocking of k
+// depends on k alone, so results are bit-identical for any pool size and any interleaving.
+// Bias + activation are applied to each tile right after its last pc step, while it is in cache.
+// SIMD micro-kernels: gemm_avx512.cc, gemm_avx2.cc, gemm_scalar.cc.
+#include "gemm.h"
+
+#include <napi.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <new>
+
+#include "common.h"
+#include "cpu.h"
+#include "threadpool.h"
+
+namespace dfx {
+namespace {
+
+// Below this many flops one GEMM runs on the calling thread: waking the pool costs more.
+constexpr double kInlineFlops = 3.0e6;
+
+int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// A growable 64-byte-aligned scratch buffer per thread (two slots: A blocks and B panels).
+float* Scratch(int slot, size_t floats) {
+  struct Buf {
+    float* p = nullptr;
+    size_t cap = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf bufs[2];
+  Buf& b = bufs[slot];
+  if (b.cap < floats) {
+    std::free(b.p);
+    const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+    b.p = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (b.p == nullptr) throw std::bad_alloc();
+    b.cap = floats;
+  }
+  return b.p;
+}
+
+// k == 0: C = beta * C, then bias and activation (alpha * an empty sum is 0).
+void EmptyK(const GemmKernel& K, const GemmCall& g, float* c) {
+  for (int64_t i = 0; i < g.m; ++i) {
+    float* cr = c + i * g.ldc;
+    for (int64_t j = 0; j < g.n; ++j) cr[j] = g.beta != 0.f ? g.beta * cr[j] : 0.f;
+  }
+  if (g.bias != nullptr || g.act != kActNone) K.epilogue(c, g.ldc, g.m, g.n, g.bias, g.act);
+}
+
+// One matrix of the batch. `threads` is how many ways to split it (1: all on this thread).
+void GemmOne(const GemmKernel& K, const GemmCall& g, const float* a, const float* b, float* c,
+             int threads) {
+  const int64_t m = g.m, n = g.n, k = g.k;
+  if (m == 0 || n == 0) return;
+  if (k == 0) return EmptyK(K, g, c);
+  const int MR = K.mr, NR = K.nr;
+  const bool epilogue = g.bias != nullptr || g.act != kActNone;
+
+  // k is cut into equal slices of at most kcMax: the cut depends on k only (summation order).
+  const int64_t kBlocks = CeilDiv(k, K.kcMax);
+  const int64_t kcStep = CeilDiv(k, kBlocks);
+
+  // Split rows into mBlocks blocks of whole MR panels; when rows are too few for every thread,
+  // also split the B micro-panels into nGroups ranges.
+  const int64_t mPanels = CeilDiv(m, MR);
+  int64_t mBlocks = CeilDiv(mPanels, K.mcMax / MR);
+  int64_t nGroupsWanted = 1;
+  if (threads > 1) {
+    if (mPanels >= 2 * threads) {
+      mBlocks = std::min(mPanels, CeilDiv(std::max<int64_t>(mBlocks, threads), threads) * threads);
+    } else {
+      mBlocks = std::min<int64_t>(mPanels, threads);
+      nGroupsWanted = CeilDiv(threads, mBlocks);
+    }
+  }
+  const int64_t panelsPerBlock = CeilDiv(mPanels, mBlocks);
+  mBlocks = CeilDiv(mPanels, panelsPerBlock);
+  const int64_t mc = panelsPerBlock * MR;
+
+  const int64_t ncMax = std::max<int64_t>(NR, K.ncMax / NR * NR);
+  float* bPack = Scratch(1, size_t(std::min(ncMax, CeilDiv(n, NR) * NR)) * size_t(kcStep));
+
+  for (int64_t jc = 0; jc < n; jc += ncMax) {
+    const int64_t nc = std::min(ncMax, n - jc);
+    const int64_t nPanels = CeilDiv(nc, NR);
+    const int64_t nGroups = std::min(nPanels, nGroupsWanted);
+    for (int64_t pc = 0; pc < k; pc += kcStep) {
+      const int64_t kc = std::min(kcStep, k - pc);
+      const bool first = pc == 0, last = pc + kc == k;
+      const float beta = first ? g.beta : 1.f;
+
+      // Pack op(B)[pc:pc+kc, jc:jc+nc] in chunks of whole micro-panels.
+      const float* bSrc = g.transB ? b + jc * g.ldb + pc : b + pc * g.ldb + jc;
+      const int64_t packChunks = threads > 1 ? std::min<int64_t>(nPanels, 4 * threads) : 1;
+      const int64_t panelsPerChunk = CeilDiv(nPanels, packChunks);
+      ParallelFor(threads > 1 ? CeilDiv(nPanels, panelsPerChunk) : 1, [&](int64_t t) {
+        const int64_t j0 = t * panelsPerChunk * NR;
+        const int64_t cols = std::min(nc - j0, panelsPerChunk * NR);
+        const float* src = g.transB ? bSrc + j0 * g.ldb : bSrc + j0;
+        K.packB(src, g.ldb, g.transB, kc, cols, bPack + j0 * kc);
+      });
+
+      const int64_t panelsPerGroup = CeilDiv(nPanels, nGroups);
+      auto task = [&](int64_t t) {
+        const int64_t ib = t / nGroups, jg = t % nGroups;
+        const int64_t i0 = ib * mc, rowsBlock = std::min(mc, m - i0);
+        const int64_t jp0 = jg * panelsPerGroup, jp1 = std::min(nPanels, jp0 + panelsPerGroup);
+        if (rowsBlock <= 0 || jp0 >= jp1) return;
+        float* aPack = Scratch(0, size_t(CeilDiv(rowsBlock, MR) * MR) * size_t(kc));
+        const float* aSrc = g.transA ? a + pc * g.lda + i0 : a + i0 * g.lda + pc;
+        K.packA(aSrc, g.lda, g.transA, rowsBlock, kc, aPack);
+        for (int64_t jp = jp0; jp < jp1; ++jp) {
+          const int64_t j = jp * NR;
+          const int cols = int(std::min<int64_t>(NR, nc - j));
+          const float* bp = bPack + j * kc;
+          for (int64_t ir = 0; ir < rowsBlock; ir += MR) {
+            const int rows = int(std::min<int64_t>(MR, rowsBlock - ir));
+            float* ct = c + (i0 + ir) * g.ldc + jc + j;
+            K.micro(kc, aPack + ir * kc, bp, ct, g.ldc, g.alpha, beta, rows, cols);
+            if (last && epilogue) {
+              K.epilogue(ct, g.ldc, rows, cols, g.bias != nullptr ? g.bias + jc + j : nullptr, g.act);
+            }
+          }
+        }
+      };
+      ParallelFor(threads > 1 ? mBlocks * nGroups : 1, [&](int64_t t) {
+        if (threads > 1) return task(t);
+        for (int64_t u = 0; u < mBlocks * nGroups; ++u) task(u);
+      });
+    }
+  }
+}
+
+const GemmKernel& ActiveKernel() {
+  switch (ActiveIsa()) {
+    case Isa::Avx512: return GemmKernelAvx512();
+    case Isa::Avx2: return GemmKernelAvx2();
+    default: return GemmKernelScalar();
+  }
+}
+
+// gemm(transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC,
+//      batch, bias|null, act)
+Napi::Value GemmFn(const Napi::CallbackInfo& info) {
+  Args args(info, "gemm");
+  GemmCall g;
+  g.transA = args.Bool(0, "transA");
+  g.transB = args.Bool(1, "transB");
+  g.m = args.Int(2, "m");
+  g.n = args.Int(3, "n");
+  g.k = args.Int(4, "k");
+  g.alpha = float(args.Num(5, "alpha"));
+  F32 a = args.Floats(6, "a");
+  g.lda = args.Int(7, "lda");
+  g.strideA = args.Int(8, "strideA");
+  F32 b = args.Floats(9, "b");
+  g.ldb = args.Int(10, "ldb");
+  g.strideB = args.Int(11, "strideB");
+  g.beta = float(args.Num(12, "beta"));
+  F32 c = args.Floats(13, "c");
+  g.ldc = args.Int(14, "ldc");
+  g.strideC = args.Int(15, "strideC");
+  g.batch = args.Int(16, "batch");
+  F32 bias = args.FloatsOrNull(17, "bias");
+  g.act = int(args.Int(18, "act"));
+  if (g.act > kActSilu) args.Fail("act", "must be an activation code 0..4 (none, relu, gelu, geluTanh, silu)");
+
+  const int64_t aRows = g.transA ? g.k : g.m, aCols = g.transA ? g.m : g.k;
+  const int64_t bRows = g.transB ? g.n : g.k, bCols = g.transB ? g.k : g.n;
+  if (aRows > 0 && aCols > 0 && g.lda < aCols) args.Fail("lda", "is smaller than the row length of the stored A");
+  if (bRows > 0 && bCols > 0 && g.ldb < bCols) args.Fail("ldb", "is smaller than the row length of the stored B");
+  if (g.m > 0 && g.n > 0 && g.ldc < g.n) args.Fail("ldc", "is smaller than n");
+  if (g.batch > 0 && g.m > 0 && g.n > 0) {
+    const int64_t last = g.batch - 1;
+    if (g.k > 0) {
+      args.NeedLen(a, last * g.strideA + (aRows - 1) * g.lda + aCols, "a");
+      args.NeedLen(b, last * g.strideB + (bRows - 1) * g.ldb + bCols, "b");
+    }
+    args.NeedLen(c, last * g.strideC + (g.m - 1) * g.ldc + g.n, "c");
+    if (bias.data != nullptr) args.NeedLen(bias, g.n, "bias");
+  }
+  g.a = a.data;
+  g.b = b.data;
+  g.c = c.data;
+  g.bias = bias.data;
+  Sgemm(g);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void SgemmWith(const GemmKernel& K, const GemmCall& g) {
+  if (g.batch <= 0 || g.m == 0 || g.n == 0) return;
+  const double flops = 2.0 * double(g.m) * double(g.n) * double(g.k);
+  const int pool = PoolSize();
+  // Many small matrices whose C's do not overlap: one task per matrix.
+  const bool disjointC = g.strideC >= (g.m - 1) * g.ldc + g.n;
+  if (g.batch > 1 && flops < kInlineFlops && disjointC && pool > 1 &&
+      flops * double(g.batch) >= kInlineFlops) {
+    ParallelFor(g.batch, [&](int64_t i) {
+      GemmOne(K, g, g.a + i * g.strideA, g.b + i * g.strideB, g.c + i * g.strideC, 1);
+    });
+    return;
+  }
+  const int threads = flops < kInlineFlops ? 1 : pool;
+  for (int64_t i = 0; i < g.batch; ++i) {
+    GemmOne(K, g, g.a + i * g.strideA, g.b + i * g.strideB, g.c + i * g.strideC, threads);
+  }
+}
+
+void Sgemm(const GemmCall& g) { SgemmWith(ActiveKernel(), g); }
+
+}  // namespace dfx
+
+void RegisterGemm(Napi::Env env, Napi::Object exports) {
+  exports.Set("gemm", Napi::Function::New(env, dfx::GemmFn, "gemm"));
+}

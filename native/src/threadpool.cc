@@ -1,0 +1,124 @@
+// Process-wide thread pool (see threadpool.h). Workers sleep on a condition variable between
+// regions after a short spin (a training step issues many kernels back to back, and a wake-up
+// through the kernel costs tens of microseconds). The pool is leaked on purpose: its threads are
+// never joined, so process exit never waits on (or std::terminate()s over) a sleeping worker.
+#include "threadpool.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define DFX_PAUSE() _mm_pause()
+#else
+#define DFX_PAUSE() std::this_thread::yield()
+#endif
+
+namespace dfx {
+namespace {
+
+thread_local bool tInRegion = false;
+
+int ConfiguredSize() {
+  int n = static_cast<int>(std::thread::hardware_concurrency());
+  if (const char* env = std::getenv("DIFFACTOR_THREADS")) {
+    int v = std::atoi(env);
+    if (v > 0) n = v;
+  }
+  if (n < 1) n = 1;
+  if (n > 256) n = 256;
+  return n;
+}
+
+class Pool {
+ public:
+  explicit Pool(int size) : size_(size) {
+    for (int i = 1; i < size_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  }
+
+  int Size() const { return size_; }
+
+  void Run(int64_t tasks, const std::function<void(int64_t)>& fn) {
+    std::lock_guard<std::mutex> region(region_);  // one region at a time, process-wide
+    fn_ = &fn;
+    tasks_ = tasks;
+    next_.store(0, std::memory_order_relaxed);
+    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    {
+      std::lock_guard<std::mutex> lk(m_);
+      gen_.fetch_add(1, std::memory_order_release);
+    }
+    wake_.notify_all();
+    Work();
+    if (pending_.load(std::memory_order_acquire) != 0) {
+      for (int spin = 0; spin < 4000 && pending_.load(std::memory_order_acquire) != 0; ++spin) DFX_PAUSE();
+      std::unique_lock<std::mutex> lk(m_);
+      done_.wait(lk, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+    }
+    fn_ = nullptr;
+  }
+
+ private:
+  void Work() {
+    tInRegion = true;
+    for (;;) {
+      int64_t t = next_.fetch_add(1, std::memory_order_relaxed);
+      if (t >= tasks_) break;
+      (*fn_)(t);
+    }
+    tInRegion = false;
+  }
+
+  void WorkerLoop() {
+    uint64_t seen = 0;
+    for (;;) {
+      // Spin briefly for the next region, then sleep.
+      for (int spin = 0; spin < 20000 && gen_.load(std::memory_order_acquire) == seen; ++spin) DFX_PAUSE();
+      if (gen_.load(std::memory_order_acquire) == seen) {
+        std::unique_lock<std::mutex> lk(m_);
+        wake_.wait(lk, [&] { return gen_.load(std::memory_order_acquire) != seen; });
+      }
+      seen = gen_.load(std::memory_order_acquire);
+      Work();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lk(m_);
+        done_.notify_one();
+      }
+    }
+  }
+
+  const int size_;
+  std::vector<std::thread> workers_;
+  std::mutex region_;
+  std::mutex m_;
+  std::condition_variable wake_, done_;
+  std::atomic<uint64_t> gen_{0};
+  std::atomic<int64_t> next_{0};
+  std::atomic<int> pending_{0};
+  int64_t tasks_ = 0;
+  const std::function<void(int64_t)>* fn_ = nullptr;
+};
+
+Pool& ThePool() {
+  static Pool* pool = new Pool(ConfiguredSize());  // leaked: see the file comment
+  return *pool;
+}
+
+}  // namespace
+
+int PoolSize() { return ThePool().Size(); }
+
+void ParallelFor(int64_t tasks, const std::function<void(int64_t)>& fn) {
+  if (tasks <= 0) return;
+  if (tasks == 1 || tInRegion || PoolSize() == 1) {
+    for (int64_t t = 0; t < tasks; ++t) fn(t);
+    return;
+  }
+  ThePool().Run(tasks, fn);
+}
+
+}  // namespace dfx

@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+// Builds the native addon (native/ -> native/build/Release/diffactor.node) with node-gyp.
+// Run by `npm install` and by `npm run build:native` (--force rebuilds even when up to date).
+// Never fails the install: with no C++ compiler, no node-gyp, or a failed build it prints one line
+// and exits 0, and diffactor uses the TypeScript kernels. The full build log goes to
+// native/build-native.log. Set DIFFACTOR_SKIP_NATIVE=1 to skip the build.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const nativeDir = path.join(root, 'native');
+const addon = path.join(nativeDir, 'build', 'Release', 'diffactor.node');
+const logFile = path.join(nativeDir, 'build-native.log');
+const force = process.argv.includes('--force');
+
+function skip(reason) {
+  console.log(`diffactor: native addon not built (${reason}); using the TypeScript kernels`);
+  process.exit(0);
+}
+
+function describe() {
+  const a = createRequire(import.meta.url)(addon);
+  return `isa: ${a.isa()}, threads: ${a.threads()}`;
+}
+
+function newestSource() {
+  const files = [path.join(nativeDir, 'binding.gyp')];
+  const src = path.join(nativeDir, 'src');
+  for (const f of readdirSync(src)) files.push(path.join(src, f));
+  return Math.max(...files.map((f) => statSync(f).mtimeMs));
+}
+
+function findNodeGyp() {
+  const candidates = [
+    process.env.npm_config_node_gyp,
+    path.join(path.dirname(process.execPath), '../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js'),
+    path.join(root, 'node_modules/node-gyp/bin/node-gyp.js'),
+  ];
+  const npmWhich = spawnSync('npm', ['root', '-g'], { encoding: 'utf8' });
+  if (npmWhich.status === 0) {
+    candidates.push(path.join(npmWhich.stdout.trim(), 'npm/node_modules/node-gyp/bin/node-gyp.js'));
+  }
+  return candidates.find((c) => c && existsSync(c));
+}
+
+// node-gyp reads the Node headers location from npm's config (npm sets npm_config_nodedir for
+// scripts it runs); when run by hand, ask npm, so an offline machine never tries to download them.
+function nodedirArgs() {
+  let dir = process.env.npm_config_nodedir;
+  if (!dir) {
+    const r = spawnSync('npm', ['config', 'get', 'nodedir'], { encoding: 'utf8' });
+    if (r.status === 0) dir = r.stdout.trim();
+  }
+  return dir && dir !== 'undefined' && dir !== 'null' ? [`--nodedir=${dir}`] : [];
+}
+
+function main() {
+  if (process.env.DIFFACTOR_SKIP_NATIVE === '1') skip('DIFFACTOR_SKIP_NATIVE=1');
+  if (!existsSync(path.join(nativeDir, 'binding.gyp'))) skip('native/binding.gyp missing');
+
+  if (!force && existsSync(addon) && statSync(addon).mtimeMs >= newestSource()) {
+    try {
+      console.log(`diffactor: native addon up to date (${describe()})`);
+      return;
+    } catch {
+      // a stale or broken binary: rebuild it below
+    }
+  }
+
+  const cxx = process.env.CXX || 'c++';
+  if (spawnSync(cxx, ['--version'], { stdio: 'ignore' }).status !== 0) skip(`no C++ compiler (${cxx})`);
+  const nodeGyp = findNodeGyp();
+  if (!nodeGyp) skip('node-gyp not found');
+
+  const r = spawnSync(process.execPath, [nodeGyp, 'rebuild', ...nodedirArgs()], {
+    cwd: nativeDir,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const log = `${r.stdout ?? ''}\n${r.stderr ?? ''}`;
+  writeFileSync(logFile, log);
+  if (r.status !== 0) {
+    const firstError = log.split('\n').find((l) => /error/i.test(l) && !/^gyp (info|ERR! (stack|System|command|cwd|node|not ok))/.test(l));
+    skip(`node-gyp failed: ${(firstError ?? `exit ${r.status}`).trim().slice(0, 200)}; see native/build-native.log`);
+  }
+  try {
+    console.log(`diffactor: native addon built (${describe()})`);
+  } catch (e) {
+    skip(`built but failed to load: ${e.message}`);
+  }
+}
+
+main();
