@@ -1,0 +1,142 @@
+// Matrix products: matmul (PyTorch semantics: 1-D operands, batch dims that broadcast), bmm, and
+// linear (y = x W^T + b with PyTorch's (out, in) weight). Every product is a K.gemm call; the
+// transposes of the backward are gemm flags, never copies. Not here: attention (its own fused
+// kernel), convolutions, elementwise arithmetic.
+import { zeros, type Tensor } from '../../tensor/tensor.ts';
+import { broadcastShapes, broadcastStrides, fmtShape, sizeOf, type Shape } from '../../tensor/shape.ts';
+import { K, type FArray } from '../../kernels/index.ts';
+import { record } from '../tape.ts';
+import { resultDtype, walk } from './broadcast.ts';
+
+/** One operand of a batch of products: matrix j lives at data[idx[j] * size ...], leading dim ld. */
+interface Operand { data: FArray; idx: ArrayLike<number>; size: number; ld: number; trans: boolean }
+
+/** The common step of idx (0 for a repeated matrix), or null when idx is not an arithmetic progression. */
+function stepOf(idx: ArrayLike<number>): number | null {
+  if (idx.length < 2) return 0;
+  const s = idx[1] - idx[0];
+  for (let i = 2; i < idx.length; i++) if (idx[i] - idx[i - 1] !== s) return null;
+  return s;
+}
+
+/**
+ * C[c.idx[j]] (+)= op(A[a.idx[j]]) @ op(B[b.idx[j]]) for j < count; C is (m, n), zero on entry.
+ * One strided gemm when the layout allows; otherwise one gemm per product over subarray views,
+ * accumulating (beta = 1) when several products land on the same C (a broadcast operand's gradient).
+ */
+function gemmBatches(m: number, n: number, k: number, a: Operand, b: Operand, c: Omit<Operand, 'trans'>): void {
+  const count = c.idx.length;
+  if (count === 0 || m === 0 || n === 0 || k === 0) return; // C stays zero
+  const sa = stepOf(a.idx), sb = stepOf(b.idx), sc = stepOf(c.idx);
+  const base = { transA: a.trans, transB: b.trans, m, n, k, lda: a.ld, ldb: b.ld, ldc: c.ld };
+  if (sa !== null && sb !== null && sc !== null && (sc > 0 || count === 1)) {
+    K.gemm({
+      ...base,
+      a: a.data.subarray(a.idx[0] * a.size), b: b.data.subarray(b.idx[0] * b.size), c: c.data.subarray(c.idx[0] * c.size),
+      batch: count, strideA: sa * a.size, strideB: sb * b.size, strideC: sc * c.size,
+    });
+    return;
+  }
+  const view = (o: { data: FArray; size: number }, i: number) => o.data.subarray(i * o.size, (i + 1) * o.size);
+  const accumulate = sc === null || sc === 0;
+  for (let j = 0; j < count; j++) {
+    K.gemm({ ...base, a: view(a, a.idx[j]), b: view(b, b.idx[j]), c: view(c, c.idx[j]), beta: accumulate ? 1 : 0 });
+  }
+}
+
+/**
+ * Matrix product with torch.matmul semantics. a (..., m, k) @ b (..., k, n) -> (..., m, n) where
+ * the batch dims broadcast; a 1-D a (k) is a row and a 1-D b (k) a column, and the added dim is
+ * dropped from the result (1-D @ 1-D is a 0-d dot product).
+ */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  const dtype = resultDtype(a, b);
+  if (a.ndim === 0 || b.ndim === 0) throw new Error(`matmul: operands need at least 1 dim, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  const sa: Shape = a.ndim === 1 ? [1, a.shape[0]] : a.shape; // (..., m, k)
+  const sb: Shape = b.ndim === 1 ? [b.shape[0], 1] : b.shape; // (..., k, n)
+  const m = sa[sa.length - 2], k = sa[sa.length - 1], n = sb[sb.length - 1];
+  if (sb[sb.length - 2] !== k) {
+    throw new Error(`matmul: inner dims differ: ${fmtShape(a.shape)} @ ${fmtShape(b.shape)} (${k} vs ${sb[sb.length - 2]})`);
+  }
+  const batchA = sa.slice(0, -2), batchB = sb.slice(0, -2);
+  const batch = broadcastShapes(batchA, batchB);
+  const out = zeros([...batch, ...(a.ndim > 1 ? [m] : []), ...(b.ndim > 1 ? [n] : [])], dtype);
+  const count = sizeOf(batch);
+
+  // b has no batch of its own: fold a's batch into its rows, one (count*m, k) @ (k, n) product.
+  if (sizeOf(batchB) === 1 && sizeOf(batchA) === count) {
+    const rows = count * m;
+    const one = [0];
+    gemmBatches(rows, n, k, { data: a.data, idx: one, size: 0, ld: k, trans: false }, { data: b.data, idx: one, size: 0, ld: n, trans: false }, { data: out.data, idx: one, size: 0, ld: n });
+    return record('matmul', [a, b], out, (g) => [
+      // dA (count*m, k) = dC (count*m, n) @ B^T
+      a.requiresGrad ? withGrad(a, (da) => gemmBatches(rows, k, n, { data: g.data, idx: one, size: 0, ld: n, trans: false }, { data: b.data, idx: one, size: 0, ld: n, trans: true }, { data: da, idx: one, size: 0, ld: k })) : null,
+      // dB (k, n) = A^T (k, count*m) @ dC (count*m, n)
+      b.requiresGrad ? withGrad(b, (db) => gemmBatches(k, n, rows, { data: a.data, idx: one, size: 0, ld: k, trans: true }, { data: g.data, idx: one, size: 0, ld: n, trans: false }, { data: db, idx: one, size: 0, ld: n })) : null,
+    ]);
+  }
+
+  // General case: which matrix of a and of b feeds output matrix j (broadcast dims repeat one).
+  const ia = new Int32Array(count), ib = new Int32Array(count), ic = new Int32Array(count);
+  walk(batch, broadcastStrides(batchA, batch), broadcastStrides(batchB, batch), (j, ja, jb) => {
+    ia[j] = ja; ib[j] = jb; ic[j] = j;
+  });
+  const mk = m * k, kn = k * n, mn = m * n;
+  gemmBatches(m, n, k, { data: a.data, idx: ia, size: mk, ld: k, trans: false }, { data: b.data, idx: ib, size: kn, ld: n, trans: false }, { data: out.data, idx: ic, size: mn, ld: n });
+  return record('matmul', [a, b], out, (g) => [
+    // dA[ia] += dC @ B^T: (m, n) @ (n, k)
+    a.requiresGrad ? withGrad(a, (da) => gemmBatches(m, k, n, { data: g.data, idx: ic, size: mn, ld: n, trans: false }, { data: b.data, idx: ib, size: kn, ld: n, trans: true }, { data: da, idx: ia, size: mk, ld: k })) : null,
+    // dB[ib] += A^T @ dC: (k, m) @ (m, n)
+    b.requiresGrad ? withGrad(b, (db) => gemmBatches(k, n, m, { data: a.data, idx: ia, size: mk, ld: k, trans: true }, { data: g.data, idx: ic, size: mn, ld: n, trans: false }, { data: db, idx: ib, size: kn, ld: n })) : null,
+  ]);
+}
+
+/** A zero gradient shaped like x, filled by fill. */
+function withGrad(x: Tensor, fill: (d: FArray) => void): Tensor {
+  const d = zeros(x.shape, x.dtype);
+  fill(d.data);
+  return d;
+}
+
+/** Batched matrix product of two 3-D tensors with equal batch: (B, m, k) @ (B, k, n) -> (B, m, n). No broadcasting. */
+export function bmm(a: Tensor, b: Tensor): Tensor {
+  if (a.ndim !== 3 || b.ndim !== 3 || a.shape[0] !== b.shape[0]) {
+    throw new Error(`bmm: expected (B, m, k) and (B, k, n) with the same B, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  }
+  return matmul(a, b);
+}
+
+/**
+ * Affine map with PyTorch's nn.Linear layout: x (..., in), weight (out, in), bias (out) or none;
+ * y (..., out) = x W^T + b. One gemm (W read transposed, bias added in its epilogue).
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  const dtype = resultDtype(x, weight);
+  if (bias) resultDtype(x, bias);
+  if (weight.ndim !== 2) throw new Error(`linear: weight must be (out, in), got ${fmtShape(weight.shape)}`);
+  const [outF, inF] = weight.shape;
+  if (x.ndim === 0 || x.shape[x.ndim - 1] !== inF) {
+    throw new Error(`linear: input ${fmtShape(x.shape)} does not end in in_features ${inF} (weight ${fmtShape(weight.shape)})`);
+  }
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new Error(`linear: bias must be (${outF}), got ${fmtShape(bias.shape)}`);
+  const rowsOf = x.shape.slice(0, -1);
+  const rows = sizeOf(rowsOf);
+  const y = zeros([...rowsOf, outF], dtype); // (rows, out)
+  if (inF === 0) {
+    if (bias) for (let r = 0; r < rows; r++) y.data.set(bias.data, r * outF);
+  } else if (rows > 0 && outF > 0) {
+    K.gemm({ transA: false, transB: true, m: rows, n: outF, k: inF, a: x.data, lda: inF, b: weight.data, ldb: inF, c: y.data, ldc: outF, bias: bias?.data ?? null });
+  }
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record('linear', inputs, y, (g) => {
+    const grads: (Tensor | null)[] = [
+      // dx (rows, in) = dy (rows, out) @ W (out, in)
+      x.requiresGrad ? withGrad(x, (dx) => gemmBatches(rows, inF, outF, { data: g.data, idx: [0], size: 0, ld: outF, trans: false }, { data: weight.data, idx: [0], size: 0, ld: inF, trans: false }, { data: dx, idx: [0], size: 0, ld: inF })) : null,
+      // dW (out, in) = dy^T (out, rows) @ x (rows, in)
+      weight.requiresGrad ? withGrad(weight, (dw) => gemmBatches(outF, inF, rows, { data: g.data, idx: [0], size: 0, ld: outF, trans: true }, { data: x.data, idx: [0], size: 0, ld: inF, trans: false }, { data: dw, idx: [0], size: 0, ld: inF })) : null,
+    ];
+    // db (out) = sum of dy over rows
+    if (bias) grads.push(bias.requiresGrad ? withGrad(bias, (db) => K.reduceSum(g.data, db, 1, rows, outF)) : null);
+    return grads;
+  });
+}
