@@ -1,0 +1,49 @@
+// Attention ops: scaled dot-product attention over (B, H, N, D) on the fused kernel (the backward
+// recomputes probabilities from the saved log-sum-exp), and qkvAttention, the timm/DiT block body
+// from a packed qkv projection. Not here: masks, dropout, causal attention, q/k norms, the qkv and
+// output projections (those are linear layers in nn/).
+import { empty, type Tensor } from '../../tensor/tensor.ts';
+import { fmtShape, sameShape } from '../../tensor/shape.ts';
+import { K } from '../../kernels/index.ts';
+import { record } from '../tape.ts';
+import { reshape } from './shape.ts';
+import { permute, slice } from './layout.ts';
+
+/**
+ * F.scaled_dot_product_attention(q, k, v, scale) with no mask: softmax(q k^T * scale) v.
+ * q, k, v: (..., N, D) with one shape (usually (B, H, N, D)); scale defaults to 1/sqrt(D).
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale?: number): Tensor {
+  if (q.ndim < 2 || !sameShape(q.shape, k.shape) || !sameShape(q.shape, v.shape)) {
+    throw new Error(`scaledDotProductAttention: q, k, v must share one (..., N, D) shape, got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
+  }
+  if (q.dtype !== k.dtype || q.dtype !== v.dtype) throw new Error(`scaledDotProductAttention: dtypes ${q.dtype}, ${k.dtype}, ${v.dtype} differ`);
+  const n = q.shape[q.ndim - 2], d = q.shape[q.ndim - 1];
+  const bh = n * d === 0 ? 0 : q.size / (n * d);
+  const s = scale ?? 1 / Math.sqrt(d);
+  const out = empty(q.shape, q.dtype); // (B, H, N, D)
+  const lse = empty([bh, n], q.dtype); // (B*H, N)
+  K.attentionForward(q.data, k.data, v.data, out.data, lse.data, bh, n, d, s);
+  return record('scaledDotProductAttention', [q, k, v], out, (g) => {
+    const dq = empty(q.shape, q.dtype), dk = empty(k.shape, k.dtype), dv = empty(v.shape, v.dtype);
+    K.attentionBackward(q.data, k.data, v.data, out.data, lse.data, g.data, dq.data, dk.data, dv.data, bh, n, d, s);
+    return [q.requiresGrad ? dq : null, k.requiresGrad ? dk : null, v.requiresGrad ? dv : null];
+  });
+}
+
+/**
+ * Multi-head self-attention from a packed projection, as in timm/DiT's Attention.forward:
+ * qkv (B, N, 3*H*D) is read as qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4), attended per
+ * head, and the heads are merged back: returns (B, N, H*D).
+ */
+export function qkvAttention(qkv: Tensor, heads: number, scale?: number): Tensor {
+  if (qkv.ndim !== 3 || qkv.shape[2] % (3 * heads) !== 0) {
+    throw new Error(`qkvAttention: expected (B, N, 3*H*D) with H=${heads}, got ${fmtShape(qkv.shape)}`);
+  }
+  const [b, n, c3] = qkv.shape;
+  const d = c3 / (3 * heads);
+  const qkvT = permute(reshape(qkv, [b, n, 3, heads, d]), [2, 0, 3, 1, 4]); // (3, B, H, N, D)
+  const part = (i: number): Tensor => reshape(slice(qkvT, 0, i, i + 1), [b, heads, n, d]); // (B, H, N, D)
+  const o = scaledDotProductAttention(part(0), part(1), part(2), scale); // (B, H, N, D)
+  return reshape(permute(o, [0, 2, 1, 3]), [b, n, heads * d]); // (B, N, H*D)
+}
