@@ -4,7 +4,8 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import type { Kernels } from './types.ts';
+import { Act, type Kernels } from './types.ts';
+import { jsKernels } from './js/index.ts';
 
 export interface NativeInfo {
   loaded: boolean;
@@ -19,19 +20,78 @@ export interface NativeInfo {
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const addonPath = path.resolve(here, '../../native/build/Release/diffactor.node');
 
-export function loadNative(): { kernels: Kernels | null; info: NativeInfo } {
-  if (!existsSync(addonPath)) {
-    return { kernels: null, info: { loaded: false, isa: 'none', threads: 0, reason: `addon not built (${addonPath} missing; run npm run build:native)` } };
-  }
-  try {
-    const addon = createRequire(import.meta.url)(addonPath);
-    return { kernels: wrap(addon), info: { loaded: true, isa: addon.isa(), threads: addon.threads() } };
-  } catch (e) {
-    return { kernels: null, info: { loaded: false, isa: 'none', threads: 0, reason: `addon failed to load: ${(e as Error).message}` } };
-  }
+/** The raw addon module: its own functions plus every Kernels method it implements natively. */
+export interface NativeAddon {
+  isa(): 'avx512' | 'avx2' | 'scalar';
+  threads(): number;
+  /** Process-wide (all JS threads): pick a SIMD path the CPU has; for tests and benchmarks. */
+  setIsa(isa: 'avx512' | 'avx2' | 'scalar'): string;
+  gemm(
+    transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+    a: Float32Array, lda: number, strideA: number, b: Float32Array, ldb: number, strideB: number,
+    beta: number, c: Float32Array, ldc: number, strideC: number, batch: number,
+    bias: Float32Array | null, act: number,
+  ): void;
+  [name: string]: unknown;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function wrap(addon: any): Kernels {
-  throw new Error('native wrapper not written yet');
+let cached: { addon: NativeAddon | null; reason?: string } | undefined;
+
+/** Loads the addon once per JS thread; null (with the reason) when it is missing or broken. */
+export function loadAddon(): { addon: NativeAddon | null; reason?: string } {
+  if (cached) return cached;
+  if (!existsSync(addonPath)) {
+    cached = { addon: null, reason: `addon not built (${addonPath} missing; run npm run build:native)` };
+  } else {
+    try {
+      cached = { addon: createRequire(import.meta.url)(addonPath) as NativeAddon };
+    } catch (e) {
+      cached = { addon: null, reason: `addon failed to load: ${(e as Error).message}` };
+    }
+  }
+  return cached;
+}
+
+export function loadNative(): { kernels: Kernels | null; info: NativeInfo } {
+  const { addon, reason } = loadAddon();
+  if (!addon) return { kernels: null, info: { loaded: false, isa: 'none', threads: 0, reason } };
+  return { kernels: wrap(addon), info: { loaded: true, isa: addon.isa(), threads: addon.threads() } };
+}
+
+type Method = Exclude<keyof Kernels, 'name' | 'gemm'>;
+const positional: Method[] = [
+  'attentionForward', 'attentionBackward', 'layerNormForward', 'layerNormBackward',
+  'softmaxForward', 'softmaxBackward', 'actForward', 'actBackward', 'modulateForward',
+  'modulateBackward', 'reduceSum', 'sumSquares', 'adamw', 'ema',
+];
+
+/**
+ * The addon as a Kernels object. gemm's argument object becomes the addon's positional call.
+ * Every other method takes the same positional arguments natively as in types.ts (null for an
+ * absent optional array), so it is passed straight through; a method the addon does not export
+ * (yet) falls back to the TypeScript reference, so a partial addon still gives a working backend.
+ * Callers pass Float32Arrays only (index.ts routes float64 to the TS kernels).
+ */
+function wrap(addon: NativeAddon): Kernels {
+  const g = addon.gemm;
+  const kernels = {
+    name: 'native',
+    gemm: (a) =>
+      g(
+        a.transA, a.transB, a.m, a.n, a.k, a.alpha ?? 1,
+        a.a as Float32Array, a.lda, a.strideA ?? 0, a.b as Float32Array, a.ldb, a.strideB ?? 0,
+        a.beta ?? 0, a.c as Float32Array, a.ldc, a.strideC ?? 0, a.batch ?? 1,
+        (a.bias ?? null) as Float32Array | null, a.act ?? Act.none,
+      ),
+  } as Partial<Record<keyof Kernels, unknown>> & Pick<Kernels, 'gemm'>;
+  for (const name of positional) {
+    const fn = addon[name];
+    kernels[name] = typeof fn === 'function' ? fn : jsKernels[name];
+  }
+  return kernels as Kernels;
+}
+
+/** Which Kernels methods the loaded addon implements natively (the rest use the TS reference). */
+export function nativeMethods(addon: NativeAddon): string[] {
+  return ['gemm', ...positional.filter((n) => typeof addon[n] === 'function')];
 }
