@@ -108,7 +108,7 @@ describe('convTranspose2d', () => {
     // conv of 7 rows at stride 2 reads rows 0..6 exactly, so output padding 0 recovers (7, 5)
     const xt = convTranspose2d(u, w, null, { ...opts, outputPadding: [0, 0] });
     expect(xt.shape).toEqual(x.shape);
-    const dot = (a: Tensor, b: Tensor) => a.data.reduce((s, v, i) => s + v * b.data[i], 0);
+    const dot = (a: Tensor, b: Tensor): number => { let s = 0; for (let i = 0; i < a.size; i++) s += a.data[i] * b.data[i]; return s; };
     expect(Math.abs(dot(y, u) - dot(x, xt))).toBeLessThan(1e-9 * Math.abs(dot(y, u)) + 1e-9);
   });
 });

@@ -8,3 +8,7 @@ export * from './unary.ts';
 export * from './softmax.ts';
 export * from './losses.ts';
 export * from './norm.ts';
+export * from './attention.ts';
+export * from './conv.ts';
+export * from './pool.ts';
+export * from './embedding.ts';
