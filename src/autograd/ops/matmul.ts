@@ -11,6 +11,9 @@ import { resultDtype, walk } from './broadcast.ts';
 /** One operand of a batch of products: matrix j lives at data[idx[j] * size ...], leading dim ld. */
 interface Operand { data: FArray; idx: ArrayLike<number>; size: number; ld: number; trans: boolean }
 
+/** An operand that is one matrix. */
+const single = (data: FArray, ld: number, trans = false): Operand => ({ data, idx: [0], size: 0, ld, trans });
+
 /** The common step of idx (0 for a repeated matrix), or null when idx is not an arithmetic progression. */
 function stepOf(idx: ArrayLike<number>): number | null {
   if (idx.length < 2) return 0;
@@ -66,13 +69,12 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   // b has no batch of its own: fold a's batch into its rows, one (count*m, k) @ (k, n) product.
   if (sizeOf(batchB) === 1 && sizeOf(batchA) === count) {
     const rows = count * m;
-    const one = [0];
-    gemmBatches(rows, n, k, { data: a.data, idx: one, size: 0, ld: k, trans: false }, { data: b.data, idx: one, size: 0, ld: n, trans: false }, { data: out.data, idx: one, size: 0, ld: n });
+    gemmBatches(rows, n, k, single(a.data, k), single(b.data, n), single(out.data, n));
     return record('matmul', [a, b], out, (g) => [
       // dA (count*m, k) = dC (count*m, n) @ B^T
-      a.requiresGrad ? withGrad(a, (da) => gemmBatches(rows, k, n, { data: g.data, idx: one, size: 0, ld: n, trans: false }, { data: b.data, idx: one, size: 0, ld: n, trans: true }, { data: da, idx: one, size: 0, ld: k })) : null,
+      a.requiresGrad ? withGrad(a, (da) => gemmBatches(rows, k, n, single(g.data, n), single(b.data, n, true), single(da, k))) : null,
       // dB (k, n) = A^T (k, count*m) @ dC (count*m, n)
-      b.requiresGrad ? withGrad(b, (db) => gemmBatches(k, n, rows, { data: a.data, idx: one, size: 0, ld: k, trans: true }, { data: g.data, idx: one, size: 0, ld: n, trans: false }, { data: db, idx: one, size: 0, ld: n })) : null,
+      b.requiresGrad ? withGrad(b, (db) => gemmBatches(k, n, rows, single(a.data, k, true), single(g.data, n), single(db, n))) : null,
     ]);
   }
 
@@ -131,9 +133,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   return record('linear', inputs, y, (g) => {
     const grads: (Tensor | null)[] = [
       // dx (rows, in) = dy (rows, out) @ W (out, in)
-      x.requiresGrad ? withGrad(x, (dx) => gemmBatches(rows, inF, outF, { data: g.data, idx: [0], size: 0, ld: outF, trans: false }, { data: weight.data, idx: [0], size: 0, ld: inF, trans: false }, { data: dx, idx: [0], size: 0, ld: inF })) : null,
+      x.requiresGrad ? withGrad(x, (dx) => gemmBatches(rows, inF, outF, single(g.data, outF), single(weight.data, inF), single(dx, inF))) : null,
       // dW (out, in) = dy^T (out, rows) @ x (rows, in)
-      weight.requiresGrad ? withGrad(weight, (dw) => gemmBatches(outF, inF, rows, { data: g.data, idx: [0], size: 0, ld: outF, trans: true }, { data: x.data, idx: [0], size: 0, ld: inF, trans: false }, { data: dw, idx: [0], size: 0, ld: inF })) : null,
+      weight.requiresGrad ? withGrad(weight, (dw) => gemmBatches(outF, inF, rows, single(g.data, outF, true), single(x.data, inF), single(dw, inF))) : null,
     ];
     // db (out) = sum of dy over rows
     if (bias) grads.push(bias.requiresGrad ? withGrad(bias, (db) => K.reduceSum(g.data, db, 1, rows, outF)) : null);
