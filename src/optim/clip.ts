@@ -1,0 +1,44 @@
+// Global gradient-norm clipping with torch.nn.utils.clip_grad_norm_ semantics (L2 norm over all
+// gradients together; scale by maxNorm / (total + 1e-6) when that factor is below 1). Differences:
+// the sum of squares is accumulated in double precision (K.sumSquares), not as a float32 norm of
+// per-tensor float32 norms, so the returned norm can differ from PyTorch's in the last bits.
+// Not here: other norm types (inf, p != 2).
+import { K } from '../kernels/index.ts';
+import { Tensor } from '../tensor/tensor.ts';
+
+export interface ClipOptions {
+  /** Throw when the total norm is NaN or infinite (torch's error_if_nonfinite). Default false. */
+  errorIfNonfinite?: boolean;
+}
+
+/**
+ * Clip the gradients of `params` (tensors, or [name, tensor] pairs such as a Map) in place and
+ * return the total norm before clipping. Parameters without a gradient are ignored. As in PyTorch,
+ * a non-finite total norm (when not an error) still scales: the gradients become NaN (or 0), and
+ * the returned norm tells the caller to skip the step.
+ */
+export function clipGradNorm(params: Iterable<Tensor | readonly [string, Tensor]>, maxNorm: number, opts: ClipOptions = {}): number {
+  if (!(maxNorm >= 0)) throw new Error(`clipGradNorm: maxNorm must be >= 0, got ${maxNorm}`);
+  const grads: Tensor[] = [];
+  for (const x of params) {
+    const p = x instanceof Tensor ? x : x[1];
+    if (p.grad) grads.push(p.grad);
+  }
+  let sum = 0;
+  for (const g of grads) sum += K.sumSquares(g.data, g.size);
+  const total = Math.sqrt(sum);
+  if (!Number.isFinite(total) && opts.errorIfNonfinite) {
+    throw new Error(`clipGradNorm: the total gradient norm is ${total}; the gradients are not finite`);
+  }
+  // Math.min keeps a NaN factor, like torch.clamp(coef, max=1).
+  const coef = Math.min(maxNorm / (total + 1e-6), 1);
+  if (coef === 1) return total;
+  for (const g of grads) {
+    g.assertWritable('clipGradNorm');
+    // float32 gradients: the product of two float32 values rounds once, as in torch's float32 mul.
+    const c = g.data instanceof Float32Array ? Math.fround(coef) : coef;
+    const d = g.data;
+    for (let i = 0; i < d.length; i++) d[i] *= c;
+  }
+  return total;
+}
