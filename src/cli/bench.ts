@@ -1,0 +1,16 @@
+// `diffactor bench <what>`: runs a benchmark from src/bench and prints a table or one JSON object.
+// Benchmarks time kernels against a peer (numpy/OpenBLAS, PyTorch) measured in the same run.
+export async function bench(what: string, o: { json?: boolean; quick?: boolean }): Promise<void> {
+  if (what === 'gemm') {
+    const { benchGemm } = await import('../bench/gemm.ts');
+    const { nativeKernels } = await import('../kernels/index.ts');
+    await benchGemm({ backends: nativeKernels ? ['native', 'js'] : ['js'], json: !!o.json, quick: o.quick });
+    return;
+  }
+  if (what === 'attention') {
+    const { benchAttention } = await import('../bench/attention.ts');
+    await benchAttention({ json: !!o.json, quick: o.quick });
+    return;
+  }
+  throw new Error(`bench: unknown benchmark '${what}'`);
+}
