@@ -34,8 +34,22 @@ function permuteRaw(x: Tensor, perm: readonly number[]): Tensor {
   const st = stridesOf(x.shape);
   const ps = perm.map((d) => st[d]);
   const out = empty(shape, x.dtype);
-  const o = out.data, s = x.data;
-  walk(shape, ps, ps, (i, ia) => { o[i] = s[ia]; });
+  const o = out.data, s = x.data, n = out.size, nd = shape.length;
+  if (n === 0) return out;
+  if (nd === 0) { o[0] = s[0]; return out; }
+  // walk() without its per-element callback: this copy is on the attention hot path
+  const last = nd - 1, inner = shape[last], si = ps[last];
+  const idx = new Array<number>(nd).fill(0);
+  let ia = 0;
+  for (let i = 0; i < n; i += inner) {
+    for (let j = 0, a = ia; j < inner; j++, a += si) o[i + j] = s[a];
+    for (let d = last - 1; d >= 0; d--) {
+      ia += ps[d];
+      if (++idx[d] < shape[d]) break;
+      ia -= ps[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
   return out;
 }
 
