@@ -124,10 +124,10 @@ function parseHeader(bytes: Uint8Array, dataBytes: number, dataStart: number, fi
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isOffset)) {
       fail(file, `${where}: data_offsets must be [begin, end] non-negative integers, got ${JSON.stringify(offs)}`);
     }
-    if (!(dtype in DTYPE_BYTES) && !KNOWN_UNSIZED.has(dtype)) {
+    if (!Object.hasOwn(DTYPE_BYTES, dtype) && !KNOWN_UNSIZED.has(dtype)) {
       fail(file, `${where}: unknown dtype '${dtype}' (safetensors dtypes: ${[...Object.keys(DTYPE_BYTES), ...KNOWN_UNSIZED].join(', ')})`);
     }
-    if (!(dtype in DECODERS)) fail(file, `${where}: dtype ${dtype} is not supported (readable: ${Object.keys(DECODERS).join(', ')})`);
+    if (!Object.hasOwn(DECODERS, dtype)) fail(file, `${where}: dtype ${dtype} is not supported (readable: ${Object.keys(DECODERS).join(', ')})`);
     const [begin, end] = offs as number[];
     if (end < begin) fail(file, `${where}: data_offsets [${begin}, ${end}] are out of order (end before begin)`);
     const need = sizeOf(shape) * DTYPE_BYTES[dtype];

@@ -148,6 +148,26 @@ describe('half-precision decoding', () => {
   });
 });
 
+describe('integer and bool dtypes', () => {
+  it('decode to float32 values (64-bit integers round to the nearest float32)', () => {
+    const cases: [string, ArrayBufferView, number[]][] = [
+      ['BOOL', new Uint8Array([0, 1, 0]), [0, 1, 0]],
+      ['U8', new Uint8Array([0, 255, 7]), [0, 255, 7]],
+      ['I8', new Int8Array([-128, 127, -1]), [-128, 127, -1]],
+      ['I16', new Int16Array([-32768, 32767, 5]), [-32768, 32767, 5]],
+      ['U16', new Uint16Array([65535, 0, 9]), [65535, 0, 9]],
+      ['I32', new Int32Array([-(2 ** 31), 2 ** 24 + 1, 3]), [-(2 ** 31), 2 ** 24, 3]],
+      ['U32', new Uint32Array([2 ** 32 - 1, 0, 1]), [2 ** 32, 0, 1]],
+      ['U64', new BigUint64Array([2n ** 64n - 1n, 0n, 12n]), [2 ** 64, 0, 12]],
+    ];
+    for (const [dtype, arr, want] of cases) {
+      const data = new Uint8Array(arr.buffer, arr.byteOffset, arr.byteLength);
+      const t = decodeSafetensors(rawFile({ x: { dtype, shape: [3], data_offsets: [0, data.length] } }, data), dtype).tensors.get('x')!;
+      expectSameValues(dtype, t.data, want);
+    }
+  });
+});
+
 describe('fixture written by an independent Python writer', () => {
   const expected = JSON.parse(fs.readFileSync(path.join(fixtures, 'safetensors/reference.expected.json'), 'utf8')) as {
     metadata: Record<string, string>;
@@ -226,6 +246,7 @@ describe('malformed files', () => {
     ['invalid JSON', rawFile('{"a": {', data8), /header is not valid JSON/],
     ['JSON that is not an object', rawFile('[1, 2]'), /header is not a JSON object/],
     ['unknown dtype', rawFile({ a: { dtype: 'F33', shape: [2], data_offsets: [0, 8] } }, data8), /tensor 'a': unknown dtype 'F33'/],
+    ['dtype that is an Object.prototype key', rawFile({ a: { dtype: 'toString', shape: [2], data_offsets: [0, 8] } }, data8), /unknown dtype 'toString'/],
     ['unsupported dtype', rawFile({ a: { dtype: 'F8_E4M3', shape: [8], data_offsets: [0, 8] } }, data8), /dtype F8_E4M3 is not supported/],
     ['bad shape', rawFile({ a: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, data8), /shape must be an array of non-negative integers/],
     ['bad offsets', rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: [0] } }, data8), /data_offsets must be \[begin, end\]/],
