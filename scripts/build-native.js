@@ -3,10 +3,13 @@
 // Run by `npm install` and by `npm run build:native` (--force rebuilds even when up to date).
 // Never fails the install: with no C++ compiler, no node-gyp, or a failed build it prints one line
 // and exits 0, and diffactor uses the TypeScript kernels. The full build log goes to
-// native/build-native.log. Set DIFFACTOR_SKIP_NATIVE=1 to skip the build.
+// native/build-native.log. Set DIFFACTOR_SKIP_NATIVE=1 to skip the build. Concurrent runs on one
+// checkout wait for each other (a lock file in the temp dir), since node-gyp rebuild deletes build/.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, openSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,9 +19,9 @@ const addon = path.join(nativeDir, 'build', 'Release', 'diffactor.node');
 const logFile = path.join(nativeDir, 'build-native.log');
 const force = process.argv.includes('--force');
 
+class Skip extends Error {}
 function skip(reason) {
-  console.log(`diffactor: native addon not built (${reason}); using the TypeScript kernels`);
-  process.exit(0);
+  throw new Skip(reason);
 }
 
 function describe() {
@@ -57,6 +60,27 @@ function nodedirArgs() {
   return dir && dir !== 'undefined' && dir !== 'null' ? [`--nodedir=${dir}`] : [];
 }
 
+const lockFile = path.join(os.tmpdir(), `diffactor-build-${createHash('sha1').update(nativeDir).digest('hex').slice(0, 10)}.lock`);
+
+// Waits up to 10 minutes for another build of this checkout; a lock older than that is stale.
+function withLock(fn) {
+  const start = Date.now();
+  for (;;) {
+    try {
+      closeSync(openSync(lockFile, 'wx'));
+      break;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+      let age = 0;
+      try { age = Date.now() - statSync(lockFile).mtimeMs; } catch { continue; }
+      if (age > 10 * 60_000) { try { unlinkSync(lockFile); } catch { /* raced: retry */ } continue; }
+      if (Date.now() - start > 10 * 60_000) skip(`another build holds ${lockFile}`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    }
+  }
+  try { fn(); } finally { try { unlinkSync(lockFile); } catch { /* already gone */ } }
+}
+
 function main() {
   if (process.env.DIFFACTOR_SKIP_NATIVE === '1') skip('DIFFACTOR_SKIP_NATIVE=1');
   if (!existsSync(path.join(nativeDir, 'binding.gyp'))) skip('native/binding.gyp missing');
@@ -75,7 +99,7 @@ function main() {
   const nodeGyp = findNodeGyp();
   if (!nodeGyp) skip('node-gyp not found');
 
-  const r = spawnSync(process.execPath, [nodeGyp, 'rebuild', ...nodedirArgs()], {
+  const r = spawnSync(process.execPath, [nodeGyp, 'rebuild', '--jobs=max', ...nodedirArgs()], {
     cwd: nativeDir,
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
@@ -93,4 +117,9 @@ function main() {
   }
 }
 
-main();
+try {
+  withLock(main);
+} catch (e) {
+  const reason = e instanceof Skip ? e.message : `build script error: ${e.message}`;
+  console.log(`diffactor: native addon not built (${reason}); using the TypeScript kernels`);
+}

@@ -1,10 +1,12 @@
 // Process-wide thread pool (see threadpool.h). Workers sleep on a condition variable between
-// regions after a short spin (a training step issues many kernels back to back, and a wake-up
-// through the kernel costs tens of microseconds). The pool is leaked on purpose: its threads are
+// regions after spinning for ~50 us (a training step issues many kernels back to back, and a
+// wake-up through the kernel costs tens of microseconds; a longer spin would take CPU from the
+// other actors on a shared machine). The pool is leaked on purpose: its threads are
 // never joined, so process exit never waits on (or std::terminate()s over) a sleeping worker.
 #include "threadpool.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -22,6 +24,19 @@ namespace dfx {
 namespace {
 
 thread_local bool tInRegion = false;
+
+// Spins (with pause) until done() or `micros` have passed; returns done().
+template <class Done>
+bool SpinFor(int micros, Done done) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
+  for (;;) {
+    for (int i = 0; i < 16; ++i) {
+      if (done()) return true;
+      DFX_PAUSE();
+    }
+    if (std::chrono::steady_clock::now() >= until) return done();
+  }
+}
 
 int ConfiguredSize() {
   int n = static_cast<int>(std::thread::hardware_concurrency());
@@ -54,8 +69,7 @@ class Pool {
     }
     wake_.notify_all();
     Work();
-    if (pending_.load(std::memory_order_acquire) != 0) {
-      for (int spin = 0; spin < 4000 && pending_.load(std::memory_order_acquire) != 0; ++spin) DFX_PAUSE();
+    if (!SpinFor(50, [this] { return pending_.load(std::memory_order_acquire) == 0; })) {
       std::unique_lock<std::mutex> lk(m_);
       done_.wait(lk, [this] { return pending_.load(std::memory_order_acquire) == 0; });
     }
@@ -77,8 +91,7 @@ class Pool {
     uint64_t seen = 0;
     for (;;) {
       // Spin briefly for the next region, then sleep.
-      for (int spin = 0; spin < 20000 && gen_.load(std::memory_order_acquire) == seen; ++spin) DFX_PAUSE();
-      if (gen_.load(std::memory_order_acquire) == seen) {
+      if (!SpinFor(50, [&] { return gen_.load(std::memory_order_acquire) != seen; })) {
         std::unique_lock<std::mutex> lk(m_);
         wake_.wait(lk, [&] { return gen_.load(std::memory_order_acquire) != seen; });
       }
