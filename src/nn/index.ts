@@ -11,3 +11,5 @@ export * from './mlp.ts';
 export * from './attention.ts';
 export * from './patchEmbed.ts';
 export * from './modulate.ts';
+export * from './groupNorm.ts';
+export * from './batchNorm.ts';
