@@ -50,8 +50,9 @@ describe('init', () => {
   it('normal has the requested moments; the same seed gives the same weights', () => {
     const w = new Linear(100, 100, new Rng(1)).weight;
     init.normal(w, new Rng(4), 0.02);
-    const m = w.data.reduce((s, v) => s + v, 0) / w.size;
-    const sd = Math.sqrt(w.data.reduce((s, v) => s + (v - m) ** 2, 0) / w.size);
+    const v = w.toArray();
+    const m = v.reduce((s, u) => s + u, 0) / v.length;
+    const sd = Math.sqrt(v.reduce((s, u) => s + (u - m) ** 2, 0) / v.length);
     expect(Math.abs(m)).toBeLessThan(0.001);
     expect(sd).toBeCloseTo(0.02, 3);
     expect(new Linear(7, 5, new Rng(9)).weight.toArray()).toEqual(new Linear(7, 5, new Rng(9)).weight.toArray());
