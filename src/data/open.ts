@@ -82,6 +82,6 @@ export function openDataset(spec: 'builtin' | 'fashion-mnist' | 'cifar10' | (str
   const { kind, dir } = detectFolder(spec);
   if (kind === 'cifar10') return withSize(cifar10Dataset({ dir, split: o.split }), o);
   // An IDX folder is Fashion-MNIST when its name says so; otherwise (MNIST, ...) classes are digits.
-  if (kind === 'idx') return openIdx(dir, o, /fashion/i.test(path.resolve(dir)));
+  if (kind === 'idx') return openIdx(dir, o, /fashion/i.test(path.basename(path.resolve(dir))));
   return pngFolderDataset({ dir, split: o.split, size: o.size, channels: o.channels, resize: o.resize, cache: o.cache });
 }
