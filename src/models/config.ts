@@ -52,3 +52,15 @@ export function sitConfigToJSON(c: SiTConfig): string {
 export const gridSize = (c: SiTConfig): number => c.inputSize / c.patchSize;
 export const numTokens = (c: SiTConfig): number => gridSize(c) ** 2;
 export const outChannels = (c: SiTConfig): number => (c.learnSigma ? 2 * c.inChannels : c.inChannels);
+
+/**
+ * Trainable parameter count of the model a config builds (pos_embed excluded: it is a buffer here,
+ * though DiT's train.py counts it since it is a frozen nn.Parameter there).
+ */
+export function sitParamCount(c: SiTConfig): number {
+  const d = c.hiddenSize, p = c.patchSize, hid = d * c.mlpRatio;
+  const lin = (i: number, o: number): number => i * o + o;
+  const embed = lin(c.inChannels * p * p, d) + lin(256, d) + lin(d, d) + (c.numClasses + (c.classDropoutProb > 0 ? 1 : 0)) * d;
+  const block = lin(d, 3 * d) + lin(d, d) + lin(d, hid) + lin(hid, d) + lin(d, 6 * d);
+  return embed + c.depth * block + lin(d, 2 * d) + lin(d, p * p * outChannels(c));
+}
