@@ -14,6 +14,11 @@
 
 // One Register function per kernel source file.
 void RegisterGemm(Napi::Env env, Napi::Object exports);
+void RegisterAttention(Napi::Env env, Napi::Object exports);
+void RegisterNorm(Napi::Env env, Napi::Object exports);
+void RegisterElementwise(Napi::Env env, Napi::Object exports);
+void RegisterReduce(Napi::Env env, Napi::Object exports);
+void RegisterOptim(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -45,6 +50,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threads", Napi::Function::New(env, ThreadsFn, "threads"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsaFn, "setIsa"));
   RegisterGemm(env, exports);
+  RegisterAttention(env, exports);
+  RegisterNorm(env, exports);
+  RegisterElementwise(env, exports);
+  RegisterReduce(env, exports);
+  RegisterOptim(env, exports);
   return exports;
 }
 
