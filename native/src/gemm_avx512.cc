@@ -112,8 +112,55 @@ void Epilogue(float* c, int64_t ldc, int64_t rows, int64_t cols, const float* bi
   }
 }
 
+// Transposes 16 rows of 16 floats in registers: on return r[c] holds column c.
+inline void Transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // r[4g + c]: rows 4g..4g+3 of columns c, c+4, c+8, c+12 (one per 128-bit lane).
+  for (int g = 0; g < 4; ++g) {
+    r[4 * g + 0] = _mm512_shuffle_ps(t[4 * g + 0], t[4 * g + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * g + 1] = _mm512_shuffle_ps(t[4 * g + 0], t[4 * g + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int c = 0; c < 4; ++c) {
+    t[c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
+    t[4 + c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
+    t[8 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+    t[12 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
+    r[c + 8] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xDD);
+    r[c + 4] = _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0x88);
+    r[c + 12] = _mm512_shuffle_f32x4(t[4 + c], t[12 + c], 0xDD);
+  }
+}
+
+// Row-major A is the common case (activations times weights) and its packing is a transpose:
+// do full 14-row panels 16 columns at a time in registers; the rest goes through the template.
 void PackA(const float* a, int64_t lda, bool trans, int64_t mc, int64_t kc, float* out) {
-  gemm_pack::PackA<Tag, kMR>(a, lda, trans, mc, kc, out);
+  if (trans || kc < 16) return gemm_pack::PackA<Tag, kMR>(a, lda, trans, mc, kc, out);
+  const int64_t fullRows = mc / kMR * kMR, kc16 = kc / 16 * 16;
+  for (int64_t i = 0; i < fullRows; i += kMR, out += kMR * kc) {
+    const float* src = a + i * lda;
+    for (int64_t p = 0; p < kc16; p += 16) {
+      __m512 r[16];
+#pragma GCC unroll 14
+      for (int q = 0; q < kMR; ++q) r[q] = _mm512_loadu_ps(src + q * lda + p);
+      r[14] = r[15] = _mm512_setzero_ps();
+      Transpose16(r);
+#pragma GCC unroll 16
+      for (int q = 0; q < 16; ++q) _mm512_mask_storeu_ps(out + (p + q) * kMR, __mmask16(0x3fff), r[q]);
+    }
+    for (int64_t p = kc16; p < kc; ++p) {
+      for (int q = 0; q < kMR; ++q) out[p * kMR + q] = src[q * lda + p];
+    }
+  }
+  if (fullRows < mc) gemm_pack::PackA<Tag, kMR>(a + fullRows * lda, lda, false, mc - fullRows, kc, out);
 }
 void PackB(const float* b, int64_t ldb, bool trans, int64_t kc, int64_t nc, float* out) {
   gemm_pack::PackB<Tag, kNR>(b, ldb, trans, kc, nc, out);
