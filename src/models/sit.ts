@@ -5,7 +5,7 @@
 // final_layer.{adaLN_modulation.1,linear}.*). forward also returns the hidden states after
 // requested blocks (REPA/SRA tap them). Not here: projectors (projector.ts), losses, samplers,
 // REG's extra token.
-import { type Tensor } from '../tensor/tensor.ts';
+import { Tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
 import { fmtShape } from '../tensor/shape.ts';
 import { add, chunk, mul, permute, reshape, unsqueeze } from '../autograd/index.ts';
@@ -140,12 +140,13 @@ export class SiT extends Module {
   }
 
   /**
-   * x (B, C, H, W), t (B) (flow time in [0, 1] for SiT, DDPM step for DiT; see config.timeScale),
-   * y (B) integer labels (numClasses = null). Label dropout applies in training mode (needs
+   * x (B, C, H, W); t (B), a tensor or numbers: flow time in [0, 1] for SiT, the DDPM step for
+   * DiT (see config.timeScale); y (B) integer labels (numClasses = null). Label dropout applies in training mode (needs
    * opts.rng) or wherever opts.forceDrop says.
    */
-  forward(x: Tensor, t: ArrayLike<number>, y: ArrayLike<number>, opts: SiTForwardOptions = {}): SiTOutput {
+  forward(x: Tensor, tIn: Tensor | ArrayLike<number>, yIn: Tensor | ArrayLike<number>, opts: SiTForwardOptions = {}): SiTOutput {
     const c = this.config;
+    const t = tIn instanceof Tensor ? tIn.data : tIn, y = yIn instanceof Tensor ? yIn.data : yIn;
     const b = x.shape[0];
     if (x.ndim !== 4 || x.shape[1] !== c.inChannels || x.shape[2] !== c.inputSize || x.shape[3] !== c.inputSize) {
       throw new Error(`SiT: expected x (B, ${c.inChannels}, ${c.inputSize}, ${c.inputSize}), got ${fmtShape(x.shape)}`);

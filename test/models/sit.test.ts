@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { add, backward, mseLoss } from '../../src/autograd/index.ts';
 import { Rng } from '../../src/tensor/rng.ts';
+import { tensor } from '../../src/tensor/tensor.ts';
 import { SiT, createSiT } from '../../src/models/sit.ts';
 import { parseSiTConfig, sitConfigToJSON, sitParamCount, type SiTConfig } from '../../src/models/config.ts';
 import { presetNames, sitPreset } from '../../src/models/presets.ts';
@@ -142,6 +143,8 @@ describe('structure', () => {
     const x = new Rng(1).normal([1, cfg.inChannels, cfg.inputSize, cfg.inputSize]);
     const { hidden } = model.forward(x, [0.5], [1], { taps: [2] });
     expect([...hidden.keys()]).toEqual([2]);
+    const asTensors = model.forward(x, tensor([0.5]), tensor([1]), { taps: [2] });
+    expect(asTensors.hidden.get(2)!.toArray()).toEqual(hidden.get(2)!.toArray());
     expect(hidden.get(2)!.shape).toEqual([1, 16, 16]);
     expect(() => model.forward(x, [0.5], [1], { taps: [0] })).toThrow(/tap 0/);
     expect(() => model.forward(x, [0.5], [1], { taps: [4] })).toThrow(/tap 4/);
