@@ -79,6 +79,14 @@ describe('losses', () => {
     }
   });
 
+  it('float32 inputs give the float64 loss to float32 precision', () => {
+    const c = fx.hybrid[1];
+    const f32 = (t: TJ) => tensor(t.values, t.shape, 'float32');
+    const h = hybridLoss(base, f32(c.modelOut), f32(c.x0), f32(c.xt), f32(c.noise), c.t);
+    expect(h.loss.dtype).toBe('float32');
+    expectClose('float32 loss', h.perSample.data, c.loss, 1e-4, 1e-3);
+  });
+
   it('the fixture exercises every VLB branch (t = 0 NLL with both open bins and the floor, t > 0 KL)', () => {
     const c = fx.hybrid[0];
     expect(c.t).toContain(0);
