@@ -127,7 +127,7 @@ export function loadDinov2(path: string, opts: LoadDinov2Options = {}): ViT {
     sd.set('pos_embed', resamplePosEmbed(need(sd, 'pos_embed'), opts.resampleTo, opts.resampleOptions ?? { mode: 'bicubic', antialias: true }));
     config = parseViTConfig({ ...config, imgSize: opts.resampleTo * config.patchSize });
   }
-  const model = new ViT(config, new Rng(0));
+  const model = new ViT(config, new Rng(0), { init: false });
   try {
     model.loadStateDict(sd, true);
   } catch (e) {

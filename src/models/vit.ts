@@ -12,7 +12,7 @@ import { Rng } from '../tensor/rng.ts';
 import { fmtShape } from '../tensor/shape.ts';
 import { z } from 'zod';
 import { add, concat, expand, matmul, mul, reshape, slice, sub } from '../autograd/index.ts';
-import { Module, ModuleList } from '../nn/module.ts';
+import { Module, ModuleList, persistent } from '../nn/module.ts';
 import { Linear } from '../nn/linear.ts';
 import { LayerNorm } from '../nn/layerNorm.ts';
 import { Attention } from '../nn/attention.ts';
@@ -171,8 +171,12 @@ export class ViT extends Module {
   /** Resample matrices for pos_embed by target grid "h x w" (constants of the config). */
   private readonly posCache = new Map<string, Tensor>();
 
-  /** Initial weights (DINOv2's init_weights) are a function of (config, rng's seed and stream). */
-  constructor(config: ViTConfig, rng: Rng) {
+  /**
+   * Initial weights (DINOv2's init_weights) are a function of (config, rng's seed and stream).
+   * opts.init false skips that pass (about half the construction time of a ViT-B) for a model
+   * whose weights are loaded next.
+   */
+  constructor(config: ViTConfig, rng: Rng, opts: { init?: boolean } = {}) {
     super();
     const c = (this.config = parseViTConfig(config));
     const d = c.embedDim, m = vitGrid(c);
@@ -184,7 +188,7 @@ export class ViT extends Module {
     this.blocks = this.child('blocks', new ModuleList(Array.from({ length: c.depth },
       (_, i) => new DinoBlock(d, c.numHeads, c.mlpRatio, c.layerScaleInit, rng.child(`blocks.${i}`)))));
     this.norm = this.child('norm', new LayerNorm(d, { eps: 1e-6 }));
-    this.initWeights(rng.child('init'));
+    if (opts.init ?? true) this.initWeights(rng.child('init'));
   }
 
   /**
@@ -217,7 +221,8 @@ export class ViT extends Module {
     if (!r) {
       const off = c.interpolateOffset;
       const opts = { mode: c.interpolateMode, antialias: c.interpolateAntialias, ...(off > 0 ? { scaleFactor: (h + off) / m, scaleFactorW: (w + off) / m } : {}) };
-      r = tensor(resampleGridMatrix(m, m, h, w, opts), [h * w, m * m]).keep(); // (h*w, M*M)
+      r = persistent([h * w, m * m]); // (h*w, M*M), lives as long as the model
+      r.data.set(resampleGridMatrix(m, m, h, w, opts));
       this.posCache.set(key, r);
     }
     const table = reshape(this.pos_embed, [1 + m * m, d]); // (1+M*M, D)
