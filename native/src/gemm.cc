@@ -1,9 +1,10 @@
 // The blocked SGEMM driver (GotoBLAS/BLIS loop nest) and its N-API binding `gemm`.
-// Loops: jc over NC columns of C; pc over KC slices of k (sequential: it fixes the summation
-// order); one parallel region packs the KC x NC panel of op(B); a second runs tasks that each pack
-// an MC x KC block of op(A) and sweep it against a range of B micro-panels with the ISA's
-// micro-kernel. Every C tile is written by exactly one task per pc step, and the blocking of k
-// depends on k alone, so results are bit-identical for any pool size and any interleaving.
+// Loops: jc over NC columns of C; pc over KC slices of k (in order: it fixes the summation order);
+// one parallel region packs KC x NC panels of op(B) (all slices at once when B is small enough);
+// a second runs tasks that each, per slice, pack an MC x KC block of op(A) and sweep it against a
+// range of B micro-panels with the ISA's micro-kernel. Every C tile is written by exactly one task
+// per slice, slices in order, and the blocking of k depends on k alone, so results are
+// bit-identical for any pool size and any interleaving.
 // Bias + activation are applied to each tile right after its last pc step, while it is in cache.
 // SIMD micro-kernels: gemm_avx512.cc, gemm_avx2.cc, gemm_scalar.cc.
 #include "gemm.h"
@@ -24,6 +25,8 @@ namespace {
 
 // Below this many flops one GEMM runs on the calling thread: waking the pool costs more.
 constexpr double kInlineFlops = 3.0e6;
+// Largest packed op(B) (in floats, 16 MB) kept whole per calling thread; see GemmOne.
+constexpr int64_t kPackAllFloats = int64_t(4) << 20;
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -68,65 +71,88 @@ void GemmOne(const GemmKernel& K, const GemmCall& g, const float* a, const float
   const int64_t kBlocks = CeilDiv(k, K.kcMax);
   const int64_t kcStep = CeilDiv(k, kBlocks);
 
-  // Split rows into mBlocks blocks of whole MR panels; when rows are too few for every thread,
-  // also split the B micro-panels into nGroups ranges.
+  // Rows go in mBlocks blocks of whole MR panels, at most mcMax rows (the packed A block stays in
+  // L2) and, when threaded, about 4 blocks per thread so that dynamic hand-out evens out threads
+  // that the OS preempts. When rows are too few for every thread, the B micro-panels are split
+  // into nGroups ranges as well (each of those tasks packs the same A block).
   const int64_t mPanels = CeilDiv(m, MR);
   int64_t mBlocks = CeilDiv(mPanels, K.mcMax / MR);
   int64_t nGroupsWanted = 1;
   if (threads > 1) {
     if (mPanels >= 2 * threads) {
-      mBlocks = std::min(mPanels, CeilDiv(std::max<int64_t>(mBlocks, threads), threads) * threads);
+      const int64_t want = std::max(mBlocks, std::min<int64_t>(4 * threads, mPanels / 3));
+      mBlocks = std::min(mPanels, CeilDiv(want, threads) * threads);
     } else {
       mBlocks = std::min<int64_t>(mPanels, threads);
       nGroupsWanted = CeilDiv(threads, mBlocks);
     }
   }
-  const int64_t panelsPerBlock = CeilDiv(mPanels, mBlocks);
-  mBlocks = CeilDiv(mPanels, panelsPerBlock);
-  const int64_t mc = panelsPerBlock * MR;
+  // Block ib holds panels [ib * mPanels / mBlocks, (ib + 1) * mPanels / mBlocks): sizes differ
+  // by at most one panel.
+  auto blockRows = [&](int64_t ib, int64_t* i0, int64_t* rows) {
+    *i0 = ib * mPanels / mBlocks * MR;
+    *rows = std::min(m, (ib + 1) * mPanels / mBlocks * MR) - *i0;
+  };
 
-  const int64_t ncMax = std::max<int64_t>(NR, K.ncMax / NR * NR);
-  float* bPack = Scratch(1, size_t(std::min(ncMax, CeilDiv(n, NR) * NR)) * size_t(kcStep));
+  // When all of op(B) packs into kPackAllFloats, pack it in one region and run every k slice
+  // inside the tasks of a second one (two barriers per GEMM). Otherwise go NC columns and one k
+  // slice at a time (two barriers per slice).
+  const int64_t nPadAll = CeilDiv(n, NR) * NR;
+  const bool packAll = k * nPadAll <= kPackAllFloats;
+  const int64_t ncStep = packAll ? n : std::max<int64_t>(NR, K.ncMax / NR * NR);
+  const int64_t pcPerRegion = packAll ? kBlocks : 1;
+  const int64_t ncPadMax = CeilDiv(std::min(ncStep, n), NR) * NR;
+  float* bPack = Scratch(1, size_t(ncPadMax) * size_t(kcStep * pcPerRegion));
 
-  for (int64_t jc = 0; jc < n; jc += ncMax) {
-    const int64_t nc = std::min(ncMax, n - jc);
-    const int64_t nPanels = CeilDiv(nc, NR);
+  for (int64_t jc = 0; jc < n; jc += ncStep) {
+    const int64_t nc = std::min(ncStep, n - jc);
+    const int64_t nPanels = CeilDiv(nc, NR), ncPad = nPanels * NR;
     const int64_t nGroups = std::min(nPanels, nGroupsWanted);
-    for (int64_t pc = 0; pc < k; pc += kcStep) {
-      const int64_t kc = std::min(kcStep, k - pc);
-      const bool first = pc == 0, last = pc + kc == k;
-      const float beta = first ? g.beta : 1.f;
-
-      // Pack op(B)[pc:pc+kc, jc:jc+nc] in chunks of whole micro-panels.
-      const float* bSrc = g.transB ? b + jc * g.ldb + pc : b + pc * g.ldb + jc;
-      const int64_t packChunks = threads > 1 ? std::min<int64_t>(nPanels, 4 * threads) : 1;
-      const int64_t panelsPerChunk = CeilDiv(nPanels, packChunks);
-      ParallelFor(threads > 1 ? CeilDiv(nPanels, panelsPerChunk) : 1, [&](int64_t t) {
-        const int64_t j0 = t * panelsPerChunk * NR;
+    const int64_t panelsPerGroup = CeilDiv(nPanels, nGroups);
+    for (int64_t pb0 = 0; pb0 < kBlocks; pb0 += pcPerRegion) {
+      const int64_t pb1 = std::min(kBlocks, pb0 + pcPerRegion);
+      // Pack op(B)[pc:pc+kc, jc:jc+nc] for slices pb0..pb1, in chunks of whole micro-panels;
+      // slice pb sits at (pb - pb0) * kcStep * ncPad, its panel jp at jp * NR * kc within it.
+      const int64_t chunks = threads > 1 ? std::min<int64_t>(nPanels, 4 * threads) : 1;
+      const int64_t panelsPerChunk = CeilDiv(nPanels, chunks);
+      const int64_t chunksUsed = CeilDiv(nPanels, panelsPerChunk);
+      auto pack = [&](int64_t t) {
+        const int64_t pb = pb0 + t / chunksUsed, j0 = (t % chunksUsed) * panelsPerChunk * NR;
+        const int64_t pc = pb * kcStep, kc = std::min(kcStep, k - pc);
         const int64_t cols = std::min(nc - j0, panelsPerChunk * NR);
-        const float* src = g.transB ? bSrc + j0 * g.ldb : bSrc + j0;
-        K.packB(src, g.ldb, g.transB, kc, cols, bPack + j0 * kc);
+        const float* src = g.transB ? b + (jc + j0) * g.ldb + pc : b + pc * g.ldb + jc + j0;
+        K.packB(src, g.ldb, g.transB, kc, cols, bPack + (pb - pb0) * kcStep * ncPad + j0 * kc);
+      };
+      const int64_t packTasks = (pb1 - pb0) * chunksUsed;
+      ParallelFor(threads > 1 ? packTasks : 1, [&](int64_t t) {
+        if (threads > 1) return pack(t);
+        for (int64_t u = 0; u < packTasks; ++u) pack(u);
       });
 
-      const int64_t panelsPerGroup = CeilDiv(nPanels, nGroups);
       auto task = [&](int64_t t) {
         const int64_t ib = t / nGroups, jg = t % nGroups;
-        const int64_t i0 = ib * mc, rowsBlock = std::min(mc, m - i0);
+        int64_t i0, rowsBlock;
+        blockRows(ib, &i0, &rowsBlock);
         const int64_t jp0 = jg * panelsPerGroup, jp1 = std::min(nPanels, jp0 + panelsPerGroup);
         if (rowsBlock <= 0 || jp0 >= jp1) return;
-        float* aPack = Scratch(0, size_t(CeilDiv(rowsBlock, MR) * MR) * size_t(kc));
-        const float* aSrc = g.transA ? a + pc * g.lda + i0 : a + i0 * g.lda + pc;
-        K.packA(aSrc, g.lda, g.transA, rowsBlock, kc, aPack);
-        for (int64_t jp = jp0; jp < jp1; ++jp) {
-          const int64_t j = jp * NR;
-          const int cols = int(std::min<int64_t>(NR, nc - j));
-          const float* bp = bPack + j * kc;
-          for (int64_t ir = 0; ir < rowsBlock; ir += MR) {
-            const int rows = int(std::min<int64_t>(MR, rowsBlock - ir));
-            float* ct = c + (i0 + ir) * g.ldc + jc + j;
-            K.micro(kc, aPack + ir * kc, bp, ct, g.ldc, g.alpha, beta, rows, cols);
-            if (last && epilogue) {
-              K.epilogue(ct, g.ldc, rows, cols, g.bias != nullptr ? g.bias + jc + j : nullptr, g.act);
+        for (int64_t pb = pb0; pb < pb1; ++pb) {
+          const int64_t pc = pb * kcStep, kc = std::min(kcStep, k - pc);
+          const bool last = pc + kc == k;
+          const float beta = pc == 0 ? g.beta : 1.f;
+          float* aPack = Scratch(0, size_t(CeilDiv(rowsBlock, MR) * MR) * size_t(kc));
+          const float* aSrc = g.transA ? a + pc * g.lda + i0 : a + i0 * g.lda + pc;
+          K.packA(aSrc, g.lda, g.transA, rowsBlock, kc, aPack);
+          const float* bSlice = bPack + (pb - pb0) * kcStep * ncPad;
+          for (int64_t jp = jp0; jp < jp1; ++jp) {
+            const int64_t j = jp * NR;
+            const int cols = int(std::min<int64_t>(NR, nc - j));
+            for (int64_t ir = 0; ir < rowsBlock; ir += MR) {
+              const int rows = int(std::min<int64_t>(MR, rowsBlock - ir));
+              float* ct = c + (i0 + ir) * g.ldc + jc + j;
+              K.micro(kc, aPack + ir * kc, bSlice + j * kc, ct, g.ldc, g.alpha, beta, rows, cols);
+              if (last && epilogue) {
+                K.epilogue(ct, g.ldc, rows, cols, g.bias != nullptr ? g.bias + jc + j : nullptr, g.act);
+              }
             }
           }
         }

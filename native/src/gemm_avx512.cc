@@ -143,7 +143,16 @@ inline void Transpose16(__m512 r[16]) {
 // Row-major A is the common case (activations times weights) and its packing is a transpose:
 // do full 14-row panels 16 columns at a time in registers; the rest goes through the template.
 void PackA(const float* a, int64_t lda, bool trans, int64_t mc, int64_t kc, float* out) {
-  if (trans || kc < 16) return gemm_pack::PackA<Tag, kMR>(a, lda, trans, mc, kc, out);
+  if (trans) {  // each k step holds up to 14 contiguous floats: one masked load and store
+    for (int64_t i = 0; i < mc; i += kMR, out += kMR * kc) {
+      const __mmask16 m = TailMask(mc - i < kMR ? mc - i : kMR);
+      for (int64_t p = 0; p < kc; ++p) {
+        _mm512_mask_storeu_ps(out + p * kMR, __mmask16(0x3fff), _mm512_maskz_loadu_ps(m, a + p * lda + i));
+      }
+    }
+    return;
+  }
+  if (kc < 16) return gemm_pack::PackA<Tag, kMR>(a, lda, false, mc, kc, out);
   const int64_t fullRows = mc / kMR * kMR, kc16 = kc / 16 * 16;
   for (int64_t i = 0; i < fullRows; i += kMR, out += kMR * kc) {
     const float* src = a + i * lda;
