@@ -29,4 +29,53 @@ program
   .addOption(new Option('--quick', 'fewer repetitions (for smoke tests)'))
   .action(async (what: string, o: { json?: boolean; quick?: boolean }) => (await import('./bench.ts')).bench(what, o));
 
-await program.parseAsync(process.argv);
+const int = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a positive integer, got '${v}'`);
+  return n;
+};
+
+program
+  .command('train')
+  .description('train a run spec (SiT/DiT baselines on the reference trainer)')
+  .option('--spec <file>', 'run spec (YAML), e.g. specs/sit-baseline.yaml')
+  .option('--steps <n>', 'total optimisation steps (overrides train.steps)', int)
+  .option('--out <dir>', 'run directory (default runs/<spec name>)')
+  .option('--data <name|path>', 'dataset: builtin | fashion-mnist | cifar10 | a folder')
+  .option('--resume <dir>', 'continue the run in DIR from its checkpoint')
+  .option('--no-samples', 'skip the end-of-run sample grid')
+  .action(async (o) => (await import('./train.ts')).train(o));
+
+program
+  .command('sample')
+  .description('draw a class-per-row PNG grid from a checkpoint (EMA weights unless --raw)')
+  .requiredOption('--checkpoint <file>', 'checkpoint.safetensors')
+  .option('--out <file>', 'PNG to write', 'samples.png')
+  .addOption(new Option('--sampler <name>', 'sampler').choices(['euler', 'heun', 'sde', 'ddpm', 'ddim']))
+  .option('--steps <n>', 'sampling steps', int)
+  .option('--cfg <w>', 'classifier-free guidance scale (1 = none)', parseFloat)
+  .option('--guidance-low <t>', 'guidance interval start (flow time)', parseFloat)
+  .option('--guidance-high <t>', 'guidance interval end (flow time)', parseFloat)
+  .option('--classes <list>', 'comma-separated class indices (default all)')
+  .option('--per-class <n>', 'samples per class (columns)', int)
+  .option('--seed <n>', 'sampling seed', (v) => parseInt(v, 10))
+  .option('--raw', 'use the raw (non-EMA) weights')
+  .action(async (o) => (await import('./sample.ts')).sample(o));
+
+program
+  .command('predict')
+  .description('run the model on tensors x (B,C,H,W), t (B), y (B) from a safetensors file; writes tensor `out`')
+  .requiredOption('--checkpoint <file>', 'checkpoint.safetensors')
+  .requiredOption('--inputs <file>', 'safetensors with x, t, y')
+  .requiredOption('--out <file>', 'safetensors to write')
+  .option('--ema', 'use the EMA weights')
+  .action(async (o) => (await import('./predict.ts')).predict(o));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  // Expected failures (bad spec, missing file, NaN loss) print one clear message, not a stack.
+  console.error(`diffactor: ${(e as Error).message}`);
+  if (process.env.DIFFACTOR_DEBUG) console.error((e as Error).stack);
+  process.exitCode = 1;
+}

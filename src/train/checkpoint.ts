@@ -1,0 +1,76 @@
+// Checkpoints as one safetensors file. The trained model's weights carry exactly the official
+// state_dict names with no prefix, so a PyTorch user drops the prefixed keys and loads the rest
+// with strict=True. Everything else sits under a prefix: `ema.` (the EMA model's state_dict),
+// `opt.` (AdamW moments and per-parameter steps). Exact integers that float32 tensors cannot hold
+// (RNG counters, loader position, step) live in `__metadata__` as JSON, next to the model config
+// and the run spec. Written atomically (temp file + rename): a crash never loses the previous one.
+import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import type { Tensor } from '../tensor/tensor.ts';
+import type { RngState } from '../tensor/rng.ts';
+import type { LoaderState } from '../data/loader.ts';
+import { parseSiTConfig, sitConfigToJSON, type SiTConfig } from '../models/config.ts';
+import { parseSpec } from '../spec/load.ts';
+import type { RunSpec } from '../spec/schema.ts';
+
+export const CHECKPOINT_FORMAT = 'diffactor-checkpoint/1';
+
+export interface TrainState {
+  step: number;
+  rng: Record<string, RngState>;
+  loader: LoaderState;
+  /** AdamW's global step count. */
+  optStep: number;
+  /** Wall-clock seconds spent training so far (for metrics across resumes). */
+  wallSeconds: number;
+}
+
+export interface Checkpoint {
+  config: SiTConfig;
+  spec: RunSpec;
+  state: TrainState;
+  model: Map<string, Tensor>;
+  ema: Map<string, Tensor>;
+  opt: Map<string, Tensor>;
+}
+
+export function saveCheckpoint(file: string, c: Checkpoint): void {
+  const tensors = new Map<string, Tensor>(c.model);
+  for (const [k, t] of c.ema) tensors.set(`ema.${k}`, t);
+  for (const [k, t] of c.opt) tensors.set(`opt.${k}`, t);
+  writeSafetensors(file, tensors, {
+    format: CHECKPOINT_FORMAT,
+    config: sitConfigToJSON(c.config),
+    spec: JSON.stringify(c.spec),
+    train_state: JSON.stringify(c.state),
+  });
+}
+
+export function loadCheckpoint(file: string): Checkpoint {
+  const { tensors, metadata } = readSafetensors(file);
+  const need = (k: string): string => {
+    const v = metadata[k];
+    if (v === undefined) throw new Error(`${file}: not a diffactor checkpoint (no '${k}' in __metadata__)`);
+    return v;
+  };
+  if (need('format') !== CHECKPOINT_FORMAT) throw new Error(`${file}: checkpoint format '${metadata.format}', expected '${CHECKPOINT_FORMAT}'`);
+  const model = new Map<string, Tensor>(), ema = new Map<string, Tensor>(), opt = new Map<string, Tensor>();
+  for (const [k, t] of tensors) {
+    if (k.startsWith('ema.')) ema.set(k.slice(4), t);
+    else if (k.startsWith('opt.')) opt.set(k.slice(4), t);
+    else model.set(k, t);
+  }
+  let state: TrainState;
+  try {
+    state = JSON.parse(need('train_state')) as TrainState;
+  } catch (e) {
+    throw new Error(`${file}: __metadata__.train_state is not valid JSON: ${(e as Error).message}`);
+  }
+  return {
+    config: parseSiTConfig(need('config')),
+    spec: parseSpec(JSON.parse(need('spec')), `${file} (__metadata__.spec)`),
+    state,
+    model,
+    ema,
+    opt,
+  };
+}
