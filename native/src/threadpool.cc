@@ -9,8 +9,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -49,6 +51,10 @@ int ConfiguredSize() {
   return n;
 }
 
+// Region protocol. state_ packs (generation << 32) | closed bit | joined-worker count. A worker
+// joins the current region with a CAS that fails once the caller has closed it (or a newer region
+// has begun), so the caller never waits for a worker that the OS has not scheduled yet: it runs
+// the remaining tasks itself, closes the region, and waits only for workers still inside a task.
 class Pool {
  public:
   explicit Pool(int size) : size_(size) {
@@ -62,42 +68,67 @@ class Pool {
     fn_ = &fn;
     tasks_ = tasks;
     next_.store(0, std::memory_order_relaxed);
-    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lk(m_);
-      gen_.fetch_add(1, std::memory_order_release);
+      ++gen_;
+      state_.store(gen_ << 32, std::memory_order_release);  // open, nobody joined
     }
     wake_.notify_all();
     Work();
-    if (!SpinFor(50, [this] { return pending_.load(std::memory_order_acquire) == 0; })) {
+    const uint64_t before = state_.fetch_or(kClosed, std::memory_order_acq_rel);
+    if ((before & kCount) != 0 &&
+        !SpinFor(50, [this] { return (state_.load(std::memory_order_acquire) & kCount) == 0; })) {
       std::unique_lock<std::mutex> lk(m_);
-      done_.wait(lk, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+      done_.wait(lk, [this] { return (state_.load(std::memory_order_acquire) & kCount) == 0; });
     }
     fn_ = nullptr;
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
   }
 
  private:
+  static constexpr uint64_t kClosed = uint64_t(1) << 31;
+  static constexpr uint64_t kCount = kClosed - 1;
+
+  // Runs tasks until none are left. A task that throws (e.g. std::bad_alloc) must not unwind
+  // past the region while others still use it: keep the first exception for Run to rethrow.
   void Work() {
     tInRegion = true;
     for (;;) {
-      int64_t t = next_.fetch_add(1, std::memory_order_relaxed);
+      const int64_t t = next_.fetch_add(1, std::memory_order_relaxed);
       if (t >= tasks_) break;
-      (*fn_)(t);
+      try {
+        (*fn_)(t);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(errorMu_);
+        if (!error_) error_ = std::current_exception();
+      }
     }
     tInRegion = false;
   }
 
+  // Joins region `gen` unless it is closed or over; true when joined.
+  bool Join(uint64_t gen) {
+    uint64_t s = state_.load(std::memory_order_acquire);
+    while ((s >> 32) == gen && (s & kClosed) == 0) {
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) return true;
+    }
+    return false;
+  }
+
   void WorkerLoop() {
     uint64_t seen = 0;
+    auto fresh = [&] { return (state_.load(std::memory_order_acquire) >> 32) != seen; };
     for (;;) {
       // Spin briefly for the next region, then sleep.
-      if (!SpinFor(50, [&] { return gen_.load(std::memory_order_acquire) != seen; })) {
+      if (!SpinFor(50, fresh)) {
         std::unique_lock<std::mutex> lk(m_);
-        wake_.wait(lk, [&] { return gen_.load(std::memory_order_acquire) != seen; });
+        wake_.wait(lk, fresh);
       }
-      seen = gen_.load(std::memory_order_acquire);
+      seen = state_.load(std::memory_order_acquire) >> 32;
+      if (!Join(seen)) continue;
       Work();
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      const uint64_t before = state_.fetch_sub(1, std::memory_order_acq_rel);
+      if ((before & kClosed) != 0 && (before & kCount) == 1) {
         std::lock_guard<std::mutex> lk(m_);
         done_.notify_one();
       }
@@ -109,11 +140,13 @@ class Pool {
   std::mutex region_;
   std::mutex m_;
   std::condition_variable wake_, done_;
-  std::atomic<uint64_t> gen_{0};
+  uint64_t gen_ = 0;  // guarded by m_; mirrored in state_'s high half
+  std::atomic<uint64_t> state_{0};
   std::atomic<int64_t> next_{0};
-  std::atomic<int> pending_{0};
   int64_t tasks_ = 0;
   const std::function<void(int64_t)>* fn_ = nullptr;
+  std::mutex errorMu_;
+  std::exception_ptr error_;
 };
 
 Pool& ThePool() {
