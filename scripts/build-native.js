@@ -7,7 +7,7 @@
 // checkout wait for each other (a lock file in the temp dir), since node-gyp rebuild deletes build/.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,11 +29,16 @@ function describe() {
   return `isa: ${a.isa()}, threads: ${a.threads()}`;
 }
 
-function newestSource() {
-  const files = [path.join(nativeDir, 'binding.gyp')];
+// A hash of every build input, taken before the build and stored beside the addon: "up to date"
+// means the inputs still hash the same (mtimes mislead when sources change during a build).
+const stampFile = path.join(nativeDir, 'build', 'sources.sha1');
+function sourcesHash() {
+  const h = createHash('sha1');
   const src = path.join(nativeDir, 'src');
-  for (const f of readdirSync(src)) files.push(path.join(src, f));
-  return Math.max(...files.map((f) => statSync(f).mtimeMs));
+  for (const f of ['binding.gyp', ...readdirSync(src).sort().map((f) => path.join('src', f))]) {
+    h.update(f).update(readFileSync(path.join(nativeDir, f)));
+  }
+  return h.digest('hex');
 }
 
 function findNodeGyp() {
@@ -85,7 +90,8 @@ function main() {
   if (process.env.DIFFACTOR_SKIP_NATIVE === '1') skip('DIFFACTOR_SKIP_NATIVE=1');
   if (!existsSync(path.join(nativeDir, 'binding.gyp'))) skip('native/binding.gyp missing');
 
-  if (!force && existsSync(addon) && statSync(addon).mtimeMs >= newestSource()) {
+  const hash = sourcesHash();
+  if (!force && existsSync(addon) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === hash) {
     try {
       console.log(`diffactor: native addon up to date (${describe()})`);
       return;
@@ -110,6 +116,7 @@ function main() {
     const firstError = log.split('\n').find((l) => /error/i.test(l) && !/^gyp (info|ERR! (stack|System|command|cwd|node|not ok))/.test(l));
     skip(`node-gyp failed: ${(firstError ?? `exit ${r.status}`).trim().slice(0, 200)}; see native/build-native.log`);
   }
+  writeFileSync(stampFile, hash);
   try {
     console.log(`diffactor: native addon built (${describe()})`);
   } catch (e) {
