@@ -7,34 +7,45 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const INV_SQRT2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
+/** erfc(y) for y >= 0 without cancellation: 1 - series below 2.5, continued fraction above. */
+function erfcPos(y: number): number {
+  if (y < 2.5) return 1 - erfSeries(y);
+  if (y > 27) return 0;
+  // erfc(y) = exp(-y^2)/sqrt(pi) * 1/(y + 1/2/(y + 1/(y + 3/2/(y + 2/(y + ...)))))
+  let f = y;
+  for (let n = 60; n >= 1; n--) f = y + n / 2 / f;
+  return Math.exp(-y * y) / Math.sqrt(Math.PI) / f;
+}
+
+/** erf(x) = 2/sqrt(pi) * sum_n (-1)^n x^(2n+1) / (n! (2n+1)), for |x| < 2.5. */
+function erfSeries(x: number): number {
+  let term = x, sum = x;
+  const x2 = x * x;
+  for (let n = 1; n < 80; n++) {
+    term *= -x2 / n;
+    const add = term / (2 * n + 1);
+    sum += add;
+    if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+
 /** erf to ~1e-15 relative: Taylor series near 0, erfc continued fraction in the tails. */
 export function erf(x: number): number {
   const ax = Math.abs(x);
-  if (ax < 2.5) {
-    // erf(x) = 2/sqrt(pi) * sum_n (-1)^n x^(2n+1) / (n! (2n+1))
-    let term = x, sum = x;
-    const x2 = x * x;
-    for (let n = 1; n < 80; n++) {
-      term *= -x2 / n;
-      const add = term / (2 * n + 1);
-      sum += add;
-      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
-    }
-    return (2 / Math.sqrt(Math.PI)) * sum;
-  }
-  if (ax > 6) return Math.sign(x);
-  // erfc(x) = exp(-x^2)/sqrt(pi) * 1/(x + 1/2/(x + 1/(x + 3/2/(x + 2/(x + ...)))))
-  let f = ax;
-  for (let n = 60; n >= 1; n--) f = ax + n / 2 / f;
-  const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
-  return Math.sign(x) * (1 - erfc);
+  return ax < 2.5 ? erfSeries(x) : Math.sign(x) * (1 - erfcPos(ax));
+}
+
+/** erfc(x) = 1 - erf(x), accurate in both tails (GELU's negative tail needs it). */
+export function erfc(x: number): number {
+  return x >= 0 ? erfcPos(x) : 2 - erfcPos(-x);
 }
 
 export function applyAct(kind: ActCode, x: number): number {
   switch (kind) {
     case Act.none: return x;
     case Act.relu: return x > 0 ? x : 0;
-    case Act.gelu: return 0.5 * x * (1 + erf(x * INV_SQRT2));
+    case Act.gelu: return 0.5 * x * erfc(-x * INV_SQRT2); // = x·Φ(x), no cancellation for x ≪ 0
     case Act.geluTanh: return 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
     case Act.silu: return x / (1 + Math.exp(-x));
     default: throw new Error(`unknown activation code ${kind}`);
@@ -45,7 +56,7 @@ export function actGrad(kind: ActCode, x: number): number {
   switch (kind) {
     case Act.none: return 1;
     case Act.relu: return x > 0 ? 1 : 0;
-    case Act.gelu: return 0.5 * (1 + erf(x * INV_SQRT2)) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
+    case Act.gelu: return 0.5 * erfc(-x * INV_SQRT2) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x);
     case Act.geluTanh: {
       const u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
       const t = Math.tanh(u);
