@@ -1,6 +1,6 @@
 // `diffactor sample`: draw a class-per-row PNG grid from a checkpoint's EMA (default) or raw weights.
 import { loadCheckpoint } from '../train/checkpoint.ts';
-import { createSiT } from '../models/sit.ts';
+import { backboneForCheckpoint } from '../train/methodParts.ts';
 import { drawSamples, gridLabels, type SampleSettings } from '../train/draw.ts';
 import { writePngGrid } from '../io/png.ts';
 import { progressBar } from './progress.ts';
@@ -12,7 +12,7 @@ export interface SampleCliOptions {
 
 export function sample(o: SampleCliOptions): void {
   const c = loadCheckpoint(o.checkpoint);
-  const model = createSiT(c.config, 0);
+  const model = backboneForCheckpoint(c);
   model.loadStateDict(o.raw ? c.model : c.ema);
   const s: SampleSettings = {
     ...c.spec.sample,

@@ -1,6 +1,7 @@
 // The run spec: one YAML file that fully determines a run (with its seed). Validated with zod so
 // that a mistake names the field, what was given and what is allowed. Method-specific sections
-// (repa, sra, reg, repa_e, ...) join as the protocols land.
+// (repa, sra, reg, encoder; repa_e, ... as the protocols land) are allowed only with the protocol
+// that reads them and are filled with their defaults when that protocol is chosen.
 import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();
@@ -62,17 +63,99 @@ export const SampleSpec = z.strictObject({
   guidance_low: z.number().min(0).max(1).default(0),
   guidance_high: z.number().min(0).max(1).default(1),
   per_class: positiveInt.default(8),
+  /** REG only: guidance scale of the class-token stream (default: cfg; <= 0: conditional only). */
+  cls_cfg: z.number().optional(),
 });
+
+/** The frozen encoder of REPA and REG (methods/encoder.ts). */
+export const EncoderSpec = z.strictObject({
+  /**
+   * A safetensors file with DINOv2-layout ViT weights (loadDinov2). null: a ViT of `preset`
+   * initialised from the run's seed and frozen, a PLACEHOLDER until a trained encoder exists.
+   */
+  checkpoint: z.string().min(1).nullable().default(null),
+  /** ViT preset of the seed-initialised encoder (ViT-T/4, ViT-P/4, ...), with the overrides below. */
+  preset: z.string().default('ViT-P/4'),
+  patch_size: positiveInt.optional(),
+  embed_dim: positiveInt.optional(),
+  depth: positiveInt.optional(),
+  num_heads: positiveInt.optional(),
+  /** Input map from the data range [-1, 1]: identity, zero-one ((x+1)/2), imagenet ((x+1)/2 then ImageNet mean/std; DINOv2). */
+  normalization: z.enum(['identity', 'zero-one', 'imagenet']).default('identity'),
+});
+
+/** REPA (methods-a.md §1). */
+export const RepaSpec = z.strictObject({
+  /** 1-based block whose output the projector reads (official 4 for B, 8 for L/XL). */
+  encoder_depth: positiveInt.default(4),
+  proj_coeff: z.number().min(0).default(0.5),
+  projector_dim: positiveInt.default(2048),
+});
+
+/** SRA (methods-a.md §2). */
+export const SraSpec = z.strictObject({
+  /** L_s and L_T: 1-based blocks of the student (through the head) and of the EMA teacher. */
+  student_block: positiveInt.default(4),
+  teacher_block: positiveInt.default(8),
+  t_max: z.number().min(0).max(1).default(0.2),
+  loss: z.enum(['cos', 'sml1', 'l1', 'l2']).default('cos'),
+  /** cos only: tokens = the official cosine over dim 1 (across tokens); features = per token. */
+  cos_axis: z.enum(['tokens', 'features']).default('tokens'),
+  sml1_beta: z.number().positive().default(0.05),
+  /** Default: constant for cos, epoch-decay otherwise (official). */
+  weight_schedule: z.enum(['constant', 'epoch-decay']).optional(),
+  /** Default: 0.5 for cos, 0.2 otherwise (official). */
+  weight: z.number().min(0).optional(),
+  decay_start_epoch: z.number().min(0).default(149),
+  decay_epochs: z.number().positive().default(1000),
+  /** Steps counted as one epoch by the epoch-decay schedule; default: floor(dataset size / batch size). */
+  steps_per_epoch: positiveInt.optional(),
+}).transform((s) => ({
+  ...s,
+  weight_schedule: s.weight_schedule ?? (s.loss === 'cos' ? 'constant' as const : 'epoch-decay' as const),
+  weight: s.weight ?? (s.loss === 'cos' ? 0.5 : 0.2),
+}));
+
+/** REG (methods-a.md §3). */
+export const RegSpec = z.strictObject({
+  encoder_depth: positiveInt.default(4),
+  proj_coeff: z.number().min(0).default(0.5),
+  projector_dim: positiveInt.default(2048),
+  /** β of the class-token velocity loss. */
+  cls_coeff: z.number().min(0).default(0.03),
+});
+
+const PROTOCOLS = ['sit-baseline', 'dit-baseline', 'repa', 'sra', 'reg'] as const;
+/** Which method sections each protocol reads. */
+const SECTIONS = { repa: ['repa', 'encoder'], sra: ['sra'], reg: ['reg', 'encoder'] } as const;
+const SECTION_SCHEMAS = { repa: RepaSpec, sra: SraSpec, reg: RegSpec, encoder: EncoderSpec } as const;
+type Section = keyof typeof SECTION_SCHEMAS;
 
 export const RunSpec = z.strictObject({
   name: z.string().min(1),
   seed: z.number().int().min(0).default(0),
-  protocol: z.enum(['sit-baseline', 'dit-baseline']).default('sit-baseline'),
+  protocol: z.enum(PROTOCOLS).default('sit-baseline'),
   data: DataSpec.default(DataSpec.parse({})),
   model: ModelSpec.default(ModelSpec.parse({})),
   diffusion: DiffusionSpec.default(DiffusionSpec.parse({})),
   train: TrainSpec.default(TrainSpec.parse({})),
   sample: SampleSpec.default(SampleSpec.parse({})),
+  encoder: EncoderSpec.optional(),
+  repa: RepaSpec.optional(),
+  sra: SraSpec.optional(),
+  reg: RegSpec.optional(),
+}).superRefine((s, ctx) => {
+  const used: readonly string[] = SECTIONS[s.protocol as keyof typeof SECTIONS] ?? [];
+  for (const k of Object.keys(SECTION_SCHEMAS) as Section[]) {
+    if (s[k] !== undefined && !used.includes(k)) {
+      ctx.addIssue({ code: 'custom', path: [k], message: `section '${k}' is not read by protocol ${s.protocol}${used.length ? ` (it reads: ${used.join(', ')})` : ''}` });
+    }
+  }
+}).transform((s) => {
+  const used: readonly Section[] = SECTIONS[s.protocol as keyof typeof SECTIONS] ?? [];
+  const out = { ...s };
+  for (const k of used) if (out[k] === undefined) (out as Record<string, unknown>)[k] = SECTION_SCHEMAS[k].parse({});
+  return out;
 });
 
 export type RunSpec = z.infer<typeof RunSpec>;

@@ -1,7 +1,9 @@
 // Checkpoints as one safetensors file. The trained model's weights carry exactly the official
 // state_dict names with no prefix, so a PyTorch user drops the prefixed keys and loads the rest
 // with strict=True. Everything else sits under a prefix: `ema.` (the EMA model's state_dict),
-// `opt.` (AdamW moments and per-parameter steps). Exact integers that float32 tensors cannot hold
+// `proj.` (a method's trained heads under their official names: REPA/REG `projectors.0.*`, SRA
+// `ap_head.*`; strip the prefix and merge to get the official model's state_dict), `opt.` (AdamW
+// moments and per-parameter steps; the heads' entries are `opt.proj.*`). Exact integers that float32 tensors cannot hold
 // (RNG counters, loader position, step) live in `__metadata__` as JSON, next to the model config
 // and the run spec. Written atomically (temp file + rename): a crash never loses the previous one.
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
@@ -30,12 +32,15 @@ export interface Checkpoint {
   state: TrainState;
   model: Map<string, Tensor>;
   ema: Map<string, Tensor>;
+  /** The method's heads (empty for the baselines). */
+  proj: Map<string, Tensor>;
   opt: Map<string, Tensor>;
 }
 
 export function saveCheckpoint(file: string, c: Checkpoint): void {
   const tensors = new Map<string, Tensor>(c.model);
   for (const [k, t] of c.ema) tensors.set(`ema.${k}`, t);
+  for (const [k, t] of c.proj) tensors.set(`proj.${k}`, t);
   for (const [k, t] of c.opt) tensors.set(`opt.${k}`, t);
   writeSafetensors(file, tensors, {
     format: CHECKPOINT_FORMAT,
@@ -54,8 +59,10 @@ export function loadCheckpoint(file: string): Checkpoint {
   };
   if (need('format') !== CHECKPOINT_FORMAT) throw new Error(`${file}: checkpoint format '${metadata.format}', expected '${CHECKPOINT_FORMAT}'`);
   const model = new Map<string, Tensor>(), ema = new Map<string, Tensor>(), opt = new Map<string, Tensor>();
+  const proj = new Map<string, Tensor>();
   for (const [k, t] of tensors) {
     if (k.startsWith('ema.')) ema.set(k.slice(4), t);
+    else if (k.startsWith('proj.')) proj.set(k.slice(5), t);
     else if (k.startsWith('opt.')) opt.set(k.slice(4), t);
     else model.set(k, t);
   }
@@ -71,6 +78,7 @@ export function loadCheckpoint(file: string): Checkpoint {
     state,
     model,
     ema,
+    proj,
     opt,
   };
 }

@@ -1,10 +1,14 @@
 // Draw class-conditional samples from a model with the sampler a spec names: the one place that
 // maps SampleSpec to the diffusion samplers, used by the trainer's end-of-run grid and by
-// `diffactor sample`. Images come back as (N, C, H, W) float32 in the data range [-1, 1].
+// `diffactor sample`. Images come back as (N, C, H, W) float32 in the data range [-1, 1]. A REG
+// model samples with REG's SDE sampler (image and class-token streams; its class token starts from
+// the stream's own N(0, I) draw and is discarded at the end).
 import { sampleOde, sampleSde, sampleDdpm, sampleDdim, DdpmSchedule, spacedTimesteps, ddimTimesteps, type ModelFn } from '../diffusion/index.ts';
 import { Rng } from '../tensor/rng.ts';
 import { tensor, type Tensor } from '../tensor/tensor.ts';
 import type { SiT } from '../models/sit.ts';
+import { RegSiT } from '../models/reg.ts';
+import { sampleSdeReg, type RegModelFn } from '../methods/regSampler.ts';
 import type { RunSpec } from '../spec/schema.ts';
 
 export type SampleSettings = RunSpec['sample'];
@@ -23,11 +27,17 @@ export function gridLabels(classes: readonly number[], perClass: number): number
   return classes.flatMap((c) => new Array<number>(perClass).fill(c));
 }
 
-export function drawSamples(model: SiT, s: SampleSettings, o: DrawOptions): Float32Array {
+export function drawSamples(model: SiT | RegSiT, s: SampleSettings, o: DrawOptions): Float32Array {
   const c = model.config;
+  const reg = model instanceof RegSiT ? model : null;
+  if (reg && s.sampler !== 'sde') throw new Error(`REG samples with its SDE sampler only (sample.sampler: sde), got ${s.sampler}`);
   const wasTraining = model.training;
   model.eval();
-  const fn: ModelFn = (x, t, y) => model.forward(x, t, y).out;
+  const fn: ModelFn = (x, t, y) => (model as SiT).forward(x, t, y).out;
+  const regFn: RegModelFn = (x, t, y, g) => {
+    const r = reg!.forward(x, t, y, { cls: g });
+    return { v: r.out, vg: r.cls };
+  };
   const per = c.inChannels * c.inputSize * c.inputSize;
   const out = new Float32Array(o.labels.length * per);
   const root = new Rng(o.seed).child('sample');
@@ -45,7 +55,13 @@ export function drawSamples(model: SiT, s: SampleSettings, o: DrawOptions): Floa
       switch (s.sampler) {
         case 'euler': x = sampleOde(fn, noise, y, { steps: s.steps, guidance, onStep }); break;
         case 'heun': x = sampleOde(fn, noise, y, { steps: s.steps, heun: true, guidance, onStep }); break;
-        case 'sde': x = sampleSde(fn, noise, y, { steps: s.steps, rng: rng.child('sde'), guidance, onStep }); break;
+        case 'sde':
+          x = reg
+            ? sampleSdeReg(regFn, noise, rng.child('cls').normal([labels.length, reg.clsDim]), y, {
+              steps: s.steps, rng: rng.child('sde'), clsRng: rng.child('sde-cls'), guidance, clsScale: s.cls_cfg, onStep,
+            }).x
+            : sampleSde(fn, noise, y, { steps: s.steps, rng: rng.child('sde'), guidance, onStep });
+          break;
         case 'ddpm':
         case 'ddim': {
           const base = DdpmSchedule.linear();

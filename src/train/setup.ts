@@ -38,13 +38,40 @@ export function modelConfigFor(spec: RunSpec, data: Pick<ImageDataset, 'channels
   });
 }
 
-/** Protocols fix the objective: the DiT baseline is DDPM, the SiT baseline flow matching. */
-export function checkSpecConsistency(spec: RunSpec): void {
+/** A 1-based block index of the model, named for errors. */
+function checkBlock(spec: RunSpec, depth: number, where: string, k: number): void {
+  if (k > depth) throw new Error(`spec '${spec.name}': ${where} = ${k} but the model has ${depth} blocks`);
+}
+
+/**
+ * Protocols fix the objective: the DiT baseline is DDPM; the SiT baseline, REPA, SRA and REG are
+ * flow matching on a SiT; REG samples with its SDE sampler only. Method block indices must exist.
+ */
+export function checkSpecConsistency(spec: RunSpec, depth?: number): void {
   if (spec.protocol === 'dit-baseline' && spec.diffusion.objective !== 'ddpm') {
     throw new Error(`spec '${spec.name}': protocol dit-baseline needs diffusion.objective: ddpm (got ${spec.diffusion.objective})`);
   }
-  if (spec.protocol === 'sit-baseline' && spec.diffusion.objective !== 'velocity') {
-    throw new Error(`spec '${spec.name}': protocol sit-baseline needs diffusion.objective: velocity (got ${spec.diffusion.objective})`);
+  if (spec.protocol !== 'dit-baseline' && spec.diffusion.objective !== 'velocity') {
+    throw new Error(`spec '${spec.name}': protocol ${spec.protocol} needs diffusion.objective: velocity (got ${spec.diffusion.objective})`);
+  }
+  if (spec.protocol !== 'dit-baseline' && spec.protocol !== 'sit-baseline' && (spec.model.family === 'DiT' || spec.model.learn_sigma)) {
+    throw new Error(`spec '${spec.name}': protocol ${spec.protocol} trains a SiT (model.family SiT, learn_sigma false)`);
+  }
+  if (spec.protocol === 'reg' && spec.sample.sampler !== 'sde') {
+    throw new Error(`spec '${spec.name}': REG samples with its SDE sampler only (sample.sampler: sde, got ${spec.sample.sampler})`);
+  }
+  if (depth !== undefined) {
+    if (spec.repa) checkBlock(spec, depth, 'repa.encoder_depth', spec.repa.encoder_depth);
+    if (spec.reg) checkBlock(spec, depth, 'reg.encoder_depth', spec.reg.encoder_depth);
+    if (spec.sra) {
+      checkBlock(spec, depth, 'sra.student_block', spec.sra.student_block);
+      checkBlock(spec, depth, 'sra.teacher_block', spec.sra.teacher_block);
+    }
+  }
+  const e = spec.encoder;
+  if (e?.checkpoint) {
+    const ignored = (['patch_size', 'embed_dim', 'depth'] as const).filter((k) => e[k] !== undefined);
+    if (ignored.length) throw new Error(`spec '${spec.name}': encoder.${ignored.join(', encoder.')} only apply to the seed-initialised encoder, not to encoder.checkpoint`);
   }
   const flowSampler = ['euler', 'heun', 'sde'].includes(spec.sample.sampler);
   if (flowSampler !== (spec.diffusion.objective === 'velocity')) {

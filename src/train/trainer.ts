@@ -1,29 +1,33 @@
-// The reference trainer: a plain in-process loop (no actors) for the SiT and DiT baselines. The
-// actor runtime is later proven equal to it step for step, so it stays small and obvious: one
-// `step()` is fetch → noise → forward → loss → backward → clip → AdamW → EMA. Every random draw
-// comes from a named child stream of the spec's seed (time, noise, label dropout, loader), and
-// those streams' counters are checkpointed, so a resumed run reproduces an uninterrupted one bit
-// for bit. Not here: the CLI (src/cli/train.ts), sampling (draw.ts), files (checkpoint.ts).
+// The reference trainer: a plain in-process loop (no actors) for the SiT and DiT baselines and the
+// REPA, SRA and REG protocols. The actor runtime is later proven equal to it step for step, so it
+// stays small and obvious: one `step()` is fetch → noise → forward → loss → backward → clip →
+// AdamW → EMA; a protocol's forward and loss live in protocolLoss.ts, its extra modules (encoder,
+// projector or head, REG's model) in methodParts.ts. Every random draw comes from a named child
+// stream of the spec's seed (time, noise, label dropout, loader, and the protocol's own), and those
+// streams' counters are checkpointed, so a resumed run reproduces an uninterrupted one bit for bit.
+// Not here: the CLI (src/cli/train.ts), sampling (draw.ts), files (checkpoint.ts).
 import { Loader, type ImageDataset } from '../data/index.ts';
-import { createSiT, type SiT } from '../models/sit.ts';
 import type { SiTConfig } from '../models/config.ts';
+import { SiT } from '../models/sit.ts';
 import { AdamW, Ema, clipGradNorm, constantSchedule, cosineSchedule, linearWarmup, type Schedule } from '../optim/index.ts';
 import { Rng } from '../tensor/rng.ts';
 import { tidy } from '../tensor/tidy.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { backward } from '../autograd/index.ts';
 import {
-  interpolantByName, flowTrainingPair, velocityLoss, sampleTimes, uniformTimesteps,
-  DdpmSchedule, qSample, epsLoss, hybridLoss,
+  interpolantByName, sampleTimes, uniformTimesteps, DdpmSchedule, qSample, epsLoss, hybridLoss,
 } from '../diffusion/index.ts';
+import type { FrozenEncoder } from '../methods/encoder.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { checkSpecConsistency, modelConfigFor } from './setup.ts';
 import type { Checkpoint, TrainState } from './checkpoint.ts';
+import { buildBackbone, buildEncoder, buildHeads, type Backbone, type MethodHeads } from './methodParts.ts';
+import { flowStepLoss, protocolStreams } from './protocolLoss.ts';
 
 export interface StepLog {
   step: number;
   loss: number;
-  /** Loss terms beyond the total (DiT hybrid: mse, vb). */
+  /** Loss terms beyond the total (DiT hybrid: mse, vb; REPA: diff, proj; SRA: diff, align, align_weight; REG: diff, proj, cls). */
   terms: Record<string, number>;
   lr: number;
   grad_norm: number;
@@ -46,33 +50,45 @@ function scheduleFor(spec: RunSpec): Schedule {
 export class Trainer {
   readonly spec: RunSpec;
   readonly config: SiTConfig;
-  readonly model: SiT;
+  readonly model: Backbone;
   /** The EMA teacher as a full model (its parameters are the EMA targets). */
-  readonly emaModel: SiT;
+  readonly emaModel: Backbone;
+  /** REPA/REG projector or SRA head (trained, checkpointed under `proj.`); null for the baselines. */
+  readonly heads: MethodHeads | null;
+  /** REPA/REG's frozen encoder; null otherwise. */
+  readonly encoder: FrozenEncoder | null;
   readonly ema: Ema;
   readonly opt: AdamW;
   readonly loader: Loader;
   readonly schedule: Schedule;
-  /** Named streams: time, noise, dropout. */
-  readonly rngs: Record<'time' | 'noise' | 'dropout', Rng>;
+  /** Named streams: time, noise, dropout, and the protocol's (teacher-offset, cls-noise). */
+  readonly rngs: Record<string, Rng>;
+  /** Steps counted as one epoch by epoch-based schedules (SRA's sml1 weight). */
+  readonly stepsPerEpoch: number;
   step = 0;
   wallSeconds = 0;
   private readonly ddpm: DdpmSchedule | null;
 
   constructor(spec: RunSpec, data: ImageDataset) {
-    checkSpecConsistency(spec);
     this.spec = spec;
     this.config = modelConfigFor(spec, data);
-    this.model = createSiT(this.config, spec.seed);
-    this.emaModel = createSiT(this.config, spec.seed).eval();
+    checkSpecConsistency(spec, this.config.depth);
+    this.encoder = spec.protocol === 'repa' || spec.protocol === 'reg' ? buildEncoder(spec, data, this.config) : null;
+    const encoderDim = this.encoder?.dim ?? null;
+    this.model = buildBackbone(spec, this.config, encoderDim);
+    this.emaModel = buildBackbone(spec, this.config, encoderDim).eval();
     this.ema = new Ema(this.emaModel.namedParameters(), this.model.namedParameters(), spec.train.ema_decay);
     this.ema.copyFrom();
+    this.heads = buildHeads(spec, this.config, encoderDim);
     const t = spec.train;
-    this.opt = new AdamW(this.model.namedParameters(), { lr: t.lr, betas: [t.beta1, t.beta2], weightDecay: t.weight_decay });
+    const params = [...this.model.namedParameters(), ...(this.heads?.namedParameters('proj.') ?? [])];
+    this.opt = new AdamW(params, { lr: t.lr, betas: [t.beta1, t.beta2], weightDecay: t.weight_decay });
     this.loader = new Loader(data, { batchSize: t.batch_size, seed: spec.seed, hflip: spec.data.hflip });
     this.schedule = scheduleFor(spec);
+    this.stepsPerEpoch = spec.sra?.steps_per_epoch ?? Math.max(1, Math.floor(data.count / t.batch_size));
     const root = new Rng(spec.seed);
     this.rngs = { time: root.child('time'), noise: root.child('noise'), dropout: root.child('label-dropout') };
+    for (const name of protocolStreams(spec.protocol)) this.rngs[name] = root.child(name);
     this.ddpm = spec.diffusion.objective === 'ddpm' ? DdpmSchedule.linear() : null;
   }
 
@@ -86,6 +102,7 @@ export class Trainer {
       let loss: Tensor;
       const terms: Record<string, number> = {};
       if (this.ddpm) {
+        if (!(this.model instanceof SiT)) throw new Error('DDPM training needs the plain SiT/DiT model');
         const t = uniformTimesteps(this.rngs.time, B, this.ddpm.T);
         const xt = qSample(this.ddpm, x, eps, t);
         const { out } = this.model.forward(xt, t, y, { rng: this.rngs.dropout });
@@ -103,9 +120,12 @@ export class Trainer {
         const t = sampleTimes(this.rngs.time, B, d.time_sampling === 'uniform'
           ? { kind: 'uniform' }
           : { kind: 'logitNormal', mean: d.logit_normal_mean, std: d.logit_normal_std }, path);
-        const { xt, target } = flowTrainingPair(path, x, eps, t);
-        const { out } = this.model.forward(xt, t, y, { rng: this.rngs.dropout });
-        loss = velocityLoss(out, target).loss;
+        const r = flowStepLoss({
+          spec: this.spec, path, model: this.model, emaModel: this.emaModel, heads: this.heads, encoder: this.encoder,
+          rngs: this.rngs, stepIndex: this.step, stepsPerEpoch: this.stepsPerEpoch,
+        }, { x, y, eps, t });
+        loss = r.loss;
+        Object.assign(terms, r.terms);
       }
       const value = loss.item();
       if (!Number.isFinite(value)) throw new NonFiniteLossError(stepNo, value, `${this.spec.protocol} loss of the student`);
@@ -123,10 +143,9 @@ export class Trainer {
   }
 
   trainState(): TrainState {
-    const r = this.rngs;
     return {
       step: this.step,
-      rng: { time: r.time.state(), noise: r.noise.state(), dropout: r.dropout.state() },
+      rng: Object.fromEntries(Object.entries(this.rngs).map(([k, r]) => [k, r.state()])),
       loader: this.loader.state(),
       optStep: this.opt.state().step,
       wallSeconds: this.wallSeconds,
@@ -140,16 +159,19 @@ export class Trainer {
       state: this.trainState(),
       model: this.model.stateDict(),
       ema: this.emaModel.stateDict(),
+      proj: this.heads?.stateDict() ?? new Map(),
       opt: this.opt.state().tensors,
     };
   }
 
-  /** Continue from a checkpoint: weights, EMA, optimiser moments, RNG counters, data position. */
+  /** Continue from a checkpoint: weights, EMA, heads, optimiser moments, RNG counters, data position. */
   restore(c: Checkpoint): void {
     this.model.loadStateDict(c.model);
     this.emaModel.loadStateDict(c.ema);
+    if (this.heads) this.heads.loadStateDict(c.proj);
+    else if (c.proj.size) throw new Error(`checkpoint: ${c.proj.size} 'proj.' tensors but protocol ${this.spec.protocol} has no heads`);
     this.opt.loadState({ step: c.state.optStep, tensors: c.opt });
-    for (const k of ['time', 'noise', 'dropout'] as const) {
+    for (const k of Object.keys(this.rngs)) {
       const s = c.state.rng[k];
       if (!s) throw new Error(`checkpoint: no RNG state for stream '${k}'`);
       this.rngs[k] = Rng.fromState(s);

@@ -1,0 +1,19 @@
+// The SRA teacher's forward up to one block (methods-a.md §2 step 4: "stopping after block L_T is
+// equivalent" to the official full forward, whose later blocks and final layer do not touch h_T).
+// Embeds like SiT.forward (patches + pos_embed, t and label embeddings), runs blocks 1..k and
+// returns the hidden state after block k (B, T, D). Labels are used as given (no dropout): the
+// teacher reuses the student's post-dropout labels. Not here: gradients (the caller decides; the
+// trainer runs this under noGrad), REG's extra token.
+import type { Tensor } from '../tensor/tensor.ts';
+import { add } from '../autograd/ops/index.ts';
+import type { SiT } from '../models/sit.ts';
+
+export function hiddenAfterBlock(model: SiT, x: Tensor, t: ArrayLike<number>, labels: ArrayLike<number>, block: number): Tensor {
+  const depth = model.config.depth;
+  if (!Number.isInteger(block) || block < 1 || block > depth) throw new Error(`hiddenAfterBlock: block ${block} is not in 1..${depth}`);
+  const y = model.y_embedder.dropLabels(labels, { training: false }); // validates, drops nothing
+  let h = add(model.x_embedder.forward(x), model.pos_embed); // (B, T, D)
+  const cond = add(model.t_embedder.forward(t), model.y_embedder.forward(y)); // (B, D)
+  for (let i = 0; i < block; i++) h = model.blocks.items[i].forward(h, cond); // (B, T, D)
+  return h;
+}
