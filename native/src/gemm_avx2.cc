@@ -109,8 +109,46 @@ void Epilogue(float* c, int64_t ldc, int64_t rows, int64_t cols, const float* bi
   }
 }
 
+// Transposes 8 rows of 8 floats in registers: on return r[c] holds column c.
+inline void Transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int g = 0; g < 2; ++g) {
+    u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g + 0], t[4 * g + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g + 0], t[4 * g + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+    r[c + 4] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+  }
+}
+
+// Row-major A (the common case) packs by transposing full 6-row panels 8 columns at a time.
 void PackA(const float* a, int64_t lda, bool trans, int64_t mc, int64_t kc, float* out) {
-  gemm_pack::PackA<Tag, kMR>(a, lda, trans, mc, kc, out);
+  if (trans || kc < 8) return gemm_pack::PackA<Tag, kMR>(a, lda, trans, mc, kc, out);
+  const int64_t fullRows = mc / kMR * kMR, kc8 = kc / 8 * 8;
+  const __m256i six = TailMask(kMR);
+  for (int64_t i = 0; i < fullRows; i += kMR, out += kMR * kc) {
+    const float* src = a + i * lda;
+    for (int64_t p = 0; p < kc8; p += 8) {
+      __m256 r[8];
+#pragma GCC unroll 6
+      for (int q = 0; q < kMR; ++q) r[q] = _mm256_loadu_ps(src + q * lda + p);
+      r[6] = r[7] = _mm256_setzero_ps();
+      Transpose8(r);
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; ++q) _mm256_maskstore_ps(out + (p + q) * kMR, six, r[q]);
+    }
+    for (int64_t p = kc8; p < kc; ++p) {
+      for (int q = 0; q < kMR; ++q) out[p * kMR + q] = src[q * lda + p];
+    }
+  }
+  if (fullRows < mc) gemm_pack::PackA<Tag, kMR>(a + fullRows * lda, lda, false, mc - fullRows, kc, out);
 }
 void PackB(const float* b, int64_t ldb, bool trans, int64_t kc, int64_t nc, float* out) {
   gemm_pack::PackB<Tag, kNR>(b, ldb, trans, kc, nc, out);
