@@ -9,13 +9,12 @@ import fc from 'fast-check';
 import { backward, noGrad, currentTape } from '../../src/autograd/index.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 import { createSiT } from '../../src/models/sit.ts';
-import type { Linear } from '../../src/nn/linear.ts';
 import { flowTrainingPair, interpolate, linear, velocityLoss } from '../../src/diffusion/index.ts';
 import {
   SimpleHead, hiddenAfterBlock, sraAlignLoss, sraAlignWeight, sraTeacherTimes, type SraLossOptions,
 } from '../../src/methods/index.ts';
 import { expectClose } from '../kernels/expectClose.ts';
-import { gradMax, tinySiT, tinySiTConfig, withGrad, zeroAllGrads } from './tiny.ts';
+import { gradMax, makeIdentity, tinySiT, tinySiTConfig, withGrad, zeroAllGrads } from './tiny.ts';
 
 /** Reference of every variant in float64 over (B, T, D) arrays. */
 function alignRef(s: ArrayLike<number>, t: ArrayLike<number>, [B, T, D]: number[], o: SraLossOptions): number {
@@ -112,15 +111,6 @@ describe('SimpleHead', () => {
   });
 });
 
-/** A head that is exactly the identity: SiLU(x) − SiLU(−x) = x, with linear1 = [I; −I], linear2 = [I, −I]. */
-function identityHead(d: number): SimpleHead {
-  const h = new SimpleHead(d, d, new Rng(0));
-  const set = (l: Linear, f: (i: number, j: number) => number) => { for (let i = 0; i < l.outFeatures; i++) for (let j = 0; j < l.inFeatures; j++) l.weight.data[i * l.inFeatures + j] = f(i, j); };
-  set(h.linear1, (i, j) => (i % d === j ? (i < d ? 1 : -1) : 0));
-  set(h.linear2, (i, j) => (j % d === i ? (j < d ? 1 : -1) : 0));
-  return h;
-}
-
 describe('SRA student / teacher', () => {
   it('the partial teacher forward equals the full forward tap, bit for bit, and records nothing under noGrad', () => {
     const m = tinySiT(3).eval();
@@ -139,7 +129,7 @@ describe('SRA student / teacher', () => {
       const student = tinySiT(seed);
       const teacher = createSiT(tinySiTConfig(), seed + 1).eval();
       teacher.loadStateDict(student.stateDict());
-      const head = identityHead(16);
+      const head = makeIdentity(new SimpleHead(16, 16, new Rng(0)));
       const rng = new Rng(seed + 2);
       const x = rng.normal([3, 1, 8, 8]), eps = rng.normal([3, 1, 8, 8]), ts = rng.uniformArray(3);
       const tT = sraTeacherTimes(ts, rng.uniformArray(3), 0);

@@ -8,6 +8,8 @@ import { createSiT, type SiT } from '../../src/models/sit.ts';
 import { sitPreset } from '../../src/models/presets.ts';
 import { createViT, vitPreset } from '../../src/models/vit.ts';
 import { FrozenEncoder, type EncoderNormalization } from '../../src/methods/encoder.ts';
+import type { SimpleHead } from '../../src/methods/sra.ts';
+import type { Linear } from '../../src/nn/linear.ts';
 
 export const tinySiTConfig = (depth = 3) => sitPreset('SiT-T/2', { depth, hiddenSize: 16, numHeads: 2, inputSize: 8, inChannels: 1 });
 
@@ -46,4 +48,16 @@ export function withGrad(m: Module, prefix = ''): string[] {
 
 export function zeroAllGrads(...ms: Module[]): void {
   for (const m of ms) for (const p of m.parameters()) p.grad = null;
+}
+
+/** Make an SRA head (D → 2D → D) exactly the identity: SiLU(x) − SiLU(−x) = x, linear1 = [I; −I], linear2 = [I, −I], zero biases. */
+export function makeIdentity(h: SimpleHead): SimpleHead {
+  const d = h.linear2.outFeatures;
+  const set = (l: Linear, f: (i: number, j: number) => number) => {
+    for (let i = 0; i < l.outFeatures; i++) for (let j = 0; j < l.inFeatures; j++) l.weight.data[i * l.inFeatures + j] = f(i, j);
+    l.bias!.data.fill(0);
+  };
+  set(h.linear1, (i, j) => (i % d === j ? (i < d ? 1 : -1) : 0));
+  set(h.linear2, (i, j) => (j % d === i ? (j < d ? 1 : -1) : 0));
+  return h;
 }

@@ -4,16 +4,18 @@
 // loadable from a DINOv2-layout file, SRA's teacher changing only by EMA and its epoch-based weight,
 // REG's sample grid through its SDE sampler and `diffactor sample`, and the spec's method sections.
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseSpec } from '../../src/spec/load.ts';
+import { loadSpec, parseSpec } from '../../src/spec/load.ts';
 import { runTraining } from '../../src/train/run.ts';
 import { loadCheckpoint } from '../../src/train/checkpoint.ts';
 import { Trainer } from '../../src/train/trainer.ts';
 import { openTrainData } from '../../src/train/setup.ts';
 import { buildEncoder } from '../../src/train/methodParts.ts';
 import { sample } from '../../src/cli/sample.ts';
+import { Rng } from '../../src/tensor/rng.ts';
+import { makeIdentity, perturb } from '../methods/tiny.ts';
 import { createViT, vitPreset } from '../../src/models/vit.ts';
 import { saveDinov2 } from '../../src/models/dinov2.ts';
 
@@ -136,6 +138,22 @@ describe('SRA in training', () => {
     expect(t.emaModel.training).toBe(false);
   });
 
+  it('identity case through the trainer: L_s = L_T, t_max = 0, identity head, teacher = student give L_align = 0', () => {
+    // perturbed weights so that blocks depend on t and labels; dropout 0.5 so that the teacher must
+    // get the student's post-dropout labels (and the same x, ε) for the loss to vanish
+    const run = (sra: Record<string, unknown>) => {
+      const spec = specs.sra({ model: { ...base.model, class_dropout_prob: 0.5 }, sra: { student_block: 2, teacher_block: 2, t_max: 0, loss: 'l2', ...sra } });
+      const t = new Trainer(spec, openTrainData(spec));
+      perturb(t.model, 1);
+      t.ema.copyFrom();
+      makeIdentity(t.heads!.head());
+      return t.trainStep().terms.align;
+    };
+    expect(run({})).toBeLessThan(1e-10);
+    expect(run({ t_max: 0.5 })).toBeGreaterThan(1e-6);
+    expect(run({ student_block: 1 })).toBeGreaterThan(1e-6);
+  });
+
   it('the sml1 weight follows epochs of steps_per_epoch steps (w·0.1^((epoch − start)/span) after start)', () => {
     const r = runTraining({ spec: specs.sra(), out: dir(), quiet: true, samples: false });
     // steps_per_epoch 2, start 0, span 1: epochs 0, 0, 1, 1, 2, 2
@@ -171,5 +189,17 @@ describe('method sections in the spec', () => {
     const ode = specs.reg({ sample: { sampler: 'heun' } });
     expect(() => new Trainer(ode, openTrainData(ode))).toThrow(/REG samples with its SDE sampler only/);
     expect(parseSpec(JSON.parse(JSON.stringify(specs.sra())))).toEqual(specs.sra()); // resolved specs re-parse to themselves
+  });
+});
+
+describe('shipped specs', () => {
+  const root = path.resolve(import.meta.dirname, '../../specs');
+  it.each(readdirSync(root).filter((f) => f.endsWith('.yaml')))('%s loads and builds its trainer', (file) => {
+    const spec = loadSpec(path.join(root, file));
+    expect(spec.name).toBe(file.replace(/\.yaml$/, ''));
+    const t = new Trainer(spec, openTrainData(spec, 'builtin'));
+    const T = (t.config.inputSize / t.config.patchSize) ** 2;
+    if (t.encoder) expect(t.encoder.features(new Rng(0).normal([2, t.config.inChannels, 32, 32])).patch.shape).toEqual([2, T, t.encoder.dim]);
+    expect(t.heads === null).toBe(spec.protocol.endsWith('baseline'));
   });
 });
