@@ -5,7 +5,8 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { Trainer, type StepLog } from './trainer.ts';
+import { NonFiniteLossError, Trainer, type StepLog } from './trainer.ts';
+import { K } from '../kernels/index.ts';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { openTrainData } from './setup.ts';
 import { drawSamples, gridLabels } from './draw.ts';
@@ -65,7 +66,14 @@ export function runTraining(o: RunOptions): RunResult {
   const bar = o.quiet ? null : progressBar(total, 'train');
   const logs: StepLog[] = [];
   let last = performance.now();
-  const save = () => saveCheckpoint(ckptFile, trainer.checkpoint());
+  const save = () => {
+    // A checkpoint is only as good as its weights: refuse to replace the last one with Inf/NaN.
+    const c = trainer.checkpoint();
+    for (const [name, t] of c.model) {
+      if (!Number.isFinite(K.sumSquares(t.data, t.size))) throw new NonFiniteLossError(trainer.step, NaN, `parameter '${name}' is not finite`);
+    }
+    saveCheckpoint(ckptFile, c);
+  };
   while (trainer.step < total) {
     const t0 = performance.now();
     const log = trainer.trainStep();

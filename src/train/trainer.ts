@@ -35,7 +35,7 @@ export interface StepLog {
 
 export class NonFiniteLossError extends Error {
   constructor(readonly step: number, readonly value: number, readonly where: string) {
-    super(`loss became ${value} at step ${step} (${where}); the run stopped and no checkpoint was written over`);
+    super(`${Number.isNaN(value) && where.startsWith('parameter') ? 'training diverged' : `loss became ${value}`} at step ${step} (${where}); the run stopped and no checkpoint was written over`);
   }
 }
 

@@ -66,9 +66,9 @@ describe('reference trainer', () => {
     try { runTraining({ spec, out: d, quiet: true, samples: false }); } catch (e) { err = e; }
     expect(err).toBeInstanceOf(NonFiniteLossError);
     const e = err as NonFiniteLossError;
-    expect(e.message).toMatch(/loss became (NaN|-?Infinity) at step \d+/);
+    expect(e.message).toMatch(/(loss became (NaN|-?Infinity)|training diverged) at step \d+.*no checkpoint was written over/);
     const c = loadCheckpoint(path.join(d, 'checkpoint.safetensors'));
-    expect(c.state.step).toBe(e.step - 1);
+    expect(c.state.step).toBeLessThan(e.step);
     for (const [k, t] of c.model) expect(t.toArray().filter((v) => !Number.isFinite(v)).length, k).toBe(0);
   });
 
