@@ -19,6 +19,9 @@ void RegisterNorm(Napi::Env env, Napi::Object exports);
 void RegisterElementwise(Napi::Env env, Napi::Object exports);
 void RegisterReduce(Napi::Env env, Napi::Object exports);
 void RegisterOptim(Napi::Env env, Napi::Object exports);
+void RegisterBinary(Napi::Env env, Napi::Object exports);
+void RegisterAdaLN(Napi::Env env, Napi::Object exports);
+void RegisterQkvAttention(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -55,6 +58,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterElementwise(env, exports);
   RegisterReduce(env, exports);
   RegisterOptim(env, exports);
+  RegisterBinary(env, exports);
+  RegisterAdaLN(env, exports);
+  RegisterQkvAttention(env, exports);
   return exports;
 }
 

@@ -3,10 +3,10 @@
 // A tape belongs to one actor (one thread); an actor that keeps a forward open across messages
 // gives it its own Tape (withTape) and later calls backward with gradients injected from other
 // actors (several seeds at once). This file is the engine; the ops are in ./ops.
-import { Tensor, clone, ones, type GradNode } from '../tensor/tensor.ts';
+import { Tensor, ones, type GradNode } from '../tensor/tensor.ts';
 import { untracked } from '../tensor/pool.ts';
 import { fmtShape, sameShape } from '../tensor/shape.ts';
-import { addInto } from './accumulate.ts';
+import { addInto, addNew } from './accumulate.ts';
 
 export class Tape {
   nodes: { node: GradNode; output: Tensor }[] = [];
@@ -119,7 +119,7 @@ export function backward(roots: Tensor | [Tensor, Tensor][], opts: BackwardOptio
       // we did not allocate here.
       if (owned.has(prev)) addInto(prev, g);
       else {
-        const sum = addInto(clone(prev), g);
+        const sum = addNew(prev, g);
         owned.add(sum);
         grads.set(t, sum);
       }

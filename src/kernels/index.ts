@@ -53,4 +53,14 @@ export const K: Kernels = {
   sumSquares: (x, len) => pick(x).sumSquares(x, len),
   adamw: (p, g, m, v, ...r) => pick(p, g, m, v).adamw(p, g, m, v, ...r),
   ema: (t, s, ...r) => pick(t, s).ema(t, s, ...r),
+  binary: (op, a, b, out, ...r) => pick(a, b, out).binary(op, a, b, out, ...r),
+  gatedResidualForward: (x, g, y, out, ...r) => pick(x, g, y, out).gatedResidualForward(x, g, y, out, ...r),
+  gatedResidualBackward: (dout, g, y, dy, dg, ...r) => pick(dout, g, y, dy, dg).gatedResidualBackward(dout, g, y, dy, dg, ...r),
+  layerNormModulateForward: (x, sh, sc, y, mean, rstd, ...r) =>
+    pick(x, sh, sc, y, mean, rstd).layerNormModulateForward(x, sh, sc, y, mean, rstd, ...r),
+  layerNormModulateBackward: (dy, x, sc, mean, rstd, dx, dsh, dsc, ...r) =>
+    pick(dy, x, sc, mean, rstd, dx, dsh, dsc).layerNormModulateBackward(dy, x, sc, mean, rstd, dx, dsh, dsc, ...r),
+  qkvAttentionForward: (qkv, out, lse, ...r) => pick(qkv, out, lse).qkvAttentionForward(qkv, out, lse, ...r),
+  qkvAttentionBackward: (qkv, out, lse, dout, dqkv, ...r) =>
+    pick(qkv, out, lse, dout, dqkv).qkvAttentionBackward(qkv, out, lse, dout, dqkv, ...r),
 };

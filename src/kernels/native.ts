@@ -62,7 +62,9 @@ type Method = Exclude<keyof Kernels, 'name' | 'gemm'>;
 const positional: Method[] = [
   'attentionForward', 'attentionBackward', 'layerNormForward', 'layerNormBackward',
   'softmaxForward', 'softmaxBackward', 'actForward', 'actBackward', 'modulateForward',
-  'modulateBackward', 'reduceSum', 'sumSquares', 'adamw', 'ema',
+  'modulateBackward', 'reduceSum', 'sumSquares', 'adamw', 'ema', 'binary', 'gatedResidualForward',
+  'gatedResidualBackward', 'layerNormModulateForward', 'layerNormModulateBackward',
+  'qkvAttentionForward', 'qkvAttentionBackward',
 ];
 
 /**

@@ -13,6 +13,10 @@ export type FArray = Float32Array | Float64Array;
 export const Act = { none: 0, relu: 1, gelu: 2, geluTanh: 3, silu: 4 } as const;
 export type ActCode = (typeof Act)[keyof typeof Act];
 
+/** Binary elementwise operations of `binary`. Numbers match the native enum. */
+export const BinOp = { add: 0, sub: 1, mul: 2, div: 3 } as const;
+export type BinOpCode = (typeof BinOp)[keyof typeof BinOp];
+
 export interface GemmArgs {
   transA: boolean;
   transB: boolean;
@@ -119,4 +123,54 @@ export interface Kernels {
 
   /** EMA in place: target = decay * target + (1 - decay) * source. */
   ema(target: FArray, source: FArray, len: number, decay: number): void;
+
+  /**
+   * Broadcast elementwise arithmetic over a 4-d index space: for every (i0, i1, i2, i3) < shape,
+   * out[((i0 s1 + i1) s2 + i2) s3 + i3] = a[sum ik sa[k]] op b[sum ik sb[k]]. shape, sa, sb have
+   * 4 entries; a stride of 0 repeats that operand along the dim (broadcast). out is contiguous and
+   * may be a itself (in place) when sa is out's own contiguous strides.
+   */
+  binary(
+    op: BinOpCode, a: FArray, b: FArray, out: FArray,
+    shape: ArrayLike<number>, sa: ArrayLike<number>, sb: ArrayLike<number>,
+  ): void;
+
+  /**
+   * adaLN-Zero gated residual: out = x + gate[:, None, :] * y; x, y, out (B, N, C), gate (B, C).
+   * out may be x.
+   */
+  gatedResidualForward(x: FArray, gate: FArray, y: FArray, out: FArray, b: number, n: number, c: number): void;
+  /** From dout (B, N, C): dy = dout * gate (B, N, C), dgate = sum over N of dout * y (B, C). (dx is dout.) */
+  gatedResidualBackward(
+    dout: FArray, gate: FArray, y: FArray, dy: FArray, dgate: FArray, b: number, n: number, c: number,
+  ): void;
+
+  /**
+   * Layer norm without affine followed by adaLN modulation:
+   * y = (x - mean) * rstd * (1 + scale[:, None, :]) + shift[:, None, :]. x, y (B, N, C);
+   * shift, scale (B, C); mean, rstd (B*N) saved for the backward; var biased.
+   */
+  layerNormModulateForward(
+    x: FArray, shift: FArray, scale: FArray, y: FArray, mean: FArray, rstd: FArray,
+    b: number, n: number, c: number, eps: number,
+  ): void;
+  /** dx (B, N, C), dshift = sum_N dy, dscale = sum_N dy * xhat (B, C); all overwritten. */
+  layerNormModulateBackward(
+    dy: FArray, x: FArray, scale: FArray, mean: FArray, rstd: FArray,
+    dx: FArray, dshift: FArray, dscale: FArray, b: number, n: number, c: number,
+  ): void;
+
+  /**
+   * Multi-head attention on timm's packed projection: qkv (B, N, 3, H, D) (q, k, v of head h at
+   * columns [s*H*D + h*D, +D) of each token row, s = 0, 1, 2) -> out (B, N, H, D) (heads merged);
+   * lse (B, H, N) as in attentionForward. Equals permute/slice + attentionForward + permute.
+   */
+  qkvAttentionForward(
+    qkv: FArray, out: FArray, lse: FArray, b: number, n: number, h: number, d: number, scale: number,
+  ): void;
+  /** dqkv (B, N, 3, H, D) overwritten from dout (B, N, H, D), the saved out and lse. */
+  qkvAttentionBackward(
+    qkv: FArray, out: FArray, lse: FArray, dout: FArray, dqkv: FArray,
+    b: number, n: number, h: number, d: number, scale: number,
+  ): void;
 }

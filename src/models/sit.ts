@@ -8,7 +8,7 @@
 import { Tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
 import { fmtShape } from '../tensor/shape.ts';
-import { add, chunk, mul, permute, reshape, unsqueeze } from '../autograd/index.ts';
+import { add, chunk, gatedResidual, layerNormModulate, permute, reshape } from '../autograd/index.ts';
 import { Module, ModuleList } from '../nn/module.ts';
 import { Linear } from '../nn/linear.ts';
 import { LayerNorm } from '../nn/layerNorm.ts';
@@ -17,7 +17,6 @@ import { Mlp } from '../nn/mlp.ts';
 import { PatchEmbed } from '../nn/patchEmbed.ts';
 import { Sequential } from '../nn/sequential.ts';
 import { SiLU } from '../nn/activation.ts';
-import { modulate } from '../nn/modulate.ts';
 import { xavierUniform, zeros } from '../nn/init.ts';
 import { parseSiTConfig, gridSize, numTokens, outChannels, type SiTConfig } from './config.ts';
 import { LabelEmbedder, TimestepEmbedder, sincosPosEmbed2d, type LabelDropOptions } from './embeddings.ts';
@@ -43,11 +42,14 @@ export class SiTBlock extends Module {
     this.adaLN_modulation = this.child('adaLN_modulation', new Sequential([SiLU(), new Linear(hidden, 6 * hidden, rng.child('adaLN_modulation.1'))]));
   }
 
-  /** x (B, T, D), c (B, D) -> (B, T, D). */
+  /**
+   * x (B, T, D), c (B, D) -> (B, T, D). norm + modulate and the gated residual run as the fused
+   * ops layerNormModulate / gatedResidual (equal to LN(x)(1+g)+b and x + a * f(...)).
+   */
   forward(x: Tensor, c: Tensor): Tensor {
     const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = chunk(this.adaLN_modulation.forward(c), 6, -1); // 6 x (B, D)
-    x = add(x, mul(unsqueeze(gateMsa, 1), this.attn.forward(modulate(this.norm1.forward(x), shiftMsa, scaleMsa)))); // (B, T, D)
-    return add(x, mul(unsqueeze(gateMlp, 1), this.mlp.forward(modulate(this.norm2.forward(x), shiftMlp, scaleMlp)))); // (B, T, D)
+    x = gatedResidual(x, gateMsa, this.attn.forward(layerNormModulate(x, shiftMsa, scaleMsa, this.norm1.eps))); // (B, T, D)
+    return gatedResidual(x, gateMlp, this.mlp.forward(layerNormModulate(x, shiftMlp, scaleMlp, this.norm2.eps))); // (B, T, D)
   }
 }
 
@@ -67,7 +69,7 @@ export class FinalLayer extends Module {
   /** x (B, T, D), c (B, D) -> (B, T, p*p*C_out). */
   forward(x: Tensor, c: Tensor): Tensor {
     const [shift, scale] = chunk(this.adaLN_modulation.forward(c), 2, -1); // 2 x (B, D)
-    return this.linear.forward(modulate(this.norm_final.forward(x), shift, scale));
+    return this.linear.forward(layerNormModulate(x, shift, scale, this.norm_final.eps));
   }
 }
 

@@ -110,6 +110,18 @@ export function empty(shape: Shape, dtype: DType = 'float32'): Tensor {
 
 export const zeros = empty; // pool buffers come back zero-filled
 
+/**
+ * Like empty, but a recycled pool buffer is not zero-filled: for outputs that a kernel overwrites
+ * entirely before anything reads them (the hot path of a training step allocates hundreds of MB).
+ */
+export function uninit(shape: Shape, dtype: DType = 'float32'): Tensor {
+  checkShape(shape);
+  const n = sizeOf(shape);
+  const buf = acquireBuffer(Math.max(n * (dtype === 'float64' ? 8 : 4), 8), false);
+  const data = dtype === 'float64' ? new Float64Array(buf, 0, n) : new Float32Array(buf, 0, n);
+  return makeTracked(new Tensor(data, shape), true);
+}
+
 export function full(shape: Shape, value: number, dtype: DType = 'float32'): Tensor {
   const t = empty(shape, dtype);
   t.data.fill(value);

@@ -2,12 +2,10 @@
 // recomputes probabilities from the saved log-sum-exp), and qkvAttention, the timm/DiT block body
 // from a packed qkv projection. Not here: masks, dropout, causal attention, q/k norms, the qkv and
 // output projections (those are linear layers in nn/).
-import { empty, type Tensor } from '../../tensor/tensor.ts';
+import { empty, uninit, type Tensor } from '../../tensor/tensor.ts';
 import { fmtShape, sameShape } from '../../tensor/shape.ts';
 import { K } from '../../kernels/index.ts';
 import { record } from '../tape.ts';
-import { reshape } from './shape.ts';
-import { permute, slice } from './layout.ts';
 
 /**
  * F.scaled_dot_product_attention(q, k, v, scale) with no mask: softmax(q k^T * scale) v.
@@ -34,16 +32,22 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale
 /**
  * Multi-head self-attention from a packed projection, as in timm/DiT's Attention.forward:
  * qkv (B, N, 3*H*D) is read as qkv.reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4), attended per
- * head, and the heads are merged back: returns (B, N, H*D).
+ * head, and the heads are merged back: returns (B, N, H*D). One op on K.qkvAttentionForward,
+ * which reads q, k, v in place (no permute/slice copies); equal to that composite (tested).
  */
 export function qkvAttention(qkv: Tensor, heads: number, scale?: number): Tensor {
-  if (qkv.ndim !== 3 || qkv.shape[2] % (3 * heads) !== 0) {
+  if (qkv.ndim !== 3 || !Number.isInteger(heads) || heads < 1 || qkv.shape[2] % (3 * heads) !== 0) {
     throw new Error(`qkvAttention: expected (B, N, 3*H*D) with H=${heads}, got ${fmtShape(qkv.shape)}`);
   }
   const [b, n, c3] = qkv.shape;
   const d = c3 / (3 * heads);
-  const qkvT = permute(reshape(qkv, [b, n, 3, heads, d]), [2, 0, 3, 1, 4]); // (3, B, H, N, D)
-  const part = (i: number): Tensor => reshape(slice(qkvT, 0, i, i + 1), [b, heads, n, d]); // (B, H, N, D)
-  const o = scaledDotProductAttention(part(0), part(1), part(2), scale); // (B, H, N, D)
-  return reshape(permute(o, [0, 2, 1, 3]), [b, n, heads * d]); // (B, N, H*D)
+  const s = scale ?? 1 / Math.sqrt(d);
+  const out = uninit([b, n, heads * d], qkv.dtype); // (B, N, H*D)
+  const lse = uninit([b * heads, n], qkv.dtype); // (B*H, N)
+  K.qkvAttentionForward(qkv.data, out.data, lse.data, b, n, heads, d, s);
+  return record('qkvAttention', [qkv], out, (g) => {
+    const dqkv = uninit(qkv.shape, qkv.dtype); // (B, N, 3*H*D)
+    K.qkvAttentionBackward(qkv.data, out.data, lse.data, g.data, dqkv.data, b, n, heads, d, s);
+    return [dqkv];
+  });
 }

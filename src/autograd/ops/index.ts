@@ -12,3 +12,4 @@ export * from './attention.ts';
 export * from './conv.ts';
 export * from './pool.ts';
 export * from './embedding.ts';
+export * from './adaLN.ts';

@@ -8,6 +8,9 @@ import { softmaxForward, softmaxBackward } from './softmax.ts';
 import { modulateForward, modulateBackward } from './modulate.ts';
 import { reduceSum, sumSquares } from './reduce.ts';
 import { adamw, ema } from './optim.ts';
+import { binary } from './binary.ts';
+import { gatedResidualForward, gatedResidualBackward, layerNormModulateForward, layerNormModulateBackward } from './adaln.ts';
+import { qkvAttentionForward, qkvAttentionBackward } from './qkvAttention.ts';
 
 export const jsKernels: Kernels = {
   name: 'js',
@@ -26,4 +29,11 @@ export const jsKernels: Kernels = {
   sumSquares,
   adamw,
   ema,
+  binary,
+  gatedResidualForward,
+  gatedResidualBackward,
+  layerNormModulateForward,
+  layerNormModulateBackward,
+  qkvAttentionForward,
+  qkvAttentionBackward,
 };
