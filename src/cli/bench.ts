@@ -12,5 +12,10 @@ export async function bench(what: string, o: { json?: boolean; quick?: boolean }
     await benchAttention({ json: !!o.json, quick: o.quick });
     return;
   }
+  if (what === 'train-step') {
+    const { benchTrainStep } = await import('../bench/trainStep.ts');
+    await benchTrainStep({ json: !!o.json, quick: o.quick });
+    return;
+  }
   throw new Error(`bench: unknown benchmark '${what}'`);
 }

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""PyTorch peer for `diffactor bench train-step`: times one full SiT training step on CPU in float32
+with the official-layout model of test/fixtures/sit_reference.py, the same step diffactor times
+(src/bench/trainStepCore.ts): linear-interpolant flow matching on a fixed synthetic batch
+(x_t = (1 - t) x + t eps, target eps - x), forward in training mode (label dropout on), per-sample
+mean squared error averaged over the batch, backward, AdamW (lr 1e-4, weight decay 0, foreach),
+EMA update (decay 0.9999, foreach) and gradients set to None. It only measures; the TypeScript side
+compares. Prints one JSON object on stdout:
+  {"torch", "threads", "blas": {library, corename, config, coretype_env}, "results": [
+    {"config", "batch", "seconds_per_step", "samples_per_s", "steps", "times"}]}
+
+Usage: torch_train_step_peer.py --config '<SiTConfig JSON>' --name P1 --batch 64 [--steps 20]
+       [--warmup 3] [--threads 2]
+The caller sets the BLAS environment (OPENBLAS_CORETYPE, OMP_NUM_THREADS, LD_LIBRARY_PATH for
+Debian's OpenMP OpenBLAS); this script reports which library and kernel actually ran.
+"""
+import argparse
+import ctypes
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures"))
+from sit_reference import SiT  # noqa: E402
+
+
+def blas_info():
+    """The OpenBLAS shared object this process mapped, its kernel (core) name and build config."""
+    lib = None
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1]
+            if "openblas" in path and path.endswith(".so") or "openblas" in path and ".so." in path:
+                lib = path
+                break
+    info = {"library": lib, "coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+    if lib:
+        try:
+            so = ctypes.CDLL(lib)
+            for fn in ("openblas_get_corename", "openblas_get_config"):
+                f = getattr(so, fn)
+                f.restype = ctypes.c_char_p
+                info[fn.replace("openblas_get_", "")] = f().decode()
+            so.openblas_get_num_threads.restype = ctypes.c_int
+            info["num_threads"] = so.openblas_get_num_threads()
+        except (OSError, AttributeError) as e:
+            info["error"] = str(e)
+    return info
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--batch", type=int, required=True)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = json.loads(args.config)
+    model = SiT(cfg).train()
+    ema = SiT(cfg).eval()
+    ema.load_state_dict(model.state_dict())
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    ema_params = [e for e, p in zip(ema.parameters(), model.parameters()) if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0, foreach=True)
+    b, c, s = args.batch, cfg["inChannels"], cfg["inputSize"]
+    x, eps = torch.randn(b, c, s, s), torch.randn(b, c, s, s)
+    t = torch.rand(b)
+    y = torch.randint(0, cfg["numClasses"], (b,))
+
+    def step():
+        tt = t.view(-1, 1, 1, 1)
+        xt, target = (1 - tt) * x + tt * eps, eps - x
+        out, _ = model(xt, t, y)
+        loss = ((out - target) ** 2).mean(dim=(1, 2, 3)).mean()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_mul_(ema_params, 0.9999)
+            torch._foreach_add_(ema_params, params, alpha=1 - 0.9999)
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    print(json.dumps({
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_info(),
+        "results": [{"config": args.name, "batch": b, "seconds_per_step": med, "samples_per_s": b / med,
+                     "steps": args.steps, "times": times}],
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+// The training-step benchmark behind `diffactor bench train-step`: seconds per full SiT training
+// step (forward, loss, backward, AdamW, EMA; trainStepCore.ts) for the project's configs P1 and P2,
+// and of the same step in PyTorch (scripts/torch_train_step_peer.py, run by /usr/bin/python3 when
+// it has torch) on the same number of threads. Ours and the peer alternate in rounds, config by
+// config, so load from other processes on the shared machine hits both alike; each side's time is
+// the median over all its timed steps (after warm-up). It measures and prints; it asserts nothing.
+//
+// GFLOP/s uses one analytic count for both sides (matmul and attention products, forward plus
+// twice that for the backward), so it is a rate comparison, not a profile.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { backendInfo } from '../kernels/index.ts';
+import { sitPreset } from '../models/presets.ts';
+import { gridSize, outChannels, type SiTConfig } from '../models/config.ts';
+import { createTrainStep } from './trainStepCore.ts';
+
+export interface TrainStepConfig {
+  /** Name in the report (P1, P2). */
+  config: string;
+  /** Model preset (sitPreset name). */
+  preset: string;
+  batch: number;
+}
+
+/** The issue's configs: P1 (latent 4x8x8, patch 1, D 192, depth 6, 3 heads), P2 (1x32x32, patch 2, D 384, depth 12, 6 heads). */
+export const TRAIN_STEP_CONFIGS: TrainStepConfig[] = [
+  { config: 'P1', preset: 'SiT-P1', batch: 64 },
+  { config: 'P2', preset: 'SiT-P2', batch: 16 },
+];
+
+export interface TrainStepResult {
+  config: string;
+  seconds_per_step: number;
+  samples_per_s: number;
+  batch: number;
+  steps: number;
+  gflop_per_step: number;
+  gflops: number;
+  torch_seconds_per_step: number | null;
+  torch_samples_per_s: number | null;
+  torch_gflops: number | null;
+  /** torch seconds / our seconds: above 1 means diffactor is faster. */
+  speedup_vs_torch: number | null;
+}
+
+export interface TrainStepReport {
+  results: TrainStepResult[];
+  command: string;
+  env: {
+    loadavg_start: number[];
+    loadavg_end: number[];
+    cpus: number;
+    cpu: string;
+    backend: string;
+    isa: string;
+    threads: number;
+    node: string;
+    peer: unknown;
+  };
+}
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const peerScript = path.join(root, 'scripts/torch_train_step_peer.py');
+const TORCH_PYTHON = '/usr/bin/python3';
+/** Debian's OpenMP build of OpenBLAS (libopenblas0-openmp), the peer's best BLAS here. */
+const OPENMP_BLAS_DIR = '/usr/lib/x86_64-linux-gnu/openblas-openmp';
+
+/** Multiply-add flops of one step: forward products, plus 2x for the backward (dX and dW). */
+export function trainStepFlops(c: SiTConfig, batch: number): number {
+  const t = gridSize(c) ** 2, rows = batch * t, d = c.hiddenSize, hid = d * c.mlpRatio, p2 = c.patchSize ** 2;
+  const linear = (r: number, i: number, o: number) => 2 * r * i * o;
+  const block = linear(rows, d, 3 * d) + linear(rows, d, d) + linear(rows, d, hid) + linear(rows, hid, d)
+    + linear(batch, d, 6 * d) + 4 * batch * t * t * d; // + attention QK^T and PV over all heads
+  const fwd = c.depth * block + linear(rows, c.inChannels * p2, d) + linear(rows, d, p2 * outChannels(c))
+    + linear(batch, 256, d) + linear(batch, d, d) + linear(batch, d, 2 * d);
+  return 3 * fwd;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+interface PeerRun { times: number[]; info: unknown }
+
+/** The peer's step times for one config, or the reason there are none. */
+function runPeer(cfg: SiTConfig, tc: TrainStepConfig, steps: number, warmup: number, threads: number): PeerRun | string {
+  if (!existsSync(TORCH_PYTHON)) return `${TORCH_PYTHON} missing`;
+  if (spawnSync(TORCH_PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0) return 'no torch for /usr/bin/python3 (apt install python3-torch)';
+  // The peer at its best on this CPU: OpenBLAS's AVX-512 kernels (Debian's 0.3.21 detects the CPU
+  // as Prescott otherwise) and the OpenMP build when installed. Only the peer's environment.
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX', OMP_NUM_THREADS: String(threads) };
+  if (existsSync(OPENMP_BLAS_DIR)) env.LD_LIBRARY_PATH = [OPENMP_BLAS_DIR, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
+  const args = [peerScript, '--config', JSON.stringify(cfg), '--name', tc.config, '--batch', String(tc.batch),
+    '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)];
+  const r = spawnSync(TORCH_PYTHON, args, { env, encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) return `torch peer failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}`;
+  const out = JSON.parse(r.stdout) as { torch: string; threads: number; blas: unknown; results: { times: number[] }[] };
+  return { times: out.results[0].times, info: { python: TORCH_PYTHON, torch: out.torch, threads: out.threads, blas: out.blas } };
+}
+
+export async function benchTrainStep(opts: {
+  json: boolean;
+  /** Few steps, one round (smoke runs). */
+  quick?: boolean;
+  configs?: TrainStepConfig[];
+  /** Leave out the PyTorch peer. */
+  noPeer?: boolean;
+}): Promise<TrainStepReport> {
+  const configs = opts.configs ?? TRAIN_STEP_CONFIGS;
+  // >= 20 timed steps per side in two rounds of 10 (quick: one round of 3).
+  const rounds = opts.quick ? 1 : 2, stepsPerRound = opts.quick ? 3 : 10, warmup = opts.quick ? 1 : 3;
+  const threads = Math.max(1, backendInfo.threads || os.cpus().length);
+  const log = (s: string) => { if (!opts.json) process.stderr.write(s); };
+  const loadStart = os.loadavg();
+  let peer: unknown = opts.noPeer ? 'not requested' : 'not run';
+  const results: TrainStepResult[] = [];
+
+  for (const tc of configs) {
+    const cfg = sitPreset(tc.preset);
+    const flops = trainStepFlops(cfg, tc.batch);
+    log(`train step ${tc.config} (${tc.preset}, batch ${tc.batch}) ...`);
+    const harness = createTrainStep(cfg, tc.batch, 0);
+    for (let i = 0; i < warmup; i++) harness.step();
+    const ours: number[] = [], theirs: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < stepsPerRound; i++) {
+        const t0 = performance.now();
+        harness.step();
+        ours.push((performance.now() - t0) / 1000);
+      }
+      if (!opts.noPeer) {
+        const p = runPeer(cfg, tc, stepsPerRound, warmup, threads);
+        if (typeof p === 'string') peer = p;
+        else { theirs.push(...p.times); peer = p.info; }
+      }
+      log('.');
+    }
+    const s = median(ours), ts = theirs.length ? median(theirs) : null;
+    results.push({
+      config: tc.config, seconds_per_step: s, samples_per_s: tc.batch / s, batch: tc.batch, steps: ours.length,
+      gflop_per_step: flops / 1e9, gflops: flops / s / 1e9,
+      torch_seconds_per_step: ts, torch_samples_per_s: ts ? tc.batch / ts : null, torch_gflops: ts ? flops / ts / 1e9 : null,
+      speedup_vs_torch: ts ? ts / s : null,
+    });
+    log(` ${s.toFixed(3)} s/step${ts ? `, torch ${ts.toFixed(3)} s/step (x${(ts / s).toFixed(2)})` : ''}\n`);
+  }
+  const report: TrainStepReport = {
+    results,
+    command: `npx diffactor bench train-step${opts.json ? ' --json' : ''}${opts.quick ? ' --quick' : ''}`,
+    env: {
+      loadavg_start: loadStart, loadavg_end: os.loadavg(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown',
+      backend: backendInfo.backend, isa: backendInfo.isa, threads, node: process.version, peer,
+    },
+  };
+  if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  else printTrainStepTable(report);
+  return report;
+}
+
+/** Markdown table: one row per config, ours and PyTorch side by side. */
+export function printTrainStepTable(r: TrainStepReport, write: (s: string) => void = (s) => process.stdout.write(s)): void {
+  const f = (v: number | null, digits: number) => (v === null ? 'n/a' : v.toFixed(digits));
+  write('| config | batch | diffactor s/step | diffactor samples/s | PyTorch s/step | PyTorch samples/s | speedup (torch s / ours s) | GFLOP/s ours / torch |\n');
+  write('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n');
+  for (const x of r.results) {
+    write(`| ${x.config} | ${x.batch} | ${f(x.seconds_per_step, 3)} | ${f(x.samples_per_s, 1)} | ${f(x.torch_seconds_per_step, 3)} | ${f(x.torch_samples_per_s, 1)} | ${f(x.speedup_vs_torch, 2)} | ${f(x.gflops, 0)} / ${f(x.torch_gflops, 0)} |\n`);
+  }
+  write(`\nload average ${r.env.loadavg_start.map((v) => v.toFixed(2)).join(' ')} (start), ${r.env.loadavg_end.map((v) => v.toFixed(2)).join(' ')} (end); ${r.env.cpus} cpus; ${r.env.backend} ${r.env.isa}, ${r.env.threads} threads\n`);
+}

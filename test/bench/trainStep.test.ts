@@ -1,0 +1,44 @@
+// The training-step harness and benchmark: two harnesses from one seed give bit-identical losses
+// and parameters step after step (the determinism the fused kernels promise), the loss falls on
+// the fixed batch, the analytic flop count matches a hand count for P1, and the benchmark runs on
+// a tiny config without the peer and reports the issue's fields.
+import { describe, expect, it } from 'vitest';
+import { createTrainStep } from '../../src/bench/trainStepCore.ts';
+import { benchTrainStep, trainStepFlops } from '../../src/bench/trainStep.ts';
+import { sitPreset } from '../../src/models/presets.ts';
+
+describe('train step harness', () => {
+  it('is bit-identical run to run and lowers the loss on its fixed batch', () => {
+    const cfg = sitPreset('SiT-T/1');
+    const a = createTrainStep(cfg, 4, 3), b = createTrainStep(cfg, 4, 3);
+    const la: number[] = [], lb: number[] = [];
+    for (let i = 0; i < 6; i++) { la.push(a.step()); lb.push(b.step()); }
+    expect(lb).toEqual(la);
+    const pa = a.model.namedParameters(), pb = new Map(b.model.namedParameters());
+    for (const [name, p] of pa) {
+      const q = pb.get(name)!;
+      expect(Buffer.from(q.data.buffer, q.data.byteOffset, q.data.byteLength).equals(Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength)), name).toBe(true);
+    }
+    for (const [name, t] of a.ema.target) expect(Array.from(t.data), `ema ${name}`).toEqual(Array.from(b.ema.target.get(name)!.data));
+    expect(la[5]).toBeLessThan(la[0]);
+  });
+
+  it('counts P1 flops as 3x (6 blocks of qkv/proj/fc1/fc2/adaLN + attention, embedders, final layer)', () => {
+    const rows = 64 * 64, d = 192;
+    const block = 2 * rows * d * (3 * d + d + 4 * d + 4 * d) + 2 * 64 * d * 6 * d + 4 * 64 * 64 * 64 * d;
+    const rest = 2 * rows * 4 * d + 2 * rows * d * 4 + 2 * 64 * (256 * d + d * d + d * 2 * d);
+    expect(trainStepFlops(sitPreset('SiT-P1'), 64)).toBe(3 * (6 * block + rest));
+  });
+
+  it('benchmark reports seconds per step and samples per second (tiny config, no peer)', async () => {
+    const r = await benchTrainStep({ json: true, quick: true, noPeer: true, configs: [{ config: 'T', preset: 'SiT-T/1', batch: 2 }] });
+    expect(r.results).toHaveLength(1);
+    const x = r.results[0];
+    expect(x.config).toBe('T');
+    expect(x.seconds_per_step).toBeGreaterThan(0);
+    expect(x.samples_per_s).toBeCloseTo(2 / x.seconds_per_step, 6);
+    expect(x.steps).toBe(3);
+    expect(x.speedup_vs_torch).toBeNull();
+    expect(r.env.peer).toBe('not requested');
+  });
+});
