@@ -27,7 +27,7 @@ const OPS: [string, BinOpCode, (x: number, y: number) => number][] = [
 /** A 4-d case: shape, and per operand a stride per dim (0 = broadcast, else a contiguous layout over its non-broadcast dims, possibly transposed). */
 interface Case { shape: number[]; sa: number[]; sb: number[]; lenA: number; lenB: number }
 
-const layout = (shape: number[], keep: boolean[], perm: number[]): { strides: number[]; len: number } => {
+const layout = (shape: number[], keep: boolean[], perm: readonly number[]): { strides: number[]; len: number } => {
   const strides = [0, 0, 0, 0];
   let acc = 1;
   for (const d of perm) if (keep[d] && shape[d] > 1) { strides[d] = acc; acc *= shape[d]; }

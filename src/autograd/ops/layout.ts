@@ -3,7 +3,7 @@
 // copy (tensors are always contiguous here; there are no strided views). Backwards scatter the
 // gradient back (scatter-adds where an input element feeds several outputs). Not here: reshape
 // (ops/shape.ts) and broadcasting arithmetic (ops/arith.ts).
-import { empty, type Tensor } from '../../tensor/tensor.ts';
+import { empty, uninit, type Tensor } from '../../tensor/tensor.ts';
 import { broadcastShapes, broadcastStrides, fmtShape, normAxis, sameShape, sizeOf, stridesOf, type Shape } from '../../tensor/shape.ts';
 import { record } from '../tape.ts';
 import { sumToShape, walk } from './broadcast.ts';
@@ -33,7 +33,7 @@ function permuteRaw(x: Tensor, perm: readonly number[]): Tensor {
   const shape = perm.map((d) => x.shape[d]);
   const st = stridesOf(x.shape);
   const ps = perm.map((d) => st[d]);
-  const out = empty(shape, x.dtype);
+  const out = uninit(shape, x.dtype); // every element is written below
   const o = out.data, s = x.data, n = out.size, nd = shape.length;
   if (n === 0) return out;
   if (nd === 0) { o[0] = s[0]; return out; }

@@ -2,7 +2,7 @@
 // linear (y = x W^T + b with PyTorch's (out, in) weight). Every product is a K.gemm call; the
 // transposes of the backward are gemm flags, never copies. Not here: attention (its own fused
 // kernel), convolutions, elementwise arithmetic.
-import { zeros, type Tensor } from '../../tensor/tensor.ts';
+import { uninit, zeros, type Tensor } from '../../tensor/tensor.ts';
 import { broadcastShapes, broadcastStrides, fmtShape, sizeOf, type Shape } from '../../tensor/shape.ts';
 import { K, type FArray } from '../../kernels/index.ts';
 import { record } from '../tape.ts';
@@ -93,9 +93,12 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   ]);
 }
 
-/** A zero gradient shaped like x, filled by fill. */
-function withGrad(x: Tensor, fill: (d: FArray) => void): Tensor {
-  const d = zeros(x.shape, x.dtype);
+/**
+ * A gradient shaped like x, filled by fill. Zero on entry unless `overwrites` (fill writes every
+ * element: one gemm with beta 0 and no empty dim), which skips the pool buffer's zero-fill.
+ */
+function withGrad(x: Tensor, fill: (d: FArray) => void, overwrites = false): Tensor {
+  const d = overwrites ? uninit(x.shape, x.dtype) : zeros(x.shape, x.dtype);
   fill(d.data);
   return d;
 }
@@ -123,7 +126,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new Error(`linear: bias must be (${outF}), got ${fmtShape(bias.shape)}`);
   const rowsOf = x.shape.slice(0, -1);
   const rows = sizeOf(rowsOf);
-  const y = zeros([...rowsOf, outF], dtype); // (rows, out)
+  const full = rows > 0 && outF > 0 && inF > 0; // every product below runs and overwrites its output
+  const y = full ? uninit([...rowsOf, outF], dtype) : zeros([...rowsOf, outF], dtype); // (rows, out)
   if (inF === 0) {
     if (bias) for (let r = 0; r < rows; r++) y.data.set(bias.data, r * outF);
   } else if (rows > 0 && outF > 0) {
@@ -133,12 +137,12 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   return record('linear', inputs, y, (g) => {
     const grads: (Tensor | null)[] = [
       // dx (rows, in) = dy (rows, out) @ W (out, in)
-      x.requiresGrad ? withGrad(x, (dx) => gemmBatches(rows, inF, outF, single(g.data, outF), single(weight.data, inF), single(dx, inF))) : null,
+      x.requiresGrad ? withGrad(x, (dx) => gemmBatches(rows, inF, outF, single(g.data, outF), single(weight.data, inF), single(dx, inF)), full) : null,
       // dW (out, in) = dy^T (out, rows) @ x (rows, in)
-      weight.requiresGrad ? withGrad(weight, (dw) => gemmBatches(outF, inF, rows, single(g.data, outF, true), single(x.data, inF), single(dw, inF))) : null,
+      weight.requiresGrad ? withGrad(weight, (dw) => gemmBatches(outF, inF, rows, single(g.data, outF, true), single(x.data, inF), single(dw, inF)), full) : null,
     ];
     // db (out) = sum of dy over rows
-    if (bias) grads.push(bias.requiresGrad ? withGrad(bias, (db) => K.reduceSum(g.data, db, 1, rows, outF)) : null);
+    if (bias) grads.push(bias.requiresGrad ? withGrad(bias, (db) => K.reduceSum(g.data, db, 1, rows, outF), true) : null);
     return grads;
   });
 }

@@ -1,7 +1,7 @@
 // Elementwise functions of one tensor: exp, log, sqrt, rsqrt, pow, abs, clamp, sigmoid, tanh, and
 // the activations relu, silu, gelu (these three through K.actForward/K.actBackward, the native
 // kernels in float32). Not here: binary arithmetic (arith.ts), softmax (softmax.ts).
-import { empty, type Tensor } from '../../tensor/tensor.ts';
+import { uninit, type Tensor } from '../../tensor/tensor.ts';
 import { Act, K, type ActCode } from '../../kernels/index.ts';
 import { record } from '../tape.ts';
 import { mapBinary, resultDtype, sumToShape } from './broadcast.ts';
@@ -11,11 +11,11 @@ import { mapBinary, resultDtype, sumToShape } from './broadcast.ts';
  * that exp, sqrt, sigmoid, tanh reuse their output.
  */
 function unary(name: string, x: Tensor, f: (v: number) => number, d: (v: number, y: number) => number): Tensor {
-  const out = empty(x.shape, x.dtype);
+  const out = uninit(x.shape, x.dtype);
   const xs = x.data, ys = out.data;
   for (let i = 0; i < xs.length; i++) ys[i] = f(xs[i]);
   return record(name, [x], out, (g) => {
-    const dx = empty(x.shape, x.dtype);
+    const dx = uninit(x.shape, x.dtype);
     const gs = g.data, ds = dx.data;
     for (let i = 0; i < gs.length; i++) ds[i] = gs[i] * d(xs[i], ys[i]);
     return [dx];
@@ -64,10 +64,10 @@ export function clamp(x: Tensor, min?: number | null, max?: number | null): Tens
 
 /** Activation through the fused kernels: y = act(x); dx = dy * act'(x) recomputed from x. */
 function activation(name: string, kind: ActCode, x: Tensor): Tensor {
-  const out = empty(x.shape, x.dtype);
+  const out = uninit(x.shape, x.dtype);
   K.actForward(kind, x.data, out.data, x.size);
   return record(name, [x], out, (g) => {
-    const dx = empty(x.shape, x.dtype);
+    const dx = uninit(x.shape, x.dtype);
     K.actBackward(kind, x.data, g.data, dx.data, x.size);
     return [dx];
   });
