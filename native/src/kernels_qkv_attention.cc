@@ -4,13 +4,14 @@
 // permute/slice/merge copies around attention disappear. Semantics are src/kernels/types.ts; the
 // reference is src/kernels/js/qkvAttention.ts.
 //
-// Each head works on blocks of up to 64 query rows against all N keys: the logits block
-// (64 x N floats, per-thread scratch) is produced and consumed by the blocked SGEMM (dfx::Sgemm,
-// run inline inside the task), with the row softmax in between; the backward recomputes the
-// probabilities from the saved lse, FlashAttention style. Scratch grows as 64 x N, so this suits
-// the token counts of DiT/SiT (N up to a few thousand). Work split: forward tasks are
-// (head, query block); backward tasks are whole heads, whose dK/dV sums over query blocks run in
-// block order — results are bit-identical for any pool size.
+// Each head works on blocks of query rows (64 forward, 256 backward) against all N keys: the
+// logits block (rows x N floats, per-thread scratch) is produced and consumed by the blocked SGEMM
+// (dfx::Sgemm, run inline inside the task), with the row softmax in between; the backward
+// recomputes the probabilities from the saved lse, FlashAttention style, and takes larger blocks
+// so dK, dV get their sums over queries in fewer, deeper products. Scratch grows as 512 x N
+// floats, so this suits the token counts of DiT/SiT (N up to a few thousand). Work split: forward
+// tasks are (head, query block); backward tasks are whole heads, whose dK/dV sums over query
+// blocks run in block order — results are bit-identical for any pool size.
 // Not here: masks, dropout, the generic (B*H, N, D) attention (kernels_attention.cc).
 #include <napi.h>
 
@@ -27,7 +28,8 @@
 namespace dfx {
 namespace {
 
-constexpr int64_t kQueryBlock = 64;
+constexpr int64_t kQueryBlock = 64;      // forward: query rows per task
+constexpr int64_t kBwdQueryBlock = 256;  // backward: query rows per step (larger k for dK, dV)
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 struct QkvParams {
@@ -111,16 +113,16 @@ void QkvBwdTask(const QkvParams& p, int64_t hh) {
   using T = typename V::T;
   const int64_t n = p.n, d = p.d, c = p.h * p.d, ld3 = 3 * c, ld = p.ld;
   const float* lse = p.lse + hh * n;  // (N)
-  float* buf = Scratch(size_t(2 * kQueryBlock * ld + kQueryBlock));
+  float* buf = Scratch(size_t(2 * kBwdQueryBlock * ld + kBwdQueryBlock));
   float* pr = buf;                     // (nq, ld) probabilities
-  float* ds = pr + kQueryBlock * ld;   // (nq, ld) dP, then dS
-  float* delta = ds + kQueryBlock * ld;  // (nq) rowsum(dO * O)
+  float* ds = pr + kBwdQueryBlock * ld;   // (nq, ld) dP, then dS
+  float* delta = ds + kBwdQueryBlock * ld;  // (nq) rowsum(dO * O)
   float* dk = p.dqkv + PartOffset(p, hh, 1, 0);
   float* dv = p.dqkv + PartOffset(p, hh, 2, 0);
   const float* k = p.qkv + PartOffset(p, hh, 1, 0);
   const float* v = p.qkv + PartOffset(p, hh, 2, 0);
-  for (int64_t i0 = 0; i0 < n; i0 += kQueryBlock) {
-    const int64_t nq = std::min(kQueryBlock, n - i0);
+  for (int64_t i0 = 0; i0 < n; i0 += kBwdQueryBlock) {
+    const int64_t nq = std::min(kBwdQueryBlock, n - i0);
     const float beta = i0 == 0 ? 0.0f : 1.0f;  // dK, dV: the first block overwrites
     const float* q = p.qkv + PartOffset(p, hh, 0, i0);
     const float* dO = p.dout + OutOffset(p, hh, i0);
