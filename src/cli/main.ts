@@ -43,6 +43,7 @@ program
   .option('--out <dir>', 'run directory (default runs/<spec name>)')
   .option('--data <name|path>', 'dataset: builtin | fashion-mnist | cifar10 | a folder')
   .option('--resume <dir>', 'continue the run in DIR from its checkpoint')
+  .option('--fresh', 'start over in --out: an existing run there is moved aside to DIR.<time>, never deleted')
   .option('--no-samples', 'skip the end-of-run sample grid')
   .action(async (o) => (await import('./train.ts')).train(o));
 
