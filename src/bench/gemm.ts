@@ -85,7 +85,9 @@ export async function benchGemm(opts: {
   /** Leave out the numpy peer. */
   noPeer?: boolean;
 }): Promise<GemmBenchReport> {
-  const minMs = opts.quick ? 60 : 300, reps = opts.quick ? 1 : 3, rounds = opts.quick ? 1 : 2;
+  // Many short interleaved rounds: on a shared machine each backend's best round is the one that
+  // met a quiet moment, and short rounds give both backends several chances at one.
+  const minMs = opts.quick ? 60 : 150, reps = opts.quick ? 1 : 2, rounds = opts.quick ? 1 : 4;
   const results: GemmResult[] = [];
   const py = opts.noPeer ? null : findPython();
   let peer: unknown = opts.noPeer ? 'not requested' : 'no python3 with numpy found';
