@@ -5,12 +5,16 @@ with the official-layout model of test/fixtures/sit_reference.py, the same step 
 (x_t = (1 - t) x + t eps, target eps - x), forward in training mode (label dropout on), per-sample
 mean squared error averaged over the batch, backward, AdamW (lr 1e-4, weight decay 0, foreach),
 EMA update (decay 0.9999, foreach) and gradients set to None. It only measures; the TypeScript side
-compares. Prints one JSON object on stdout:
-  {"torch", "threads", "blas": {library, corename, config, coretype_env}, "results": [
-    {"config", "batch", "seconds_per_step", "samples_per_s", "steps", "times"}]}
+compares.
 
-Usage: torch_train_step_peer.py --config '<SiTConfig JSON>' --name P1 --batch 64 [--steps 20]
-       [--warmup 3] [--threads 2]
+It is driven step by step over stdin/stdout (one JSON object per line), so the caller can
+alternate its own steps with these and both see the same load on a shared machine:
+  after building the model and `--warmup` steps it prints
+    {"ready": true, "torch", "threads", "blas": {library, corename, config, coretype_env, ...}}
+  then for every line "step" on stdin it runs one step and prints {"seconds": s, "loss": l};
+  it exits at end of input.
+
+Usage: torch_train_step_peer.py --config '<SiTConfig JSON>' --batch 64 [--warmup 3] [--threads 2]
 The caller sets the BLAS environment (OPENBLAS_CORETYPE, OMP_NUM_THREADS, LD_LIBRARY_PATH for
 Debian's OpenMP OpenBLAS); this script reports which library and kernel actually ran.
 """
@@ -18,7 +22,6 @@ import argparse
 import ctypes
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -56,9 +59,7 @@ def blas_info():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True)
-    ap.add_argument("--name", required=True)
     ap.add_argument("--batch", type=int, required=True)
-    ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -93,17 +94,14 @@ def main():
 
     for _ in range(args.warmup):
         step()
-    times = []
-    for _ in range(args.steps):
+    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "blas": blas_info()}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "step":
+            continue
         t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    print(json.dumps({
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_info(),
-        "results": [{"config": args.name, "batch": b, "seconds_per_step": med, "samples_per_s": b / med,
-                     "steps": args.steps, "times": times}],
-    }))
+        loss = step()
+        print(json.dumps({"seconds": time.perf_counter() - t0, "loss": loss}), flush=True)
 
 
 if __name__ == "__main__":

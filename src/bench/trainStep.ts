@@ -1,13 +1,15 @@
 // The training-step benchmark behind `diffactor bench train-step`: seconds per full SiT training
 // step (forward, loss, backward, AdamW, EMA; trainStepCore.ts) for the project's configs P1 and P2,
 // and of the same step in PyTorch (scripts/torch_train_step_peer.py, run by /usr/bin/python3 when
-// it has torch) on the same number of threads. Ours and the peer alternate in rounds, config by
-// config, so load from other processes on the shared machine hits both alike; each side's time is
-// the median over all its timed steps (after warm-up). It measures and prints; it asserts nothing.
+// it has torch) on the same number of threads. The peer is a live process driven step by step, and
+// ours and its steps alternate one by one (the first mover alternating too), so load from other
+// processes on the shared machine hits both alike; each side's time is the median of its timed
+// steps after warm-up. It measures and prints; it asserts nothing.
 //
 // GFLOP/s uses one analytic count for both sides (matmul and attention products, forward plus
 // twice that for the backward), so it is a rate comparison, not a profile.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,6 +46,9 @@ export interface TrainStepResult {
   torch_gflops: number | null;
   /** torch seconds / our seconds: above 1 means diffactor is faster. */
   speedup_vs_torch: number | null;
+  /** Every timed step, seconds, in order (ours and the peer's alternate). */
+  times: number[];
+  torch_times: number[];
 }
 
 export interface TrainStepReport {
@@ -85,60 +90,99 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-interface PeerRun { times: number[]; info: unknown }
+/** A running peer process: one JSON object per stdout line, requested by a line on stdin. */
+class Peer {
+  private readonly lines: string[] = [];
+  private waiting: ((line: string | null) => void) | null = null;
+  private closed = false;
+  private stderr = '';
 
-/** The peer's step times for one config, or the reason there are none. */
-function runPeer(cfg: SiTConfig, tc: TrainStepConfig, steps: number, warmup: number, threads: number): PeerRun | string {
-  if (!existsSync(TORCH_PYTHON)) return `${TORCH_PYTHON} missing`;
-  if (spawnSync(TORCH_PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0) return 'no torch for /usr/bin/python3 (apt install python3-torch)';
-  // The peer at its best on this CPU: OpenBLAS's AVX-512 kernels (Debian's 0.3.21 detects the CPU
-  // as Prescott otherwise) and the OpenMP build when installed. Only the peer's environment.
-  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX', OMP_NUM_THREADS: String(threads) };
-  if (existsSync(OPENMP_BLAS_DIR)) env.LD_LIBRARY_PATH = [OPENMP_BLAS_DIR, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
-  const args = [peerScript, '--config', JSON.stringify(cfg), '--name', tc.config, '--batch', String(tc.batch),
-    '--steps', String(steps), '--warmup', String(warmup), '--threads', String(threads)];
-  const r = spawnSync(TORCH_PYTHON, args, { env, encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (r.status !== 0) return `torch peer failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}`;
-  const out = JSON.parse(r.stdout) as { torch: string; threads: number; blas: unknown; results: { times: number[] }[] };
-  return { times: out.results[0].times, info: { python: TORCH_PYTHON, torch: out.torch, threads: out.threads, blas: out.blas } };
+  private constructor(private readonly proc: ChildProcessWithoutNullStreams) {
+    createInterface({ input: proc.stdout }).on('line', (l) => this.push(l)).on('close', () => { this.closed = true; this.push(null); });
+    proc.stderr.on('data', (d: Buffer) => { this.stderr = (this.stderr + d.toString()).slice(-4000); });
+    proc.on('error', (e) => { this.stderr += `\n${e.message}`; this.closed = true; this.push(null); });
+  }
+
+  private push(l: string | null): void {
+    if (this.waiting) { const w = this.waiting; this.waiting = null; w(l); } else if (l !== null) this.lines.push(l);
+  }
+
+  /** The next JSON line; throws with the peer's last stderr line when it exits first. */
+  async next<T>(): Promise<T> {
+    const l = this.lines.shift() ?? (this.closed ? null : await new Promise<string | null>((r) => { this.waiting = r; }));
+    if (l === null) throw new Error(`torch peer exited: ${this.stderr.trim().split('\n').pop() ?? ''}`);
+    return JSON.parse(l) as T;
+  }
+
+  /** Runs one peer step; its seconds. */
+  async step(): Promise<number> {
+    this.proc.stdin.write('step\n');
+    return (await this.next<{ seconds: number }>()).seconds;
+  }
+
+  close(): void { this.proc.stdin.end(); }
+
+  /** Starts the peer for one config and waits until it has warmed up; or the reason it cannot run. */
+  static async start(cfg: SiTConfig, tc: TrainStepConfig, warmup: number, threads: number): Promise<{ peer: Peer; info: unknown } | string> {
+    if (!existsSync(TORCH_PYTHON)) return `${TORCH_PYTHON} missing`;
+    if (spawnSync(TORCH_PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0) return 'no torch for /usr/bin/python3 (apt install python3-torch)';
+    // The peer at its best on this CPU: OpenBLAS's AVX-512 kernels (Debian's 0.3.21 detects the CPU
+    // as Prescott otherwise) and the OpenMP build when installed. Only the peer's environment.
+    const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_CORETYPE: 'SkylakeX', OMP_NUM_THREADS: String(threads) };
+    if (existsSync(OPENMP_BLAS_DIR)) env.LD_LIBRARY_PATH = [OPENMP_BLAS_DIR, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
+    const args = [peerScript, '--config', JSON.stringify(cfg), '--batch', String(tc.batch), '--warmup', String(warmup), '--threads', String(threads)];
+    const peer = new Peer(spawn(TORCH_PYTHON, args, { env, stdio: ['pipe', 'pipe', 'pipe'] }));
+    try {
+      const ready = await peer.next<{ torch: string; threads: number; blas: unknown }>();
+      return { peer, info: { python: TORCH_PYTHON, torch: ready.torch, threads: ready.threads, blas: ready.blas } };
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
 }
 
 export async function benchTrainStep(opts: {
   json: boolean;
-  /** Few steps, one round (smoke runs). */
+  /** 3 timed steps after 1 warm-up (smoke runs). */
   quick?: boolean;
   configs?: TrainStepConfig[];
   /** Leave out the PyTorch peer. */
   noPeer?: boolean;
 }): Promise<TrainStepReport> {
   const configs = opts.configs ?? TRAIN_STEP_CONFIGS;
-  // >= 20 timed steps per side in two rounds of 10 (quick: one round of 3).
-  const rounds = opts.quick ? 1 : 2, stepsPerRound = opts.quick ? 3 : 10, warmup = opts.quick ? 1 : 3;
+  // >= 20 timed steps per side after 3 warm-up steps (quick: 3 after 1).
+  const steps = opts.quick ? 3 : 20, warmup = opts.quick ? 1 : 3;
   const threads = Math.max(1, backendInfo.threads || os.cpus().length);
   const log = (s: string) => { if (!opts.json) process.stderr.write(s); };
   const loadStart = os.loadavg();
-  let peer: unknown = opts.noPeer ? 'not requested' : 'not run';
+  let peerInfo: unknown = opts.noPeer ? 'not requested' : 'not run';
   const results: TrainStepResult[] = [];
 
   for (const tc of configs) {
     const cfg = sitPreset(tc.preset);
     const flops = trainStepFlops(cfg, tc.batch);
-    log(`train step ${tc.config} (${tc.preset}, batch ${tc.batch}) ...`);
+    log(`train step ${tc.config} (${tc.preset}, batch ${tc.batch}) `);
+    const started = opts.noPeer ? null : await Peer.start(cfg, tc, warmup, threads);
+    const peer = started && typeof started !== 'string' ? started.peer : null;
+    if (typeof started === 'string') peerInfo = started;
+    else if (started) peerInfo = started.info;
     const harness = createTrainStep(cfg, tc.batch, 0);
     for (let i = 0; i < warmup; i++) harness.step();
     const ours: number[] = [], theirs: number[] = [];
-    for (let r = 0; r < rounds; r++) {
-      for (let i = 0; i < stepsPerRound; i++) {
-        const t0 = performance.now();
-        harness.step();
-        ours.push((performance.now() - t0) / 1000);
+    const oursStep = () => {
+      const t0 = performance.now();
+      harness.step();
+      ours.push((performance.now() - t0) / 1000);
+    };
+    try {
+      for (let i = 0; i < steps; i++) {
+        if (peer && i % 2 === 1) theirs.push(await peer.step());
+        oursStep();
+        if (peer && i % 2 === 0) theirs.push(await peer.step());
+        if (i % 5 === 4) log('.');
       }
-      if (!opts.noPeer) {
-        const p = runPeer(cfg, tc, stepsPerRound, warmup, threads);
-        if (typeof p === 'string') peer = p;
-        else { theirs.push(...p.times); peer = p.info; }
-      }
-      log('.');
+    } finally {
+      peer?.close();
     }
     const s = median(ours), ts = theirs.length ? median(theirs) : null;
     results.push({
@@ -146,6 +190,7 @@ export async function benchTrainStep(opts: {
       gflop_per_step: flops / 1e9, gflops: flops / s / 1e9,
       torch_seconds_per_step: ts, torch_samples_per_s: ts ? tc.batch / ts : null, torch_gflops: ts ? flops / ts / 1e9 : null,
       speedup_vs_torch: ts ? ts / s : null,
+      times: ours.map((t) => +t.toFixed(4)), torch_times: theirs.map((t) => +t.toFixed(4)),
     });
     log(` ${s.toFixed(3)} s/step${ts ? `, torch ${ts.toFixed(3)} s/step (x${(ts / s).toFixed(2)})` : ''}\n`);
   }
@@ -154,7 +199,7 @@ export async function benchTrainStep(opts: {
     command: `npx diffactor bench train-step${opts.json ? ' --json' : ''}${opts.quick ? ' --quick' : ''}`,
     env: {
       loadavg_start: loadStart, loadavg_end: os.loadavg(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown',
-      backend: backendInfo.backend, isa: backendInfo.isa, threads, node: process.version, peer,
+      backend: backendInfo.backend, isa: backendInfo.isa, threads, node: process.version, peer: peerInfo,
     },
   };
   if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
