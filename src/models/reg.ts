@@ -17,7 +17,7 @@ import { Linear } from '../nn/linear.ts';
 import { LayerNorm } from '../nn/layerNorm.ts';
 import { PatchEmbed } from '../nn/patchEmbed.ts';
 import { Sequential } from '../nn/sequential.ts';
-import { modulate } from '../nn/modulate.ts';
+import { modulate } from '../autograd/ops/modulate.ts';
 import { xavierUniform, zeros } from '../nn/init.ts';
 import { gridSize, numTokens, outChannels, type SiTConfig } from './config.ts';
 import { LabelEmbedder, TimestepEmbedder, sincosPosEmbed2d } from './embeddings.ts';

@@ -10,6 +10,5 @@ export * from './sequential.ts';
 export * from './mlp.ts';
 export * from './attention.ts';
 export * from './patchEmbed.ts';
-export * from './modulate.ts';
 export * from './groupNorm.ts';
 export * from './batchNorm.ts';

@@ -7,7 +7,7 @@ import {
   Tape, add, backward, gatedResidual, gradcheck, layerNorm, layerNormModulate, mul, permute, qkvAttention,
   reshape, scaledDotProductAttention, slice, unsqueeze, withTape,
 } from '../../src/autograd/index.ts';
-import { modulate } from '../../src/nn/modulate.ts';
+import { modulate } from '../../src/autograd/ops/modulate.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 import { cast, tensor, type Tensor } from '../../src/tensor/tensor.ts';
 import { expectClose } from '../kernels/expectClose.ts';

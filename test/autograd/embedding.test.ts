@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { gradcheck, backward } from '../../src/autograd/index.ts';
-import { embedding, modulate } from '../../src/autograd/ops/embedding.ts';
+import { embedding } from '../../src/autograd/ops/embedding.ts';
+import { modulate } from '../../src/autograd/ops/modulate.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 import { tensor } from '../../src/tensor/tensor.ts';
 import { expectClose } from '../kernels/expectClose.ts';

@@ -4,9 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/tensor/rng.ts';
 import { tensor, type Tensor } from '../../src/tensor/tensor.ts';
-import { add, backward, mul, unsqueeze, gradcheck } from '../../src/autograd/index.ts';
+import { add, backward, mul, unsqueeze, gradcheck, modulate } from '../../src/autograd/index.ts';
 import {
-  Attention, Conv2d, Embedding, LayerNorm, Linear, Mlp, PatchEmbed, Sequential, SiLU, init, modulate,
+  Attention, Conv2d, Embedding, LayerNorm, Linear, Mlp, PatchEmbed, Sequential, SiLU, init,
 } from '../../src/nn/index.ts';
 import { expectClose } from '../kernels/expectClose.ts';
 import { expectF32Agrees } from '../autograd/agreeF32.ts';

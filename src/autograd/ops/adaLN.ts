@@ -2,7 +2,7 @@
 // gatedResidual(x, gate, y) = x + gate[:, None] * y, and layerNormModulate(x, shift, scale) =
 // modulate(layerNorm(x), shift, scale) (no affine). Both equal their composites (tested against
 // them) and skip the composites' (B, N, C) temporaries and broadcast passes.
-// Not here: the plain modulate op (nn/modulate.ts), layer norm with affine (norm.ts).
+// Not here: the plain modulate op (modulate.ts), layer norm with affine (norm.ts).
 import { uninit, type Tensor } from '../../tensor/tensor.ts';
 import { fmtShape } from '../../tensor/shape.ts';
 import { K } from '../../kernels/index.ts';

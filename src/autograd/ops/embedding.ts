@@ -3,7 +3,6 @@
 // in models/), timestep embeddings (sinusoids + an MLP), padding_idx or max_norm.
 import { empty, type Tensor } from '../../tensor/tensor.ts';
 import { fmtShape, sizeOf, type Shape } from '../../tensor/shape.ts';
-import { K } from '../../kernels/index.ts';
 import { record } from '../tape.ts';
 import type { Indices } from './layout.ts';
 
@@ -36,25 +35,5 @@ export function embedding(weight: Tensor, indices: Indices, shape?: Shape): Tens
       for (let j = 0; j < d; j++) dd[to + j] += gd[from + j];
     }
     return [dw];
-  });
-}
-
-/**
- * DiT's modulate: x * (1 + scale) + shift with shift and scale broadcast over tokens.
- * x: (B, N, C); shift, scale: (B, C) -> (B, N, C).
- */
-export function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
-  if (x.ndim !== 3) throw new Error(`modulate: x must be (B, N, C), got ${fmtShape(x.shape)}`);
-  const [b, n, c] = x.shape;
-  for (const [name, t] of [['shift', shift], ['scale', scale]] as const) {
-    if (t.ndim !== 2 || t.shape[0] !== b || t.shape[1] !== c) throw new Error(`modulate: ${name} must be [${b}, ${c}], got ${fmtShape(t.shape)}`);
-    if (t.dtype !== x.dtype) throw new Error(`modulate: ${name} dtype ${t.dtype} does not match x ${x.dtype}`);
-  }
-  const y = empty(x.shape, x.dtype);
-  K.modulateForward(x.data, shift.data, scale.data, y.data, b, n, c);
-  return record('modulate', [x, shift, scale], y, (g) => {
-    const dx = empty(x.shape, x.dtype), dshift = empty(shift.shape, x.dtype), dscale = empty(scale.shape, x.dtype);
-    K.modulateBackward(g.data, x.data, scale.data, dx.data, dshift.data, dscale.data, b, n, c);
-    return [x.requiresGrad ? dx : null, shift.requiresGrad ? dshift : null, scale.requiresGrad ? dscale : null];
   });
 }

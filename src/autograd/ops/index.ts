@@ -13,3 +13,4 @@ export * from './conv.ts';
 export * from './pool.ts';
 export * from './embedding.ts';
 export * from './adaLN.ts';
+export * from './modulate.ts';

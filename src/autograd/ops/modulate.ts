@@ -1,10 +1,10 @@
 // DiT's adaLN modulation as one differentiable op on the fused kernel:
 // modulate(x, shift, scale) = x * (1 + scale[:, None]) + shift[:, None]. Equal to the composite
 // with broadcasting mul/add (tested against it); this path avoids four temporaries per call.
-import { empty, type Tensor } from '../tensor/tensor.ts';
-import { fmtShape } from '../tensor/shape.ts';
-import { K } from '../kernels/index.ts';
-import { record } from '../autograd/tape.ts';
+import { empty, type Tensor } from '../../tensor/tensor.ts';
+import { fmtShape } from '../../tensor/shape.ts';
+import { K } from '../../kernels/index.ts';
+import { record } from '../tape.ts';
 
 /** x (B, N, C); shift, scale (B, C) -> (B, N, C). */
 export function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
