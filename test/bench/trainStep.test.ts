@@ -1,8 +1,10 @@
 // The training-step harness and benchmark: two harnesses from one seed give bit-identical losses
 // and parameters step after step (the determinism the fused kernels promise), the loss falls on
 // the fixed batch, the analytic flop count matches a hand count for P1, and the benchmark runs on
-// a tiny config without the peer and reports the fields.
+// a tiny config and reports the fields, with the PyTorch peer when /usr/bin/python3 has
+// torch (the step-by-step protocol, the BLAS it reports).
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { createTrainStep } from '../../src/bench/trainStepCore.ts';
 import { benchTrainStep, trainStepFlops } from '../../src/bench/trainStep.ts';
 import { sitPreset } from '../../src/models/presets.ts';
@@ -41,4 +43,16 @@ describe('train step harness', () => {
     expect(x.speedup_vs_torch).toBeNull();
     expect(r.env.peer).toBe('not requested');
   });
+
+  const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+  it.runIf(hasTorch)('drives the PyTorch peer step by step (tiny config)', async () => {
+    const r = await benchTrainStep({ json: true, quick: true, configs: [{ config: 'T', preset: 'SiT-T/1', batch: 2 }] });
+    const x = r.results[0];
+    expect(x.torch_times).toHaveLength(3);
+    expect(x.torch_seconds_per_step).toBeGreaterThan(0);
+    expect(x.speedup_vs_torch).toBeCloseTo(x.torch_seconds_per_step! / x.seconds_per_step, 6);
+    const peer = r.env.peer as { torch: string; threads: number; blas: { library: string | null } };
+    expect(peer.torch).toMatch(/^1\.|^2\./);
+    expect(peer.threads).toBeGreaterThan(0);
+  }, 60_000);
 });
