@@ -2,7 +2,7 @@
 // and parameters step after step (the determinism the fused kernels promise), the loss falls on
 // the fixed batch, the analytic flop count matches a hand count for P1, and the benchmark runs on
 // a tiny config and reports the fields, with the PyTorch peer when /usr/bin/python3 has
-// torch (the step-by-step protocol, the BLAS it reports).
+// torch (the step-by-step protocol, both OpenMP wait policies, the faster one reported).
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createTrainStep } from '../../src/bench/trainStepCore.ts';
@@ -48,7 +48,9 @@ describe('train step harness', () => {
   it.runIf(hasTorch)('drives the PyTorch peer step by step (tiny config)', async () => {
     const r = await benchTrainStep({ json: true, quick: true, configs: [{ config: 'T', preset: 'SiT-T/1', batch: 2 }] });
     const x = r.results[0];
-    expect(x.torch_times).toHaveLength(3);
+    expect(x.torch_times.default).toHaveLength(3);
+    expect(x.torch_times.passive).toHaveLength(3);
+    expect(x.torch_seconds_per_step).toBe(Math.min(x.torch_policy_seconds.default!, x.torch_policy_seconds.passive!));
     expect(x.torch_seconds_per_step).toBeGreaterThan(0);
     expect(x.speedup_vs_torch).toBeCloseTo(x.torch_seconds_per_step! / x.seconds_per_step, 6);
     const peer = r.env.peer as { torch: string; threads: number; blas: { library: string | null } };
