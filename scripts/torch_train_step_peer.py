@@ -41,7 +41,9 @@ def blas_info():
                 lib = path
                 break
     info = {"library": lib, "coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+            "l2_size_env": os.environ.get("OPENBLAS_L2_SIZE"),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
     if lib:
         try:
             so = ctypes.CDLL(lib)
