@@ -179,7 +179,7 @@ export async function benchTrainStep(opts: {
       const started = await Peer.start(cfg, tc, warmup, threads, policy);
       if (typeof started === 'string') { peerInfo = started; continue; }
       peers.push({ policy, peer: started.peer, times: [] });
-      peerInfo = started.info;
+      peerInfo = { ...(typeof peerInfo === 'object' && peerInfo !== null ? peerInfo : {}), [policy]: started.info };
     }
     const harness = createTrainStep(cfg, tc.batch, 0);
     for (let i = 0; i < warmup; i++) harness.step();

@@ -53,8 +53,10 @@ describe('train step harness', () => {
     expect(x.torch_seconds_per_step).toBe(Math.min(x.torch_policy_seconds.default!, x.torch_policy_seconds.passive!));
     expect(x.torch_seconds_per_step).toBeGreaterThan(0);
     expect(x.speedup_vs_torch).toBeCloseTo(x.torch_seconds_per_step! / x.seconds_per_step, 6);
-    const peer = r.env.peer as { torch: string; threads: number; blas: { library: string | null } };
-    expect(peer.torch).toMatch(/^1\.|^2\./);
-    expect(peer.threads).toBeGreaterThan(0);
+    const peer = r.env.peer as Record<'default' | 'passive', { torch: string; threads: number; blas: { omp_wait_policy: string | null } }>;
+    expect(peer.default.torch).toMatch(/^1\.|^2\./);
+    expect(peer.default.threads).toBeGreaterThan(0);
+    expect(peer.default.blas.omp_wait_policy).toBeNull();
+    expect(peer.passive.blas.omp_wait_policy).toBe('PASSIVE');
   }, 60_000);
 });
