@@ -6,8 +6,8 @@
 // processes on the shared machine hits both alike; each side's time is the median of its timed
 // steps after warm-up. Two peers run side by side, OpenMP's default (spinning) wait policy and
 // OMP_WAIT_POLICY=PASSIVE: the first is faster on a quiet machine, the second several times faster
-// when another job holds a core, and the report keeps the faster. It measures and prints; it
-// asserts nothing.
+// when another job holds a core; the report keeps the faster (a clearly slower one stops after 5
+// steps). It measures and prints; it asserts nothing.
 //
 // GFLOP/s uses one analytic count for both sides (matmul and attention products, forward plus
 // twice that for the backward), so it is a rate comparison, not a profile.
@@ -60,6 +60,8 @@ export interface TrainStepResult {
 /** OpenMP wait policies the peer runs with: libgomp's default (spin, then sleep) and PASSIVE. */
 export type PeerPolicy = 'default' | 'passive';
 const POLICIES: PeerPolicy[] = ['default', 'passive'];
+/** Rounds after which a clearly slower peer policy stops. */
+const PRUNE_AFTER = 5;
 
 export interface TrainStepReport {
   results: TrainStepResult[];
@@ -130,7 +132,7 @@ class Peer {
     return (await this.next<{ seconds: number }>()).seconds;
   }
 
-  close(): void { this.proc.stdin.end(); }
+  close(): void { if (!this.proc.stdin.writableEnded) this.proc.stdin.end(); }
 
   /** Starts the peer for one config and waits until it has warmed up; or the reason it cannot run. */
   static async start(cfg: SiTConfig, tc: TrainStepConfig, warmup: number, threads: number, policy: PeerPolicy): Promise<{ peer: Peer; info: unknown } | string> {
@@ -184,18 +186,25 @@ export async function benchTrainStep(opts: {
     const harness = createTrainStep(cfg, tc.batch, 0);
     for (let i = 0; i < warmup; i++) harness.step();
     const ours: number[] = [];
-    // One round: ours and each peer once, the order rotating from round to round.
+    // One round: ours and each live peer once, the order rotating from round to round. After
+    // PRUNE_AFTER rounds a peer more than 1.5x slower than the best one stops (under load the
+    // spinning policy can take 30 s a step; the winner still gets every step).
+    const live = new Set(peers);
     const runners: (() => Promise<void>)[] = [
       async () => {
         const t0 = performance.now();
         harness.step();
         ours.push((performance.now() - t0) / 1000);
       },
-      ...peers.map((p) => async () => { p.times.push(await p.peer.step()); }),
+      ...peers.map((p) => async () => { if (live.has(p)) p.times.push(await p.peer.step()); }),
     ];
     try {
       for (let i = 0; i < steps; i++) {
         for (let j = 0; j < runners.length; j++) await runners[(i + j) % runners.length]();
+        if (i + 1 === PRUNE_AFTER && peers.length > 1) {
+          const fastest = Math.min(...peers.map((p) => median(p.times)));
+          for (const p of peers) if (median(p.times) > 1.5 * fastest) { live.delete(p); p.peer.close(); }
+        }
         if (i % 5 === 4) log('.');
       }
     } finally {
