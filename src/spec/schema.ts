@@ -52,6 +52,8 @@ export const TrainSpec = z.strictObject({
   beta2: z.number().min(0).lt(1).default(0.999),
   grad_clip: z.number().positive().default(1.0),
   ema_decay: z.number().min(0).max(1).default(0.9999),
+  /** EMA warm-up: decay at step k is min(ema_decay, (1 + k) / (10 + k)), so short runs do not keep the init. */
+  ema_warmup: z.boolean().default(false),
   checkpoint_every: positiveInt.default(500),
   log_every: positiveInt.default(10),
 });

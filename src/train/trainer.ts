@@ -135,7 +135,8 @@ export class Trainer {
       const factor = this.schedule(this.step);
       this.opt.step(factor);
       this.opt.zeroGrad();
-      this.ema.update();
+      const d = this.spec.train.ema_decay;
+      this.ema.update(this.spec.train.ema_warmup ? Math.min(d, (1 + this.step) / (10 + this.step)) : d);
       return { step: stepNo, loss: value, terms, lr: this.spec.train.lr * factor, grad_norm: gradNorm };
     });
     this.step = stepNo;

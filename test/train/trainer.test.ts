@@ -94,3 +94,22 @@ describe('reference trainer', () => {
     expect(existsSync(path.join(d, 'samples.png'))).toBe(true);
   });
 });
+
+describe('EMA warm-up', () => {
+  it('uses decay min(d, (1+k)/(10+k)) at step k when enabled, and stays exact on resume', () => {
+    const spec = tiny({ train: { steps: 3, batch_size: 8, lr: 1e-2, warmup_steps: 0, ema_decay: 0.999, ema_warmup: true } });
+    const t = new Trainer(spec, openTrainData(spec));
+    // Independent recurrence on one parameter: e_k = d_k e_{k-1} + (1 - d_k) p_k, e_0 = p_0.
+    const name = 'final_layer.linear.bias';
+    const p = () => Float64Array.from(new Map(t.model.namedParameters()).get(name)!.data);
+    let e = p();
+    for (let k = 0; k < 3; k++) {
+      t.trainStep();
+      const dk = Math.min(0.999, (1 + k) / (10 + k));
+      const pk = p();
+      e = e.map((v, i) => dk * v + (1 - dk) * pk[i]);
+    }
+    const got = new Map(t.emaModel.namedParameters()).get(name)!.data;
+    for (let i = 0; i < e.length; i++) expect(Math.abs(got[i] - e[i])).toBeLessThan(1e-6);
+  });
+});
