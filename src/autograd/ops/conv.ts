@@ -142,19 +142,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
       for (let i = 0; i < n; i++) col2im(dcol.data, i * ckk * l, c, g, dx.data, i * c * h * w);
     }
     if (weight.requiresGrad) {
-      dw = empty(weight.shape, weight.dtype);
-      for (let gi = 0; gi < groups; gi++) {
-        for (let i = 0; i < n; i++) {
-          // dW_g (Og, Cg*kh*kw) += dOut[i, group] (Og, L) @ col[i, group]^T (L, Cg*kh*kw)
-          K.gemm({
-            transA: false, transB: true, m: og, n: cgkk, k: l,
-            a: gOut.data.subarray((i * o + gi * og) * l), lda: l,
-            b: col.data.subarray((i * ckk + gi * cgkk) * l), ldb: l,
-            c: dw.data.subarray(gi * og * cgkk), ldc: cgkk,
-            beta: i === 0 ? 0 : 1,
-          });
-        }
-      }
+      // dW_g (Og, Cg*kh*kw) = sum_i dOut[i, group] (Og, L) @ col[i, group]^T (L, Cg*kh*kw)
+      dw = weightGrad(gOut, o, og, col, ckk, cgkk, l, n, groups, weight);
     }
     return [dx, dw, bias?.requiresGrad ? biasGrad(gOut, o, l, x) : null];
   });
@@ -212,20 +201,33 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias: Tensor | null =
       }
     }
     if (weight.requiresGrad) {
-      dw = empty(weight.shape, weight.dtype);
-      for (let gi = 0; gi < groups; gi++) {
-        for (let i = 0; i < n; i++) {
-          // dW_g (Cig, Cog*kh*kw) += x[i, group] (Cig, L) @ dcol[i, group]^T (L, Cog*kh*kw)
-          K.gemm({
-            transA: false, transB: true, m: cig, n: cogkk, k: l,
-            a: x.data.subarray((i * cin + gi * cig) * l), lda: l,
-            b: dcol.data.subarray((i * cokk + gi * cogkk) * l), ldb: l,
-            c: dw.data.subarray(gi * cig * cogkk), ldc: cogkk,
-            beta: i === 0 ? 0 : 1,
-          });
-        }
-      }
+      // dW_g (Cig, Cog*kh*kw) = sum_i x[i, group] (Cig, L) @ dcol[i, group]^T (L, Cog*kh*kw)
+      dw = weightGrad(x, cin, cig, dcol, cokk, cogkk, l, n, groups, weight);
     }
     return [dx, dw, bias?.requiresGrad ? biasGrad(gOut, cout, oh * ow, x) : null];
   });
+}
+
+/**
+ * The weight gradient both convolutions share: per group g, dW_g = sum over samples i of
+ * A[i, g] (m, L) @ B[i, g]^T (L, cols), where sample i of A has aRows rows (m per group) and of
+ * B has bRows rows (cols per group). Accumulated with beta = 1 after the first sample.
+ */
+function weightGrad(
+  a: Tensor, aRows: number, m: number, b: Tensor, bRows: number, cols: number,
+  l: number, n: number, groups: number, weight: Tensor,
+): Tensor {
+  const dw = empty(weight.shape, weight.dtype);
+  for (let gi = 0; gi < groups; gi++) {
+    for (let i = 0; i < n; i++) {
+      K.gemm({
+        transA: false, transB: true, m, n: cols, k: l,
+        a: a.data.subarray((i * aRows + gi * m) * l), lda: l,
+        b: b.data.subarray((i * bRows + gi * cols) * l), ldb: l,
+        c: dw.data.subarray(gi * m * cols), ldc: cols,
+        beta: i === 0 ? 0 : 1,
+      });
+    }
+  }
+  return dw;
 }
