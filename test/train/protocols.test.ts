@@ -197,9 +197,9 @@ describe('shipped specs', () => {
   it.each(readdirSync(root).filter((f) => f.endsWith('.yaml')))('%s loads and builds its trainer', (file) => {
     const spec = loadSpec(path.join(root, file));
     expect(spec.name).toBe(file.replace(/\.yaml$/, ''));
-    // A spec whose VAE stand-in was trained on its own dataset (1-channel Fashion-MNIST) needs that
-    // data (installed by .ci/run); the others build on the always-available built-in set.
-    const ownData = spec.protocol === 'repa-e' && spec.repa_e?.vae_checkpoint;
+    // A spec whose encoder or VAE stand-in was trained on its own dataset (1-channel Fashion-MNIST)
+    // needs that data (installed by .ci/run); the others build on the always-available built-in set.
+    const ownData = !!(spec.encoder?.checkpoint || spec.repa_e?.vae_checkpoint);
     const t = new Trainer(spec, ownData ? openTrainData(spec) : openTrainData(spec, 'builtin'));
     const T = (t.config.inputSize / t.config.patchSize) ** 2;
     // The encoder reads images: REPA-E's SiT reads latents, its VAE (and encoder) the image channels.
