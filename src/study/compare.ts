@@ -77,7 +77,8 @@ export async function compare(o: CompareOptions): Promise<Study> {
         continue;
       }
       if (!o.quiet) console.error(`compare: ${spec.name} (${base.protocol}), ${steps} steps or ${o.budgetSeconds} s`);
-      await runActors({ spec, out: dir, data: o.data, budgetSeconds: o.budgetSeconds, quiet: o.quiet });
+      // Only the first seed's sample grid goes into the report; the others skip it (≈ 1 min each).
+      await runActors({ spec, out: dir, data: o.data, budgetSeconds: o.budgetSeconds, quiet: o.quiet, samples: k === 0 });
       runs.push(readRun(dir, base.name, base.protocol, seed));
     }
   }
