@@ -60,6 +60,7 @@ export async function compare(o: CompareOptions): Promise<Study> {
   const steps = o.steps ?? Math.min(...specs.map((s) => s.train.steps));
   mkdirSync(o.out, { recursive: true });
   const runs: RunRecord[] = [];
+  const total = specs.length * o.seeds;
   for (const base of specs) {
     for (let k = 0; k < o.seeds; k++) {
       const seed = base.seed + k;
@@ -72,11 +73,11 @@ export async function compare(o: CompareOptions): Promise<Study> {
       };
       const dir = path.join(o.out, spec.name);
       if (existsSync(path.join(dir, 'checkpoint.safetensors'))) {
-        if (!o.quiet) console.error(`compare: ${dir} is done already; reusing it`);
+        if (!o.quiet) console.error(`compare [${runs.length + 1}/${total}]: ${dir} is done already; reusing it`);
         runs.push(readRun(dir, base.name, base.protocol, seed));
         continue;
       }
-      if (!o.quiet) console.error(`compare: ${spec.name} (${base.protocol}), ${steps} steps or ${o.budgetSeconds} s`);
+      if (!o.quiet) console.error(`compare [${runs.length + 1}/${total}]: ${spec.name} (${base.protocol}), ${steps} steps or ${o.budgetSeconds} s`);
       // Only the first seed's sample grid goes into the report; the others skip it (≈ 1 min each).
       await runActors({ spec, out: dir, data: o.data, budgetSeconds: o.budgetSeconds, quiet: o.quiet, samples: k === 0 });
       runs.push(readRun(dir, base.name, base.protocol, seed));

@@ -1,8 +1,9 @@
 // docs/results.md for a study: per method (mean ± half-range over seeds) the metrics at the last
 // evaluation step every run reached, the steps and wall time used, SVG plots (FD versus steps and
 // versus wall time, training loss), each method's sample grid, and the papers' orderings checked
-// against the measured FD — stated as holding only when the seed ranges do not overlap.
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+// against the measured FD — stated as holding only when the seed ranges do not overlap. Text a
+// person wrote below the NOTES marker of an existing results.md is kept when the report is rewritten.
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { writeLinePlot, type Series } from '../io/svgPlot.ts';
@@ -10,6 +11,7 @@ import type { RunRecord, Study } from './compare.ts';
 
 const METRICS = ['fd', 'sfid', 'is', 'precision', 'recall', 'cknna', 'probe'] as const;
 const LOWER_BETTER = new Set(['fd', 'sfid']);
+export const NOTES_MARKER = '<!-- notes: everything below this line is kept when `diffactor compare` rewrites this file -->';
 
 interface Spread { mean: number; lo: number; hi: number; n: number }
 
@@ -38,7 +40,7 @@ function byMethod(runs: RunRecord[]): Map<string, RunRecord[]> {
 const at = (rs: RunRecord[], step: number, k: string) => rs.map((r) => r.evals.find((e) => e.step === step)?.metrics[k] ?? NaN);
 
 /** "A better than B on FD at step s": holds when A's worst seed beats B's best; else not shown. */
-function ordering(methods: Map<string, RunRecord[]>, step: number, a: string, b: string, claim: string): string {
+export function ordering(methods: Map<string, RunRecord[]>, step: number, a: string, b: string, claim: string): string {
   const ra = methods.get(a), rb = methods.get(b);
   if (!ra || !rb) return `- ${claim}: not measured (needs specs named ${a} and ${b}).`;
   const fa = spread(at(ra, step, 'fd')), fb = spread(at(rb, step, 'fd'));
@@ -51,10 +53,14 @@ export function writeReport(study: Study, o: { docs: string; command: string }):
   mkdirSync(imgDir, { recursive: true });
   const methods = byMethod(study.runs);
   const step = commonEvalStep(study.runs);
+  const ev = study.specs[0]?.eval;
   const lines: string[] = [];
   lines.push('# Results: the first reproduction study', '');
   lines.push(`Made by \`${o.command}\` on ${new Date().toISOString().slice(0, 10)} (two shared CPU cores, no GPU).`);
-  lines.push(`Every run: ${study.options.steps} steps or ${(study.options.budgetSeconds / 60).toFixed(1)} min of training wall time, whichever came first; ${study.options.seeds} seeds per method; the Evaluator measured the EMA teacher every ${study.options.evalEvery} steps beside training (FD, sFID, IS, precision/recall through the evaluation classifier; CKNNA and linear probe of the hidden state against the stand-in encoder — src/eval, docs/models/).`, '');
+  const seeds = `${study.options.seeds} seed${study.options.seeds === 1 ? '' : 's'}`;
+  lines.push(`Every run: ${study.options.steps} steps or ${(study.options.budgetSeconds / 60).toFixed(1)} min of training wall time, whichever came first; ${seeds} per method; the Evaluator measured the EMA teacher every ${study.options.evalEvery} steps beside training (FD, sFID, IS, precision/recall through the evaluation classifier; CKNNA and linear probe of the hidden state against the stand-in encoder — src/eval, docs/models/).`);
+  if (ev) lines.push(`Each evaluation: ${study.options.evalSamples ?? ev.samples} generated images (${ev.steps} sampler steps, cfg ${ev.cfg}) against ${ev.reference} real test images; CKNNA (k = ${ev.k}) and the probe (${ev.probe_train} train / ${ev.probe_test} test images) at t = ${ev.t}.`);
+  lines.push('');
   lines.push(`## Metrics at step ${step ?? '–'} (mean ± half-range over seeds)`, '');
   lines.push(`| method | protocol | steps reached | train min | ${METRICS.join(' | ')} |`);
   lines.push(`| --- | --- | --- | --- | ${METRICS.map(() => '---').join(' | ')} |`);
@@ -63,6 +69,21 @@ export function writeReport(study: Study, o: { docs: string; command: string }):
     lines.push(`| ${m} | ${rs[0].protocol} | ${fmt(spread(rs.map((r) => r.steps)), 0)} | ${fmt(spread(rs.map((r) => r.wallSeconds / 60)), 1)} | ${cells.join(' | ')} |`);
   }
   lines.push('', `Lower is better for ${[...LOWER_BETTER].join(' and ')}; higher for the rest.`, '');
+  // FD at every evaluation step all runs reached, then every seed on its own.
+  const steps = [...new Set(study.runs.flatMap((r) => r.evals.map((e) => e.step)))].filter((s) => study.runs.every((r) => r.evals.some((e) => e.step === s))).sort((a, b) => a - b);
+  if (steps.length) {
+    lines.push('### FD at each evaluation step', '', `| method | ${steps.map((s) => `step ${s}`).join(' | ')} |`, `| --- | ${steps.map(() => '---').join(' | ')} |`);
+    for (const [m, rs] of methods) lines.push(`| ${m} | ${steps.map((s) => fmt(spread(at(rs, s, 'fd')), 2)).join(' | ')} |`);
+    lines.push('');
+  }
+  if (step !== null) {
+    lines.push(`### Every seed at step ${step}`, '', `| method | seed | steps reached | train min | ${METRICS.join(' | ')} |`, `| --- | --- | --- | --- | ${METRICS.map(() => '---').join(' | ')} |`);
+    for (const r of study.runs) {
+      const e = r.evals.find((x) => x.step === step);
+      lines.push(`| ${r.method} | ${r.seed} | ${r.steps} | ${(r.wallSeconds / 60).toFixed(1)} | ${METRICS.map((k) => (e && Number.isFinite(e.metrics[k]) ? e.metrics[k].toFixed(k === 'fd' || k === 'sfid' ? 2 : 3) : '–')).join(' | ')} |`);
+    }
+    lines.push('');
+  }
   // Plots: mean over seeds per method.
   const meanCurve = (rs: RunRecord[], x: (e: RunRecord['evals'][number]) => number, k: string) => {
     const steps = [...new Set(rs.flatMap((r) => r.evals.map((e) => e.step)))].sort((a, b) => a - b);
@@ -105,6 +126,9 @@ export function writeReport(study: Study, o: { docs: string; command: string }):
   }
   lines.push('', 'Claims are checked on FD only; "holds" needs every seed of the first method to beat every seed of the second.', '');
   const file = path.join(o.docs, 'results.md');
-  writeFileAtomic(file, `${lines.join('\n')}\n`);
+  const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const kept = old.includes(NOTES_MARKER) ? old.slice(old.indexOf(NOTES_MARKER) + NOTES_MARKER.length) : '\n';
+  lines.push(NOTES_MARKER);
+  writeFileAtomic(file, `${lines.join('\n')}${kept}`);
   return file;
 }

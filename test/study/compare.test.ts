@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { compare, parseBudget } from '../../src/study/compare.ts';
-import { writeReport, commonEvalStep } from '../../src/study/report.ts';
+import { writeReport, commonEvalStep, ordering, NOTES_MARKER } from '../../src/study/report.ts';
+import type { RunRecord, Study } from '../../src/study/compare.ts';
 import { writeTestStandins } from '../eval/standinFiles.ts';
 import { tinySpec } from '../actors/specs.ts';
 
@@ -46,6 +47,36 @@ describe('compare', () => {
     expect(md).toMatch(/REG better than REPA: not measured/);
     for (const f of ['fd-vs-steps.svg', 'fd-vs-wall.svg', 'loss.svg', 'repa.png', 'sit-baseline.png']) expect(existsSync(path.join(docs, 'img', 'results', f)), f).toBe(true);
   }, 180_000);
+
+  it('orderings: holds only when every seed of A beats every seed of B', () => {
+    const run = (method: string, seed: number, fd: number): RunRecord => ({
+      method, protocol: method, seed, dir: '/nonexistent', steps: 10, wallSeconds: 60, losses: [{ step: 10, loss: 1 }],
+      evals: [{ step: 10, wall_s: 60, metrics: { fd } }],
+    });
+    const methods = (a: number[], b: number[]) => new Map([['a', a.map((f, i) => run('a', i, f))], ['b', b.map((f, i) => run('b', i, f))]]);
+    expect(ordering(methods([1, 2], [3, 4]), 10, 'a', 'b', 'A beats B')).toBe('- A beats B: **holds** — FD at step 10: a 1.50 ± 0.50 vs b 3.50 ± 0.50.');
+    expect(ordering(methods([1, 3.5], [3, 4]), 10, 'a', 'b', 'A beats B')).toMatch(/\*\*not shown\*\* \(the better mean/);
+    expect(ordering(methods([5, 6], [3, 4]), 10, 'a', 'b', 'A beats B')).toMatch(/\*\*does not hold\*\*/);
+    expect(ordering(methods([1], [2]), 10, 'a', 'c', 'A beats C')).toMatch(/not measured \(needs specs named a and c\)/);
+  });
+
+  it('rewriting results.md keeps the notes below the marker and tabulates every seed', () => {
+    const docs = mkdtempSync(path.join(tmpdir(), 'study-notes-'));
+    const run = (method: string, seed: number, fd: number): RunRecord => ({
+      method, protocol: method, seed, dir: '/nonexistent', steps: 4, wallSeconds: 30, losses: [{ step: 2, loss: 2 }, { step: 4, loss: 1 }],
+      evals: [2, 4].map((step) => ({ step, wall_s: step * 7, metrics: { fd: fd / step } })),
+    });
+    const study: Study = { options: { specs: [], budgetSeconds: 60, seeds: 2, steps: 4, evalEvery: 2, out: '' }, specs: [], runs: [run('x', 0, 8), run('x', 1, 12), run('y', 0, 40), run('y', 1, 44)] };
+    const file = writeReport(study, { docs, command: 'test' });
+    expect(readFileSync(file, 'utf8')).toMatch(/\| x \| 5\.00 ± 1\.00 \| 2\.50 ± 0\.50 \|/); // FD by step: mean ± half-range
+    expect(readFileSync(file, 'utf8')).toMatch(/\| y \| 1 \| 4 \| 0\.5 \| 11\.00 \|/);
+    writeFileSync(file, `${readFileSync(file, 'utf8')}\nWritten by hand.\n`);
+    writeReport(study, { docs, command: 'test again' });
+    const md = readFileSync(file, 'utf8');
+    expect(md).toMatch(/Made by `test again`/);
+    expect(md.split(NOTES_MARKER)).toHaveLength(2);
+    expect(md.endsWith('\nWritten by hand.\n')).toBe(true);
+  });
 
   it('the budget stops a run early', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'study-budget-'));
