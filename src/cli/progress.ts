@@ -13,7 +13,8 @@ export function progressBar(total: number, label: string, every = Math.max(1, Ma
         if (step % every !== 0 && step !== total) return;
         const s = (Date.now() - t0) / 1000;
         const rate = step / Math.max(s, 1e-9);
-        console.error(`${label} ${step}/${total}  ${fmt(fields)}  ${rate.toFixed(1)} it/s  eta ${((total - step) / Math.max(rate, 1e-9)).toFixed(0)}s`);
+        const eta = step > 0 ? `${((total - step) / rate).toFixed(0)}s` : '–'; // no rate yet at step 0
+        console.error(`${label} ${step}/${total}  ${fmt(fields)}  ${rate.toFixed(1)} it/s  eta ${eta}`);
       },
       stop() {},
     };

@@ -1,0 +1,23 @@
+// The non-TTY progress lines (CI logs, pipes): one line every `every` steps and at the end, with no
+// made-up ETA before any step has finished.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { progressBar } from '../../src/cli/progress.ts';
+
+describe('progressBar on a non-TTY', () => {
+  afterEach(() => vi.restoreAllMocks());
+  it('prints every N steps and the last, with ETA – at step 0', () => {
+    const tty = process.stderr.isTTY;
+    Object.defineProperty(process.stderr, 'isTTY', { value: false, configurable: true });
+    const lines: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((s: string) => { lines.push(s); });
+    try {
+      const p = progressBar(10, 'job', 5);
+      for (const step of [0, 1, 5, 7, 10]) p.update(step, { loss: 0.5 });
+    } finally {
+      Object.defineProperty(process.stderr, 'isTTY', { value: tty, configurable: true });
+    }
+    expect(lines.map((l) => l.split('  ')[0])).toEqual(['job 0/10', 'job 5/10', 'job 10/10']);
+    expect(lines[0]).toMatch(/loss 0\.5000 {2}0\.0 it\/s {2}eta –$/);
+    expect(lines[2]).toMatch(/eta 0s$/);
+  });
+});
