@@ -1,8 +1,13 @@
 // Line plots as standalone SVG (no dependencies): one or more series over a shared x axis, with
-// axes, ticks and a legend. Enough for loss curves and metric-versus-step plots in docs/.
+// axes, ticks and a legend, and an optional shaded band per series (e.g. the range over seeds).
+// Enough for loss curves and metric-versus-step plots in docs/.
 import { writeFileAtomic } from './atomic.ts';
 
-export interface Series { name: string; x: number[]; y: number[]; color?: string }
+export interface Series {
+  name: string; x: number[]; y: number[]; color?: string;
+  /** Lower and upper edge of a shaded band at each x (both or neither). */
+  lo?: number[]; hi?: number[];
+}
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
 
@@ -18,7 +23,8 @@ function ticks(lo: number, hi: number, n = 5): number[] {
 export function linePlotSvg(series: Series[], o: { title: string; xLabel: string; yLabel: string; width?: number; height?: number; logY?: boolean }): string {
   const W = o.width ?? 640, H = o.height ?? 360, L = 64, R = 16, T = 32, B = 48;
   const fy = (v: number) => (o.logY ? Math.log10(v) : v);
-  const xs = series.flatMap((s) => s.x), ys = series.flatMap((s) => s.y.map(fy)).filter(Number.isFinite);
+  const xs = series.flatMap((s) => s.x);
+  const ys = series.flatMap((s) => [...s.y, ...(s.lo ?? []), ...(s.hi ?? [])].map(fy)).filter(Number.isFinite);
   const [x0, x1] = [Math.min(...xs), Math.max(...xs)], [y0, y1] = [Math.min(...ys), Math.max(...ys)];
   const px = (x: number) => L + ((x - x0) / (x1 - x0 || 1)) * (W - L - R);
   const py = (y: number) => H - B - ((fy(y) - y0) / (y1 - y0 || 1)) * (H - T - B);
@@ -37,6 +43,11 @@ export function linePlotSvg(series: Series[], o: { title: string; xLabel: string
   parts.push(`<text transform="translate(16 ${H / 2}) rotate(-90)" text-anchor="middle">${o.yLabel}</text>`);
   series.forEach((s, i) => {
     const c = s.color ?? PALETTE[i % PALETTE.length];
+    if (s.lo && s.hi) {
+      const edge = (v: number[], idx: number[]) => idx.map((j) => `${px(s.x[j]).toFixed(1)},${py(v[j]).toFixed(1)}`);
+      const fwd = s.x.map((_, j) => j);
+      parts.push(`<polygon fill="${c}" fill-opacity="0.15" stroke="none" points="${[...edge(s.hi, fwd), ...edge(s.lo, [...fwd].reverse())].join(' ')}"/>`);
+    }
     const pts = s.x.map((x, j) => `${px(x).toFixed(1)},${py(s.y[j]).toFixed(1)}`).join(' ');
     parts.push(`<polyline fill="none" stroke="${c}" stroke-width="1.5" points="${pts}"/>`);
     parts.push(`<rect x="${W - R - 150}" y="${T + 4 + 16 * i}" width="12" height="3" fill="${c}"/><text x="${W - R - 132}" y="${T + 9 + 16 * i}">${s.name}</text>`);

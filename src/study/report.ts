@@ -89,9 +89,10 @@ export function writeReport(study: Study, o: { docs: string; command: string }):
     const steps = [...new Set(rs.flatMap((r) => r.evals.map((e) => e.step)))].sort((a, b) => a - b);
     const pts = steps.map((s) => {
       const es = rs.map((r) => r.evals.find((e) => e.step === s)).filter((e): e is NonNullable<typeof e> => !!e);
-      return { x: es.reduce((a, e) => a + x(e), 0) / es.length, y: es.reduce((a, e) => a + e.metrics[k], 0) / es.length };
+      const v = es.map((e) => e.metrics[k]);
+      return { x: es.reduce((a, e) => a + x(e), 0) / es.length, y: v.reduce((a, b) => a + b, 0) / v.length, lo: Math.min(...v), hi: Math.max(...v) };
     }).filter((p) => Number.isFinite(p.y));
-    return { x: pts.map((p) => p.x), y: pts.map((p) => p.y) };
+    return { x: pts.map((p) => p.x), y: pts.map((p) => p.y), lo: pts.map((p) => p.lo), hi: pts.map((p) => p.hi) };
   };
   const fdSteps: Series[] = [...methods].map(([m, rs]) => ({ name: m, ...meanCurve(rs, (e) => e.step, 'fd') }));
   const fdWall: Series[] = [...methods].map(([m, rs]) => ({ name: m, ...meanCurve(rs, (e) => e.wall_s / 60, 'fd') }));
@@ -105,8 +106,8 @@ export function writeReport(study: Study, o: { docs: string; command: string }):
     }
     return { name: m, x: xs, y: ys };
   });
-  writeLinePlot(path.join(imgDir, 'fd-vs-steps.svg'), fdSteps, { title: 'FD vs steps (mean over seeds)', xLabel: 'step', yLabel: 'FD' });
-  writeLinePlot(path.join(imgDir, 'fd-vs-wall.svg'), fdWall, { title: 'FD vs training wall time', xLabel: 'minutes', yLabel: 'FD' });
+  writeLinePlot(path.join(imgDir, 'fd-vs-steps.svg'), fdSteps, { title: 'FD vs steps (mean over seeds; band: seed range)', xLabel: 'step', yLabel: 'FD' });
+  writeLinePlot(path.join(imgDir, 'fd-vs-wall.svg'), fdWall, { title: 'FD vs training wall time (mean; band: seed range)', xLabel: 'minutes', yLabel: 'FD' });
   writeLinePlot(path.join(imgDir, 'loss.svg'), loss, { title: 'training loss (first seed, smoothed)', xLabel: 'step', yLabel: 'loss', logY: true });
   lines.push('## Plots', '', '![FD versus steps](img/results/fd-vs-steps.svg)', '', '![FD versus wall time](img/results/fd-vs-wall.svg)', '', '![training loss](img/results/loss.svg)', '');
   lines.push('## Samples (EMA teacher, first seed, one row per class)', '');
