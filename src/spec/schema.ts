@@ -143,8 +143,11 @@ export const RepaESpec = z.strictObject({
   proj_coeff: z.number().min(0).default(0.5),
   /** λ of L_REPA in the VAE's loss (official `vae-align-proj-coeff`). */
   vae_align_coeff: z.number().min(0).default(1.5),
-  /** The VAE's AdamW learning rate (betas, weight decay and the schedule's factor come from train). */
-  vae_lr: z.number().positive().default(1e-4),
+  /**
+   * The VAE's AdamW learning rate (betas, weight decay and the schedule's factor come from train).
+   * 0 freezes the VAE: REPA in a fixed latent space, the REPA-E paper's control.
+   */
+  vae_lr: z.number().min(0).default(1e-4),
   /** Weight of mean |x − x̂|. */
   l1_weight: z.number().min(0).default(1.0),
   /** Weight of KL(q(z|x) ‖ N(0, I)) summed over latent elements, averaged over the batch. */

@@ -123,7 +123,8 @@ export function writeReport(study: Study, o: { docs: string; command: string }):
     lines.push(ordering(methods, step, 'repa', 'sit-baseline', 'REPA better than the baseline at equal steps'));
     lines.push(ordering(methods, step, 'reg', 'repa', 'REG better than REPA'));
     lines.push(ordering(methods, step, 'sra', 'sit-baseline', 'SRA better than the baseline without an external encoder'));
-    lines.push(ordering(methods, step, 'repa-e', 'repa', 'REPA-E better than REPA'));
+    lines.push(ordering(methods, step, 'repa-e', 'repa-latent', 'REPA-E better than REPA on the same VAE kept frozen (the end-to-end tuning itself)'));
+    lines.push(ordering(methods, step, 'repa-e', 'repa', 'REPA-E (latent) better than REPA (pixels) — this also changes the space the SiT works in'));
   }
   lines.push('', 'Claims are checked on FD only; "holds" needs every seed of the first method to beat every seed of the second.', '');
   const file = path.join(o.docs, 'results.md');

@@ -142,6 +142,13 @@ describe('protocol repa-e', () => {
     expect(changed(T.vae!, vae0)).toBe(T.vae!.stateDict().size);
     expect(changed(T.encoder!.vit, enc0)).toBe(0);
     expect(changed(T.model, sit0)).toBeGreaterThan(10);
+    // vae_lr 0 (specs/repa-latent.yaml, REPA-E's control): the VAE stays bit for bit, the SiT trains.
+    const F = trainer({ repa_e: { ...base.repa_e, vae_lr: 0, vae_align_coeff: 0 } });
+    const fvae0 = snap(F.vae!), fsit0 = snap(F.model);
+    F.trainStep();
+    F.trainStep();
+    expect(changed(F.vae!, fvae0)).toBe(0);
+    expect(changed(F.model, fsit0)).toBeGreaterThan(10);
   });
 
   it('a VAE checkpoint: its weights are the starting VAE, its scaling/shift factors initialise the BN', () => {
@@ -175,6 +182,7 @@ describe('protocol repa-e', () => {
     expect(() => spec({ repa_e: { encoder_depth: 1, extra: 1 } })).toThrow(/repa_e: unknown field\(s\) extra/);
     expect(() => spec({ repa_e: { bn_momentum: 0 } })).toThrow(/repa_e\.bn_momentum/);
     expect(() => spec({ repa_e: { kl_weight: -1 } })).toThrow(/repa_e\.kl_weight/);
+    expect(() => spec({ repa_e: { vae_lr: -1e-4 } })).toThrow(/repa_e\.vae_lr/);
     expect(() => spec({ protocol: 'repa' })).toThrow(/section 'repa_e' is not read by protocol repa/);
     expect(() => trainer({ repa_e: { vae: 'VAE-X' } })).toThrow(/repa_e\.vae .*unknown VAE preset 'VAE-X'/);
     expect(() => trainer({ data: { ...base.data, size: 18 } })).toThrow(/repa_e\.vae downsamples by 4 but data\.size is 18/);
