@@ -1,4 +1,4 @@
-// `diffactor eval --checkpoint C [--samples N] [--raw] [--json]`: the Evaluator's metrics for one
+// `diffactor eval --checkpoint C [--samples N] [--sample-steps S] [--raw] [--json]`: the Evaluator's metrics for one
 // checkpoint (EMA weights unless --raw): FD, sFID, IS, precision/recall, CKNNA, linear probe.
 import { loadCheckpoint } from '../train/checkpoint.ts';
 import { backboneForCheckpoint } from '../train/methodParts.ts';
@@ -9,11 +9,11 @@ import { Evaluation, type Metrics } from '../eval/evaluate.ts';
 import type { SiT } from '../models/sit.ts';
 import type { RegSiT } from '../models/reg.ts';
 
-export interface EvalCliOptions { checkpoint: string; samples?: number; raw?: boolean; json?: boolean; data?: string }
+export interface EvalCliOptions { checkpoint: string; samples?: number; sampleSteps?: number; raw?: boolean; json?: boolean; data?: string }
 
 export function evaluateCheckpoint(o: EvalCliOptions): Metrics {
   const c = loadCheckpoint(o.checkpoint);
-  const spec = o.samples ? { ...c.spec, eval: { ...c.spec.eval, samples: o.samples } } : c.spec;
+  const spec = { ...c.spec, eval: { ...c.spec.eval, ...(o.samples && { samples: o.samples }), ...(o.sampleSteps && { steps: o.sampleSteps }) } };
   const model = backboneForCheckpoint(c);
   model.loadStateDict(o.raw ? c.model : c.ema);
   let vae: VAE | undefined;
@@ -27,9 +27,9 @@ export function evaluateCheckpoint(o: EvalCliOptions): Metrics {
   const t0 = performance.now();
   const ev = Evaluation.prepare(spec, c.config, { data: o.data });
   const m = ev.run(model as SiT | RegSiT, { vae, onProgress: (what) => { if (!o.json) console.error(`eval: ${what}…`); } });
-  if (o.json) console.log(JSON.stringify({ checkpoint: o.checkpoint, step: c.state.step, samples: spec.eval.samples, ...m }));
+  if (o.json) console.log(JSON.stringify({ checkpoint: o.checkpoint, step: c.state.step, samples: spec.eval.samples, sample_steps: spec.eval.steps, sampler: spec.sample.sampler, ...m }));
   else {
-    console.error(`eval of ${o.checkpoint} (step ${c.state.step}, ${o.raw ? 'raw' : 'EMA'} weights, ${spec.eval.samples} samples, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    console.error(`eval of ${o.checkpoint} (step ${c.state.step}, ${o.raw ? 'raw' : 'EMA'} weights, ${spec.eval.samples} samples, ${spec.sample.sampler} ${spec.eval.steps} steps, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     for (const [k, v] of Object.entries(m)) console.log(`${k.padEnd(10)} ${v.toFixed(4)}`);
   }
   return m;

@@ -54,6 +54,7 @@ program
   .description('measure a checkpoint: FD, sFID, IS, precision/recall (evaluation classifier), CKNNA and linear probe of hidden states')
   .requiredOption('--checkpoint <file>', 'checkpoint.safetensors')
   .option('--samples <n>', 'generated images (overrides eval.samples)', int)
+  .option('--sample-steps <n>', 'sampler steps (overrides eval.steps; the sampler is the spec\'s sample.sampler)', int)
   .option('--data <name|path>', 'dataset override')
   .option('--raw', 'the trained weights instead of the EMA')
   .option('--json', 'one JSON line on stdout')
