@@ -23,12 +23,14 @@ function spread(v: number[]): Spread {
 
 const fmt = (s: Spread, digits = 3) => (s.n === 0 ? '–' : s.n === 1 || s.hi === s.lo ? s.mean.toFixed(digits) : `${s.mean.toFixed(digits)} ± ${((s.hi - s.lo) / 2).toFixed(digits)}`);
 
-/** The last evaluation step that every run of the study reached. */
-export function commonEvalStep(runs: RunRecord[]): number | null {
+/** The evaluation steps that every run of the study reached, ascending. */
+export function commonEvalSteps(runs: RunRecord[]): number[] {
   const sets = runs.map((r) => new Set(r.evals.map((e) => e.step)));
-  const all = [...(sets[0] ?? [])].filter((s) => sets.every((x) => x.has(s))).sort((a, b) => a - b);
-  return all.at(-1) ?? null;
+  return [...(sets[0] ?? [])].filter((s) => sets.every((x) => x.has(s))).sort((a, b) => a - b);
 }
+
+/** The last evaluation step that every run of the study reached. */
+export const commonEvalStep = (runs: RunRecord[]): number | null => commonEvalSteps(runs).at(-1) ?? null;
 
 function byMethod(runs: RunRecord[]): Map<string, RunRecord[]> {
   const m = new Map<string, RunRecord[]>();
@@ -70,7 +72,7 @@ export function writeReport(study: Study, o: { docs: string; command: string }):
   }
   lines.push('', `Lower is better for ${[...LOWER_BETTER].join(' and ')}; higher for the rest.`, '');
   // FD at every evaluation step all runs reached, then every seed on its own.
-  const steps = [...new Set(study.runs.flatMap((r) => r.evals.map((e) => e.step)))].filter((s) => study.runs.every((r) => r.evals.some((e) => e.step === s))).sort((a, b) => a - b);
+  const steps = commonEvalSteps(study.runs);
   if (steps.length) {
     lines.push('### FD at each evaluation step', '', `| method | ${steps.map((s) => `step ${s}`).join(' | ')} |`, `| --- | ${steps.map(() => '---').join(' | ')} |`);
     for (const [m, rs] of methods) lines.push(`| ${m} | ${steps.map((s) => fmt(spread(at(rs, s, 'fd')), 2)).join(' | ')} |`);
