@@ -45,20 +45,35 @@ export class SamplePool {
       // take milliseconds to seconds, so the cheaper wake-up of 'sync' buys nothing here.
       atomics: 'disabled',
     });
+    // piscina reports a worker that failed outside any task as an 'error' event (and replaces the
+    // worker); unheard, the event would crash the process. Say it and keep it for the caller.
+    this.piscina.on('error', (e: Error) => {
+      this.workerErrors.push(e);
+      process.stderr.write(`SamplePool: a worker failed outside any task (replaced): ${e.message}\n`);
+    });
   }
+
+  /** Worker failures piscina raised outside any task; the pool went on with a fresh worker. */
+  readonly workerErrors: Error[] = [];
 
   /** A version no other call of any pool uses: the weights are reloaded once per worker. */
   nextVersion(): string {
     return `${this.id}:${++this.calls}`;
   }
 
-  /** Totals over finished tasks: images drawn, models built, weight loads (one per worker and version when cached). */
-  readonly stats = { tasks: 0, images: 0, builds: 0, loads: 0 };
+  /** Totals over settled tasks: finished, failed, images drawn, models built, weight loads (one per worker and version when cached). */
+  readonly stats = { tasks: 0, failed: 0, images: 0, builds: 0, loads: 0 };
 
   /** Run one task; rejects with the task's error. */
-  async run(task: SampleTask, signal?: AbortSignal): Promise<SampleTaskResult> {
+  async run(task: SampleTask): Promise<SampleTaskResult> {
     if (this.closed) throw new Error('SamplePool: the pool is closed');
-    const r = await this.piscina.run(task, { signal }) as SampleTaskResult;
+    let r: SampleTaskResult;
+    try {
+      r = await this.piscina.run(task) as SampleTaskResult;
+    } catch (e) {
+      this.stats.failed++;
+      throw e;
+    }
     this.stats.tasks++;
     this.stats.images += r.images;
     if (r.built) this.stats.builds++;
@@ -143,28 +158,32 @@ export async function sampleGrid(pool: SamplePool, o: SampleGridOptions): Promis
     if (!Number.isInteger(l) || l < 0 || l >= config.numClasses) throw new Error(`sampleGrid: labels[${i}] = ${l} is not a class in 0..${config.numClasses - 1}`);
     return l;
   });
-  // On the first failure the queued chunks are cancelled (a running one ends its worker, which
-  // piscina replaces) and the call rejects once every task has settled: nothing writes to `out` late.
-  const abort = new AbortController();
+  // At most `threads` chunks of this call are in flight; on the first failure no further chunk is
+  // sent and the call rejects once the running ones have settled, so nothing writes to `out` late.
+  // Running tasks are never aborted: piscina's abort kills the worker while its reply may already
+  // be in flight, and that reply then surfaces as an uncaught "Unexpected message from Worker".
+  let next = 0;
   let done = 0;
   let failure: Error | null = null;
-  await Promise.all(plan.map(async (c, i) => {
-    try {
-      await pool.run({
-        config, protocol: o.protocol, version, weights, sample: o.sampleSpec, seed: o.seed,
-        batchIndex: c.k, batchRows: c.rows, row0: c.row0,
-        labels: labels.slice(c.start, c.start + c.n),
-        out: out.subarray(c.start * per, (c.start + c.n) * per),
-      }, abort.signal);
-    } catch (e) {
-      if (!failure) {
-        failure = new Error(`sampleGrid: chunk ${i + 1}/${plan.length} (labels ${c.start}..${c.start + c.n - 1}) failed: ${(e as Error).message}`, { cause: e });
-        abort.abort();
+  const runner = async (): Promise<void> => {
+    while (!failure && next < plan.length) {
+      const i = next++;
+      const c = plan[i];
+      try {
+        await pool.run({
+          config, protocol: o.protocol, version, weights, sample: o.sampleSpec, seed: o.seed,
+          batchIndex: c.k, batchRows: c.rows, row0: c.row0,
+          labels: labels.slice(c.start, c.start + c.n),
+          out: out.subarray(c.start * per, (c.start + c.n) * per),
+        });
+      } catch (e) {
+        failure ??= new Error(`sampleGrid: chunk ${i + 1}/${plan.length} (labels ${c.start}..${c.start + c.n - 1}) failed: ${(e as Error).message}`, { cause: e });
+        return;
       }
-      return;
+      o.onProgress?.(++done, plan.length);
     }
-    o.onProgress?.(++done, plan.length);
-  }));
+  };
+  await Promise.all(Array.from({ length: Math.min(pool.threads, plan.length) }, runner));
   if (failure) throw failure;
   return out;
 }

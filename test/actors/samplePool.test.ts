@@ -140,7 +140,7 @@ describe('sampleGrid on a pool', () => {
       const labels = Array.from({ length: 7 }, (_, i) => i % 10);
       const m1 = randomise(createSiT(sit, 0), 22);
       const a = await sampleGrid(one, { config: sit, weights: m1.stateDict(), sampleSpec: s, seed: 1, labels, chunk: 2 });
-      expect(one.stats).toEqual({ tasks: 4, images: 7, builds: 1, loads: 1 });
+      expect(one.stats).toEqual({ tasks: 4, failed: 0, images: 7, builds: 1, loads: 1 });
       expectSameBits(a, drawSamples(m1, s, { seed: 1, labels }));
 
       // New weights, not in shared memory this time (copied once into it): a new version reloads
@@ -148,15 +148,15 @@ describe('sampleGrid on a pool', () => {
       const m2 = randomise(createSiT(sit, 0), 23);
       const plain = new Map<string, Tensor>([...m2.stateDict()].map(([k, t]) => [k, fromData(Float32Array.from(t.data), t.shape)]));
       const b = await sampleGrid(one, { config: sit, weights: plain, sampleSpec: s, seed: 1, labels, chunk: 3, weightsVersion: 'm2' });
-      expect(one.stats).toEqual({ tasks: 7, images: 14, builds: 1, loads: 2 });
+      expect(one.stats).toEqual({ tasks: 7, failed: 0, images: 14, builds: 1, loads: 2 });
       expectSameBits(b, drawSamples(m2, s, { seed: 1, labels }));
 
       // The same version again: nothing reloads. Another architecture: built anew.
       await sampleGrid(one, { config: sit, weights: plain, sampleSpec: s, seed: 2, labels: labels.slice(0, 2), chunk: 1, weightsVersion: 'm2' });
-      expect(one.stats).toEqual({ tasks: 9, images: 16, builds: 1, loads: 2 });
+      expect(one.stats).toEqual({ tasks: 9, failed: 0, images: 16, builds: 1, loads: 2 });
       const m3 = randomise(createSiT(dit, 0), 24);
       await sampleGrid(one, { config: dit, weights: m3.stateDict(), sampleSpec: settings({ sampler: 'ddim', steps: 2 }), seed: 2, labels: [1], weightsVersion: 'm2' });
-      expect(one.stats).toEqual({ tasks: 10, images: 17, builds: 2, loads: 3 });
+      expect(one.stats).toEqual({ tasks: 10, failed: 0, images: 17, builds: 2, loads: 3 });
     } finally {
       await one.close();
     }
@@ -184,6 +184,33 @@ describe('sampleGrid on a pool', () => {
 
     const ok = await sampleGrid(pool, { config: sit, weights: model.stateDict(), sampleSpec: s, seed: 1, labels: labels11, chunk: 4 });
     expectSameBits(ok, drawSamples(model, s, { seed: 1, labels: labels11 }));
+    // No worker was killed mid-reply (piscina would report it outside any task).
+    expect(pool.workerErrors).toEqual([]);
+  });
+
+  it('after a failed chunk no further chunk is sent, and running ones are not killed', async () => {
+    const one = new SamplePool({ threads: 1 });
+    try {
+      const model = randomise(createSiT(sit, 0), 32);
+      const bogus = new Map(model.stateDict());
+      bogus.set('bogus', fromData(new Float32Array(1), [1]));
+      // 6 chunks on one thread: the first fails, the other five are never sent.
+      await expect(sampleGrid(one, { config: sit, weights: bogus, sampleSpec: settings({ steps: 1 }), seed: 1, labels: labels11, chunk: 2 }))
+        .rejects.toThrow(/chunk 1\/6 .*bogus/);
+      expect(one.stats).toMatchObject({ tasks: 0, failed: 1 });
+      // Two threads, 6 chunks: the two in flight settle (both fail), nothing else starts.
+      const two = new SamplePool({ threads: 2 });
+      try {
+        await expect(sampleGrid(two, { config: sit, weights: bogus, sampleSpec: settings({ steps: 1 }), seed: 1, labels: labels11, chunk: 2 }))
+          .rejects.toThrow(/bogus/);
+        expect(two.stats).toMatchObject({ tasks: 0, failed: 2 });
+        expect(two.workerErrors).toEqual([]);
+      } finally {
+        await two.close();
+      }
+    } finally {
+      await one.close();
+    }
   });
 
   it('a closed pool refuses work, and closing twice is fine', async () => {
