@@ -6,7 +6,7 @@ export interface Progress { update(step: number, fields: Record<string, string |
 
 export function progressBar(total: number, label: string, every = Math.max(1, Math.floor(total / 10))): Progress {
   const t0 = Date.now();
-  const fmt = (f: Record<string, string | number>) => Object.entries(f).map(([k, v]) => `${k} ${typeof v === 'number' ? v.toFixed(4) : v}`).join('  ');
+  const fmt = (f: Record<string, string | number>) => Object.entries(f).map(([k, v]) => `${k} ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : v}`).join('  ');
   if (!process.stderr.isTTY) {
     return {
       update(step, fields) {

@@ -78,7 +78,8 @@ export function runDino(ds: ImageDataset, config: DinoConfig, o: { steps?: numbe
     const s: StepStats = trainer.step(imgs, p);
     smooth = Number.isNaN(smooth) ? s.loss : 0.9 * smooth + 0.1 * s.loss;
     if (step % 10 === 0) log.push({ step: step + 1, seconds: elapsed(), loss: s.loss, dino: s.dino, ibot: s.ibot, contrast: s.contrast, patchContrast: s.patchContrast, koleo: s.koleo, teacherH: s.teacherH, teacherRowH: s.teacherRowH, lr: s.sched.lr * config.lr });
-    const fields: Record<string, number> = { loss: smooth, step: step + 1 };
+    // The bar counts seconds in --minutes mode, so the step goes in the fields there.
+    const fields: Record<string, number> = o.steps ? { loss: smooth } : { loss: smooth, step: step + 1 };
     if (!Number.isNaN(s.teacherH)) Object.assign(fields, { H: s.teacherH, Hrow: s.teacherRowH }); // DINO's collapse monitors
     if (o.steps) bar?.update(step + 1, fields);
     else {
