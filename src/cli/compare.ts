@@ -4,7 +4,7 @@ import { compare, parseBudget } from '../study/compare.ts';
 import { writeReport } from '../study/report.ts';
 
 export interface CompareCliOptions {
-  specs: string; budget: string; seeds: number; steps?: number; evalEvery: number; evalSamples?: number; out: string; docs: string; data?: string;
+  specs: string; budget: string; seeds: number; steps?: number; evalEvery: number; evalSamples?: number; evalNfe?: number; out: string; docs: string; data?: string;
 }
 
 export async function compareCli(o: CompareCliOptions): Promise<void> {
@@ -12,7 +12,7 @@ export async function compareCli(o: CompareCliOptions): Promise<void> {
   if (specs.length < 2) throw new Error('compare: --specs needs at least two comma-separated spec files');
   const study = await compare({
     specs, budgetSeconds: parseBudget(o.budget), seeds: o.seeds, steps: o.steps, evalEvery: o.evalEvery,
-    evalSamples: o.evalSamples, out: o.out, data: o.data,
+    evalSamples: o.evalSamples, evalNfe: o.evalNfe, out: o.out, data: o.data,
   });
   const command = `npx diffactor ${process.argv.slice(2).join(' ')}`;
   const file = writeReport(study, { docs: o.docs, command });

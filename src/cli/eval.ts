@@ -1,11 +1,12 @@
-// `diffactor eval --checkpoint C [--samples N] [--sample-steps S] [--raw] [--json]`: the Evaluator's metrics for one
+// `diffactor eval --checkpoint C [--samples N] [--sample-steps S (overrides eval.nfe)] [--raw] [--json]`: the Evaluator's metrics for one
 // checkpoint (EMA weights unless --raw): FD, sFID, IS, precision/recall, CKNNA, linear probe.
 import { loadCheckpoint } from '../train/checkpoint.ts';
 import { backboneForCheckpoint } from '../train/methodParts.ts';
 import { vaeConfigFor } from '../train/setup.ts';
 import { createVAE, vaeFactor, type VAE } from '../models/vae.ts';
 import { inferSdVaeConfig } from '../models/sdVae.ts';
-import { Evaluation, type Metrics } from '../eval/evaluate.ts';
+import { Evaluation, evalSampleSettings, type Metrics } from '../eval/evaluate.ts';
+import { modelCallsPerSample } from '../train/draw.ts';
 import type { SiT } from '../models/sit.ts';
 import type { RegSiT } from '../models/reg.ts';
 
@@ -13,7 +14,8 @@ export interface EvalCliOptions { checkpoint: string; samples?: number; sampleSt
 
 export function evaluateCheckpoint(o: EvalCliOptions): Metrics {
   const c = loadCheckpoint(o.checkpoint);
-  const spec = { ...c.spec, eval: { ...c.spec.eval, ...(o.samples && { samples: o.samples }), ...(o.sampleSteps && { steps: o.sampleSteps }) } };
+  const spec = { ...c.spec, eval: { ...c.spec.eval, ...(o.samples && { samples: o.samples }), ...(o.sampleSteps && { steps: o.sampleSteps, nfe: undefined }) } };
+  const draw = evalSampleSettings(spec);
   const model = backboneForCheckpoint(c);
   model.loadStateDict(o.raw ? c.model : c.ema);
   let vae: VAE | undefined;
@@ -27,9 +29,9 @@ export function evaluateCheckpoint(o: EvalCliOptions): Metrics {
   const t0 = performance.now();
   const ev = Evaluation.prepare(spec, c.config, { data: o.data });
   const m = ev.run(model as SiT | RegSiT, { vae, onProgress: (what) => { if (!o.json) console.error(`eval: ${what}…`); } });
-  if (o.json) console.log(JSON.stringify({ checkpoint: o.checkpoint, step: c.state.step, samples: spec.eval.samples, sample_steps: spec.eval.steps, sampler: spec.sample.sampler, ...m }));
+  if (o.json) console.log(JSON.stringify({ checkpoint: o.checkpoint, step: c.state.step, samples: spec.eval.samples, sample_steps: draw.steps, nfe: modelCallsPerSample(draw.sampler, draw.steps), sampler: draw.sampler, ...m }));
   else {
-    console.error(`eval of ${o.checkpoint} (step ${c.state.step}, ${o.raw ? 'raw' : 'EMA'} weights, ${spec.eval.samples} samples, ${spec.sample.sampler} ${spec.eval.steps} steps, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    console.error(`eval of ${o.checkpoint} (step ${c.state.step}, ${o.raw ? 'raw' : 'EMA'} weights, ${spec.eval.samples} samples, ${draw.sampler} ${draw.steps} steps (${modelCallsPerSample(draw.sampler, draw.steps)} NFE), ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     for (const [k, v] of Object.entries(m)) console.log(`${k.padEnd(10)} ${v.toFixed(4)}`);
   }
   return m;

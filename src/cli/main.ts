@@ -69,6 +69,7 @@ program
   .option('--steps <n>', 'steps per run (default: the smallest train.steps of the specs)', int)
   .option('--eval-every <n>', 'evaluate the EMA teacher every N steps', int, 250)
   .option('--eval-samples <n>', 'generated images per evaluation (overrides eval.samples)', int)
+  .option('--eval-nfe <n>', 'sample every method at this many model evaluations per image (sets eval.nfe: equal cost across samplers)', int)
   .option('--out <dir>', 'where the runs go (finished runs are reused)', 'runs/compare')
   .option('--docs <dir>', 'where results.md and its images go', 'docs')
   .option('--data <name|path>', 'dataset override')

@@ -22,7 +22,7 @@ import type { VAE } from '../models/vae.ts';
 import { FrozenEncoder } from '../methods/encoder.ts';
 import { hiddenAfterBlock } from '../methods/partialForward.ts';
 import { RepaESiT, decodeLatentSamples } from '../methods/repae.ts';
-import { drawSamples } from '../train/draw.ts';
+import { drawSamples, stepsForNfe, type SampleSettings } from '../train/draw.ts';
 import { openTrainData } from '../train/setup.ts';
 import { loadFeatureClassifier, type ClassifierFeatures, type FeatureClassifier } from '../standins/features.ts';
 import type { RunSpec } from '../spec/schema.ts';
@@ -35,6 +35,13 @@ import { cknna } from './cknna.ts';
 import { linearProbe } from './linearProbe.ts';
 
 export type Metrics = Record<string, number>;
+
+/** The sampler settings of an evaluation draw: the spec's sampler at eval.steps, or at the steps eval.nfe buys. */
+export function evalSampleSettings(spec: RunSpec): SampleSettings {
+  const e = spec.eval;
+  const steps = e.nfe ? stepsForNfe(spec.sample.sampler, e.nfe) : e.steps;
+  return { ...spec.sample, steps, cfg: e.cfg };
+}
 
 /** The stand-in file for a dataset (specs/standins/<kind>-<data>.safetensors), or an error saying how to make it. */
 export function standinFile(kind: 'classifier' | 'encoder', data: string): string {
@@ -102,7 +109,7 @@ export class Evaluation {
     model.eval();
     o.onProgress?.('samples');
     const labels = Array.from({ length: e.samples }, (_, i) => i % K);
-    const settings = { ...this.spec.sample, steps: e.steps, cfg: e.cfg };
+    const settings = evalSampleSettings(this.spec);
     let imgs = drawSamples(model, settings, { seed: this.spec.seed + 7919, labels });
     if (model instanceof RepaESiT) {
       if (!o.vae) throw new Error('eval: a REPA-E model needs its VAE to decode the samples');

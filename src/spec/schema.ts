@@ -172,6 +172,11 @@ export const EvalSpec = z.strictObject({
   samples: positiveInt.default(256),
   /** Sampling steps and guidance of the evaluation draws (the spec's sampler; unguided FD by default). */
   steps: positiveInt.default(20),
+  /**
+   * Equal-cost evaluation: when set, each draw uses the most sampler steps whose model evaluations
+   * per sample do not exceed it (Heun 2N − 1, the others N), instead of `steps`.
+   */
+  nfe: positiveInt.optional(),
   cfg: z.number().min(1).default(1),
   /** Real test images whose classifier features are the reference of FD, sFID and precision/recall. */
   reference: positiveInt.default(1000),

@@ -18,6 +18,8 @@ export interface CompareOptions {
   evalEvery: number;
   /** Generated images per evaluation. */
   evalSamples?: number;
+  /** Equal-cost evaluation: model evaluations per sample for every method's sampler (sets eval.nfe). */
+  evalNfe?: number;
   out: string;
   data?: string;
   quiet?: boolean;
@@ -69,7 +71,7 @@ export async function compare(o: CompareOptions): Promise<Study> {
         seed,
         name: `${base.name}-seed${seed}`,
         train: { ...base.train, steps, eval_every: o.evalEvery, checkpoint_every: Math.max(base.train.checkpoint_every, steps) },
-        eval: { ...base.eval, ...(o.evalSamples && { samples: o.evalSamples }) },
+        eval: { ...base.eval, ...(o.evalSamples && { samples: o.evalSamples }), ...(o.evalNfe && { nfe: o.evalNfe }) },
       };
       const dir = path.join(o.out, spec.name);
       if (existsSync(path.join(dir, 'checkpoint.safetensors'))) {

@@ -8,6 +8,15 @@ import path from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { writeLinePlot, type Series } from '../io/svgPlot.ts';
 import type { RunRecord, Study } from './compare.ts';
+import type { RunSpec } from '../spec/schema.ts';
+import { evalSampleSettings } from '../eval/evaluate.ts';
+import { modelCallsPerSample } from '../train/draw.ts';
+
+/** How a method's evaluation draws were made: sampler, steps and model evaluations per image. */
+export function evalDrawLabel(spec: RunSpec, evalNfe?: number): string {
+  const d = evalSampleSettings(evalNfe ? { ...spec, eval: { ...spec.eval, nfe: evalNfe } } : spec);
+  return `${d.sampler} ${d.steps} (${modelCallsPerSample(d.sampler, d.steps)} NFE)`;
+}
 
 const METRICS = ['fd', 'sfid', 'is', 'precision', 'recall', 'cknna', 'probe'] as const;
 const LOWER_BETTER = new Set(['fd', 'sfid']);
@@ -61,14 +70,19 @@ export function writeReport(study: Study, o: { docs: string; command: string }):
   lines.push(`Made by \`${o.command}\` on ${new Date().toISOString().slice(0, 10)} (two shared CPU cores, no GPU).`);
   const seeds = `${study.options.seeds} seed${study.options.seeds === 1 ? '' : 's'}`;
   lines.push(`Every run: ${study.options.steps} steps or ${(study.options.budgetSeconds / 60).toFixed(1)} min of training wall time, whichever came first; ${seeds} per method; the Evaluator measured the EMA teacher every ${study.options.evalEvery} steps beside training (FD, sFID, IS, precision/recall through the evaluation classifier; CKNNA and linear probe of the hidden state against the stand-in encoder — src/eval, docs/models/).`);
-  if (ev) lines.push(`Each evaluation: ${study.options.evalSamples ?? ev.samples} generated images (${ev.steps} sampler steps, cfg ${ev.cfg}) against ${ev.reference} real test images; CKNNA (k = ${ev.k}) and the probe (${ev.probe_train} train / ${ev.probe_test} test images) at t = ${ev.t}.`);
+  const nfe = study.options.evalNfe ?? ev?.nfe;
+  const cost = nfe ? `each method's sampler at the most steps within ${nfe} model evaluations per image (equal cost; column "draws")` : `${ev?.steps} sampler steps (column "draws": the model evaluations per image differ between samplers)`;
+  if (ev) lines.push(`Each evaluation: ${study.options.evalSamples ?? ev.samples} generated images (${cost}, cfg ${ev.cfg}) against ${ev.reference} real test images; CKNNA (k = ${ev.k}) and the probe (${ev.probe_train} train / ${ev.probe_test} test images) at t = ${ev.t}.`);
   lines.push('');
   lines.push(`## Metrics at step ${step ?? '–'} (mean ± half-range over seeds)`, '');
-  lines.push(`| method | protocol | steps reached | train min | ${METRICS.join(' | ')} |`);
-  lines.push(`| --- | --- | --- | --- | ${METRICS.map(() => '---').join(' | ')} |`);
+  lines.push(`| method | protocol | draws | steps reached | train min | ${METRICS.join(' | ')} |`);
+  lines.push(`| --- | --- | --- | --- | --- | ${METRICS.map(() => '---').join(' | ')} |`);
+  const specOf = new Map(study.specs.map((sp) => [sp.name, sp]));
   for (const [m, rs] of methods) {
+    const sp = specOf.get(m);
+    const draws = sp ? evalDrawLabel(sp, study.options.evalNfe) : '–';
     const cells = METRICS.map((k) => (step === null ? '–' : fmt(spread(at(rs, step, k)), k === 'fd' || k === 'sfid' ? 2 : 3)));
-    lines.push(`| ${m} | ${rs[0].protocol} | ${fmt(spread(rs.map((r) => r.steps)), 0)} | ${fmt(spread(rs.map((r) => r.wallSeconds / 60)), 1)} | ${cells.join(' | ')} |`);
+    lines.push(`| ${m} | ${rs[0].protocol} | ${draws} | ${fmt(spread(rs.map((r) => r.steps)), 0)} | ${fmt(spread(rs.map((r) => r.wallSeconds / 60)), 1)} | ${cells.join(' | ')} |`);
   }
   lines.push('', `Lower is better for ${[...LOWER_BETTER].join(' and ')}; higher for the rest.`, '');
   // FD at every evaluation step all runs reached, then every seed on its own.

@@ -22,6 +22,21 @@ export interface DrawOptions {
   onStep?: (done: number, total: number) => void;
 }
 
+/**
+ * Model evaluations per sample of a sampler at `steps` steps (each one a forward of the whole
+ * batch; classifier-free guidance doubles the batch, not the count): Heun's last step is a plain
+ * Euler step (2N − 1), every other sampler calls the model once per step.
+ */
+export function modelCallsPerSample(sampler: SampleSettings['sampler'], steps: number): number {
+  return sampler === 'heun' ? 2 * steps - 1 : steps;
+}
+
+/** The most steps whose model evaluations per sample do not exceed `nfe` (at least 1): equal-cost sampling. */
+export function stepsForNfe(sampler: SampleSettings['sampler'], nfe: number): number {
+  if (!Number.isInteger(nfe) || nfe < 1) throw new Error(`stepsForNfe: nfe must be a positive integer, got ${nfe}`);
+  return sampler === 'heun' ? Math.max(1, Math.floor((nfe + 1) / 2)) : nfe;
+}
+
 /** Labels for a grid with one row per class: class c repeated perClass times, c = 0..K-1. */
 export function gridLabels(classes: readonly number[], perClass: number): number[] {
   return classes.flatMap((c) => new Array<number>(perClass).fill(c));

@@ -26,7 +26,7 @@ describe('diffactor eval', () => {
       expect(evaluateCheckpoint({ checkpoint: file, json: true })).toEqual(want);
       const more = evaluateCheckpoint({ checkpoint: file, json: true, samples: 24, sampleSteps: 3 });
       expect(more.fd).not.toBe(want.fd);
-      expect(JSON.parse(lines[1])).toMatchObject({ step: 4, samples: 24, sample_steps: 3, sampler: spec.sample.sampler });
+      expect(JSON.parse(lines[1])).toMatchObject({ step: 4, samples: 24, sample_steps: 3, nfe: spec.sample.sampler === 'heun' ? 5 : 3, sampler: spec.sample.sampler });
     } finally {
       vi.restoreAllMocks();
     }

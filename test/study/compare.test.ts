@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { compare, parseBudget } from '../../src/study/compare.ts';
 import { writeReport, commonEvalStep, ordering, NOTES_MARKER } from '../../src/study/report.ts';
 import type { RunRecord, Study } from '../../src/study/compare.ts';
@@ -25,13 +25,15 @@ describe('compare', () => {
     const { classifier, encoder } = writeTestStandins(dir);
     const evalSection = { samples: 20, steps: 2, reference: 30, probe_train: 30, probe_test: 20, classifier, encoder, sfid_channels: 2 };
     const files = ['sit-baseline', 'repa'].map((p) => {
-      const s = tinySpec(p, { eval: evalSection });
+      // Different samplers, so that equal-cost evaluation (evalNfe) gives them different step counts.
+      const s = tinySpec(p, { eval: evalSection, ...(p === 'repa' && { sample: { sampler: 'heun', steps: 2, per_class: 1 } }) });
       const f = path.join(dir, `${p}.yaml`);
       writeFileSync(f, stringify({ ...s, name: p }));
       return f;
     });
     const out = path.join(dir, 'runs');
-    const study = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, out, quiet: true });
+    const study = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true });
+    expect(parse(readFileSync(path.join(out, 'repa-seed5', 'spec.yaml'), 'utf8')).eval.nfe).toBe(3);
     expect(study.runs.map((r) => `${r.method}/${r.seed}/${r.steps}`)).toEqual(['sit-baseline/5/6', 'sit-baseline/6/6', 'repa/5/6', 'repa/6/6']);
     expect(commonEvalStep(study.runs)).toBe(6);
     // A second call reuses the finished runs (same records, no training).
@@ -41,8 +43,10 @@ describe('compare', () => {
     const file = writeReport(study, { docs, command: 'npx diffactor compare (test)' });
     const md = readFileSync(file, 'utf8');
     expect(md).toMatch(/## Metrics at step 6/);
-    expect(md).toMatch(/\| sit-baseline \| sit-baseline \| 6 \|/);
-    expect(md).toMatch(/\| repa \| repa \| 6 \|/);
+    // The draws column: each sampler at the most steps within 3 model evaluations per image.
+    expect(md).toMatch(/\| sit-baseline \| sit-baseline \| euler 3 \(3 NFE\) \| 6 \|/);
+    expect(md).toMatch(/\| repa \| repa \| heun 2 \(3 NFE\) \| 6 \|/);
+    expect(md).toMatch(/within 3 model evaluations per image \(equal cost/);
     expect(md).toMatch(/REPA better than the baseline at equal steps: \*\*(holds|not shown|does not hold)/);
     expect(md).toMatch(/REG better than REPA: not measured/);
     for (const f of ['fd-vs-steps.svg', 'fd-vs-wall.svg', 'loss.svg', 'repa.png', 'sit-baseline.png']) expect(existsSync(path.join(docs, 'img', 'results', f)), f).toBe(true);
