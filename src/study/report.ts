@@ -66,7 +66,7 @@ export function writeReport(study: Study, o: { docs: string; command: string }):
   const step = commonEvalStep(study.runs);
   const ev = study.specs[0]?.eval;
   const lines: string[] = [];
-  lines.push('# Results: the first reproduction study', '');
+  lines.push('# Results: the reproduction study', '');
   lines.push(`Made by \`${o.command}\` on ${new Date().toISOString().slice(0, 10)} (two shared CPU cores, no GPU).`);
   const seeds = `${study.options.seeds} seed${study.options.seeds === 1 ? '' : 's'}`;
   lines.push(`Every run: ${study.options.steps} steps or ${(study.options.budgetSeconds / 60).toFixed(1)} min of training wall time, whichever came first; ${seeds} per method; the Evaluator measured the EMA teacher every ${study.options.evalEvery} steps beside training (FD, sFID, IS, precision/recall through the evaluation classifier; CKNNA and linear probe of the hidden state against the stand-in encoder — src/eval, docs/models/).`);
