@@ -8,6 +8,7 @@ import path from 'node:path';
 import { loadSpec } from '../spec/load.ts';
 import { runActors } from '../train/actorRun.ts';
 import type { RunSpec } from '../spec/schema.ts';
+import { runInputs, staleReasons, writeRunInputs } from './runInputs.ts';
 
 export interface CompareOptions {
   specs: string[];
@@ -61,29 +62,40 @@ export async function compare(o: CompareOptions): Promise<Study> {
   });
   const steps = o.steps ?? Math.min(...specs.map((s) => s.train.steps));
   mkdirSync(o.out, { recursive: true });
-  const runs: RunRecord[] = [];
-  const total = specs.length * o.seeds;
-  for (const base of specs) {
-    for (let k = 0; k < o.seeds; k++) {
-      const seed = base.seed + k;
-      const spec: RunSpec = {
-        ...base,
-        seed,
-        name: `${base.name}-seed${seed}`,
-        train: { ...base.train, steps, eval_every: o.evalEvery, checkpoint_every: Math.max(base.train.checkpoint_every, steps) },
-        eval: { ...base.eval, ...(o.evalSamples && { samples: o.evalSamples }), ...(o.evalNfe && { nfe: o.evalNfe }) },
-      };
-      const dir = path.join(o.out, spec.name);
-      if (existsSync(path.join(dir, 'checkpoint.safetensors'))) {
-        if (!o.quiet) console.error(`compare [${runs.length + 1}/${total}]: ${dir} is done already; reusing it`);
-        runs.push(readRun(dir, base.name, base.protocol, seed));
-        continue;
-      }
-      if (!o.quiet) console.error(`compare [${runs.length + 1}/${total}]: ${spec.name} (${base.protocol}), ${steps} steps or ${o.budgetSeconds} s`);
-      // Only the first seed's sample grid goes into the report; the others skip it (≈ 1 min each).
-      await runActors({ spec, out: dir, data: o.data, budgetSeconds: o.budgetSeconds, quiet: o.quiet, samples: k === 0 });
-      runs.push(readRun(dir, base.name, base.protocol, seed));
+  // Plan every run first: a finished run made from other inputs stops the study before any training.
+  const plan = specs.flatMap((base) => Array.from({ length: o.seeds }, (_, k) => {
+    const seed = base.seed + k;
+    const spec: RunSpec = {
+      ...base,
+      seed,
+      name: `${base.name}-seed${seed}`,
+      train: { ...base.train, steps, eval_every: o.evalEvery, checkpoint_every: Math.max(base.train.checkpoint_every, steps) },
+      eval: { ...base.eval, ...(o.evalSamples && { samples: o.evalSamples }), ...(o.evalNfe && { nfe: o.evalNfe }) },
+    };
+    const dir = path.join(o.out, spec.name);
+    const inputs = runInputs(spec, o.data);
+    const done = existsSync(path.join(dir, 'checkpoint.safetensors'));
+    return { base, k, seed, spec, dir, inputs, done };
+  }));
+  for (const p of plan.filter((q) => q.done)) {
+    const stale = staleReasons(p.dir, p.inputs);
+    if (stale.length) {
+      throw new Error(`compare: ${p.dir} holds a finished run made from other inputs (${stale.slice(0, 5).join('; ')}${stale.length > 5 ? `; and ${stale.length - 5} more` : ''}); pass another --out or delete that directory to retrain it`);
     }
+  }
+  const runs: RunRecord[] = [];
+  for (const [i, p] of plan.entries()) {
+    const tag = `compare [${i + 1}/${plan.length}]`;
+    if (p.done) {
+      if (!o.quiet) console.error(`${tag}: ${p.dir} is done already (same spec and files); reusing it`);
+    } else {
+      mkdirSync(p.dir, { recursive: true });
+      writeRunInputs(p.dir, p.inputs);
+      if (!o.quiet) console.error(`${tag}: ${p.spec.name} (${p.base.protocol}), ${steps} steps or ${o.budgetSeconds} s`);
+      // Only the first seed's sample grid goes into the report; the others skip it (≈ 1 min each).
+      await runActors({ spec: p.spec, out: p.dir, data: o.data, budgetSeconds: o.budgetSeconds, quiet: o.quiet, samples: p.k === 0 });
+    }
+    runs.push(readRun(p.dir, p.base.name, p.base.protocol, p.seed));
   }
   return { options: { ...o, steps }, runs, specs };
 }

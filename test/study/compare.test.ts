@@ -2,7 +2,7 @@
 // training with seed-weight stand-ins the test writes, the budget stopping a run early, finished
 // runs reused, and docs/results.md written with the table, plots, grids and the orderings.
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -37,8 +37,13 @@ describe('compare', () => {
     expect(study.runs.map((r) => `${r.method}/${r.seed}/${r.steps}`)).toEqual(['sit-baseline/5/6', 'sit-baseline/6/6', 'repa/5/6', 'repa/6/6']);
     expect(commonEvalStep(study.runs)).toBe(6);
     // A second call reuses the finished runs (same records, no training).
-    const again = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, out, quiet: true });
+    const again = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true });
     expect(again.runs.map((r) => r.evals)).toEqual(study.runs.map((r) => r.evals));
+    // Other inputs (here: a retrained evaluation encoder, same file name) stop it before any training.
+    appendFileSync(encoder, Buffer.from([0]));
+    await expect(compare({ specs: files, budgetSeconds: 3600, seeds: 3, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true }))
+      .rejects.toThrow(/sit-baseline-seed5 holds a finished run made from other inputs \(file .*encoder\.safetensors changed since the run\)/);
+    expect(existsSync(path.join(out, 'sit-baseline-seed7'))).toBe(false);
     const docs = path.join(dir, 'docs');
     const file = writeReport(study, { docs, command: 'npx diffactor compare (test)' });
     const md = readFileSync(file, 'utf8');

@@ -21,8 +21,9 @@ function settings(sampler: SampleSettings['sampler'], steps: number, cfg = 1): S
 /** Forward calls of one draw of `n` images (one model batch). */
 function countCalls(model: SiT | RegSiT, s: SampleSettings, n: number): number {
   let calls = 0;
-  const forward = model.forward.bind(model);
-  (model as { forward: typeof forward }).forward = ((...a: Parameters<typeof forward>) => { calls++; return forward(...a); }) as typeof forward;
+  const m = model as unknown as { forward: (...a: unknown[]) => unknown };
+  const forward = m.forward.bind(model);
+  m.forward = (...a) => { calls++; return forward(...a); };
   drawSamples(model, s, { seed: 3, labels: Array.from({ length: n }, (_, i) => i % 10) });
   return calls;
 }
