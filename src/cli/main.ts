@@ -70,7 +70,7 @@ program
   .option('--eval-every <n>', 'evaluate the EMA teacher every N steps', int, 250)
   .option('--eval-samples <n>', 'generated images per evaluation (overrides eval.samples)', int)
   .option('--eval-nfe <n>', 'sample every method at this many model evaluations per image (sets eval.nfe: equal cost across samplers)', int)
-  .option('--out <dir>', 'where the runs go (finished runs are reused)', 'runs/compare')
+  .option('--out <dir>', 'where the runs go (a finished run is reused when its spec and the files it reads are unchanged)', 'runs/compare')
   .option('--docs <dir>', 'where results.md and its images go', 'docs')
   .option('--data <name|path>', 'dataset override')
   .action(async (o) => (await import('./compare.ts')).compareCli(o));
