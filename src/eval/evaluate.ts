@@ -24,6 +24,7 @@ import { hiddenAfterBlock } from '../methods/partialForward.ts';
 import { RepaESiT, decodeLatentSamples } from '../methods/repae.ts';
 import { drawSamples, stepsForNfe, type SampleSettings } from '../train/draw.ts';
 import { openTrainData } from '../train/setup.ts';
+import { buildEncoder } from '../train/methodParts.ts';
 import { loadFeatureClassifier, type ClassifierFeatures, type FeatureClassifier } from '../standins/features.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import type { FeatureMatrix } from './matrix.ts';
@@ -79,6 +80,11 @@ export class Evaluation {
     private readonly probe: { train: { x: Tensor; y: Int32Array }; test: { x: Tensor; y: Int32Array } },
     /** The encoder's mean patch token of the probe's test images (CKNNA's other side). */
     private readonly encoderTest: FeatureMatrix,
+    /**
+     * REG: the run's own encoder, whose class token is an input of the model. It is not `encoder`
+     * (CKNNA's, eval.encoder or the shipped stand-in) unless the spec names the same file.
+     */
+    readonly clsEncoder: FrozenEncoder | null,
   ) {}
 
   static prepare(spec: RunSpec, config: SiTConfig, o: { data?: string } = {}): Evaluation {
@@ -97,7 +103,8 @@ export class Evaluation {
     const reference = classifier.features(ref.x, { spatialChannels: e.sfid_channels });
     const probe = { train: images(train, 0, Math.min(e.probe_train, train.count)), test: images(test, 0, e.probe_test) };
     const encoderTest = { data: batched(probe.test.x, (x) => meanTokens(encoder.features(x).patch)), n: e.probe_test, d: encoder.dim };
-    return new Evaluation(spec, config, classifier, encoder, reference, probe, encoderTest);
+    const clsEncoder = spec.protocol === 'reg' ? buildEncoder(spec, { channels: config.inChannels }, config) : null;
+    return new Evaluation(spec, config, classifier, encoder, reference, probe, encoderTest, clsEncoder);
   }
 
   /**
@@ -154,7 +161,7 @@ export class Evaluation {
       const xt = interpolate(path, input, eps, t);
       const nullLabel = new Int32Array(B).fill(this.config.numClasses);
       if (model instanceof RegSiT) {
-        const cls = this.encoder.features(x).cls; // (B, d_enc), noised at the same t
+        const cls = this.clsEncoder!.features(x).cls; // (B, d_enc), noised at the same t
         const gt = interpolate(path, cls, rng.normal(cls.shape), t);
         return meanTokens(model.forward(xt, t, nullLabel, { cls: gt, taps: [block] }).hidden.get(block)!);
       }

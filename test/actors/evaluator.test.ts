@@ -35,3 +35,18 @@ it('evaluates the EMA teacher every N steps beside training, like an in-process 
   const at10 = r.evals.find((e) => e.step === 10)!.metrics;
   for (const k of Object.keys(m)) expect(at10[k], k).toBe(m[k]);
 }, 120_000);
+
+it('a REG run gets its held-out loss too (the class token from the frozen encoder); REPA-E does not', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'evaluator-reg-'));
+  const { classifier } = writeTestStandins(dir);
+  const evalSection = { samples: 20, steps: 2, reference: 30, probe_train: 30, probe_test: 20, classifier, sfid_channels: 2 };
+  for (const protocol of ['reg', 'repa-e'] as const) {
+    const base = tinySpec(protocol);
+    const spec = tinySpec(protocol, { train: { ...base.train, steps: 4, checkpoint_every: 4, eval_every: 4 }, eval: evalSection });
+    const r = await runActors({ spec, out: path.join(dir, protocol), quiet: true, samples: false });
+    const m = r.evals.find((e) => e.step === 4)!.metrics;
+    expect(Number.isFinite(m.fd), `${protocol} fd`).toBe(true);
+    if (protocol === 'reg') expect(m.val_loss).toBeGreaterThan(0);
+    else expect(m.val_loss).toBeUndefined();
+  }
+}, 120_000);
