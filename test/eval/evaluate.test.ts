@@ -37,6 +37,8 @@ describe.each(['sit-baseline', 'reg'] as const)('Evaluation (%s)', (protocol) =>
     for (let i = 0; i < 30; i++) trainer.trainStep();
     const after = ev.run(trainer.model);
     expect(after.fd).not.toBe(before.fd);
-    expect(after.probe).not.toBe(before.probe);
+    // The hidden states moved (CKNNA is continuous in them; the probe's accuracy on 40 images is
+    // coarse and can land on the same count).
+    expect(after.cknna).not.toBe(before.cknna);
   }, 120_000);
 });
