@@ -47,6 +47,7 @@ program
   .option('--no-samples', 'skip the end-of-run sample grid')
   .addOption(new Option('--engine <name>', 'actors (worker threads) or reference (one in-process loop)').choices(['actors', 'reference']).default('actors'))
   .option('--trace', 'record every actor message: OUT/trace.jsonl, OUT/trace.json (Perfetto), OUT/step-1.mmd')
+  .option('--protocol-module <file>', 'a protocol composed in code: a .ts/.js module whose default export is a ProtocolDefinition (docs/protocols.md); --resume reloads it by itself')
   .action(async (o) => (await import('./train.ts')).train(o));
 
 program

@@ -6,10 +6,11 @@ import { loadSpec } from '../spec/load.ts';
 import { runTraining } from '../train/run.ts';
 import { runActors } from '../train/actorRun.ts';
 import { backendInfo } from '../kernels/index.ts';
+import { loadProtocolModule, readProtocolRecord } from '../protocols/module.ts';
 
 export interface TrainCliOptions {
   spec?: string; steps?: number; out?: string; data?: string; resume?: string; samples?: boolean; fresh?: boolean;
-  engine?: 'actors' | 'reference'; trace?: boolean;
+  engine?: 'actors' | 'reference'; trace?: boolean; protocolModule?: string;
 }
 
 export async function train(o: TrainCliOptions): Promise<void> {
@@ -25,7 +26,12 @@ export async function train(o: TrainCliOptions): Promise<void> {
   }
   console.error(`diffactor train: ${spec ? spec.name : `resuming ${out}`} → ${out}  (engine: ${engine}; kernels: ${backendInfo.backend}${backendInfo.backend === 'native' ? `/${backendInfo.isa}` : ''})`);
   const common = { spec, out, data: o.data, steps: o.steps, resume: !!o.resume, samples: o.samples };
-  const r = engine === 'actors' ? await runActors({ ...common, trace: o.trace }) : runTraining(common);
+  // A composed protocol: named here, or (resuming) the one the run directory recorded.
+  const moduleFile = o.protocolModule ?? (o.resume ? readProtocolRecord(out)?.module ?? undefined : undefined);
+  if (moduleFile && engine !== 'actors') throw new Error('train: --protocol-module runs on actors; it needs --engine actors');
+  const protocol = moduleFile ? await loadProtocolModule(moduleFile) : undefined;
+  if (protocol && !o.protocolModule) console.error(`resuming with the protocol '${protocol.name}' from ${moduleFile}, as recorded in ${path.join(out, 'protocol.json')}`);
+  const r = engine === 'actors' ? await runActors({ ...common, trace: o.trace, protocol, protocolModule: moduleFile }) : runTraining(common);
   const last = r.logs.at(-1);
   const files = ['checkpoint.safetensors', 'metrics.jsonl', ...(o.samples === false ? [] : ['samples.png']), ...(o.trace ? ['trace.jsonl', 'trace.json (Perfetto)', 'step-*.mmd'] : [])];
   console.error(`done: step ${last?.step ?? '-'}${last ? `, loss ${last.loss.toFixed(4)}` : ''}; wrote ${files.map((f) => path.join(out, f)).join(', ')}`);

@@ -22,6 +22,7 @@ import { vaeFactor, type VAEConfig } from '../models/vae.ts';
 import { gridLabels } from './draw.ts';
 import { writePngGrid } from '../io/png.ts';
 import { SamplePool, sampleGrid } from '../actors/samplePool.ts';
+import { checkResumeProtocol, writeProtocolRecord } from '../protocols/module.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { progressBar, type Progress } from '../cli/progress.ts';
 import { TraceBus } from '../trace/bus.ts';
@@ -55,6 +56,8 @@ export interface ActorRunOptions {
   budgetSeconds?: number;
   /** A protocol composed in code (default: the spec's protocol from src/protocols). */
   protocol?: ProtocolDefinition;
+  /** The module file `protocol` was loaded from, recorded so that `--resume` can load it again. */
+  protocolModule?: string;
 }
 
 export interface ActorRunResult {
@@ -97,6 +100,9 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
     if (existsSync(metricsFile)) writeFileSync(metricsFile, '');
   }
   const protocol = o.protocol ?? protocolFor(spec.protocol);
+  // A run continues with the protocol that trained it (protocols/module.ts).
+  if (o.resume) checkResumeProtocol(o.out, protocol);
+  else writeProtocolRecord(o.out, { name: protocol.name, module: o.protocolModule ?? null });
   const heads = protocol.actors.filter((a) => a.role === 'projector').map((a) => a.name);
 
   const bus = o.trace ? new TraceBus({ detailed: true }) : null;
