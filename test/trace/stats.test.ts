@@ -68,18 +68,4 @@ describe('tensorStats', () => {
     expect(tensorBytes({ shape: [2, 3], dtype: 'float64' })).toBe(48);
     expect(tensorBytes({ shape: [], dtype: 'float32' })).toBe(4);
   });
-
-  it('takes a few ms on a 64×64×256 float32 tensor', () => {
-    const data = new Float32Array(64 * 64 * 256);
-    const r = rand(3);
-    for (let i = 0; i < data.length; i++) data[i] = r();
-    let best = Infinity;
-    for (let k = 0; k < 7; k++) {
-      const t = performance.now();
-      tensorStats('x', data, [64, 64, 256]);
-      best = Math.min(best, performance.now() - t);
-    }
-    // About 1 ms here; the bound leaves room for a machine shared with other test runs.
-    expect(best).toBeLessThan(8);
-  });
 });
