@@ -9,33 +9,39 @@ import { parse } from 'yaml';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { standinFile } from '../eval/evaluate.ts';
 import type { RunSpec } from '../spec/schema.ts';
+import { parseSpec } from '../spec/load.ts';
 
 export interface RunInputs {
   spec: RunSpec;
   /** Dataset override of the study (--data), if any. */
   data: string | null;
-  /** sha256 of each file the run reads, by path as the spec names it. */
+  /**
+   * sha256 of each file the run reads, by the role it plays (encoder.checkpoint, eval.classifier,
+   * eval.encoder, repa_e.vae_checkpoint): paths differ between clones, roles and bytes do not.
+   */
   files: Record<string, string>;
 }
 
+const ROLES = ['encoder.checkpoint', 'repa_e.vae_checkpoint', 'eval.classifier', 'eval.encoder'];
+
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
-/** The files a run reads: the spec's checkpoints and, when it evaluates, the evaluation stand-ins. */
-function filesOf(spec: RunSpec, data: string | null): string[] {
-  const out: (string | null | undefined)[] = [spec.encoder?.checkpoint, spec.repa_e?.vae_checkpoint];
+/** The files a run reads, by role: the spec's checkpoints and, when it evaluates, the evaluation stand-ins. */
+function filesOf(spec: RunSpec, data: string | null): [role: string, file: string][] {
+  const out: [string, string | null | undefined][] = [['encoder.checkpoint', spec.encoder?.checkpoint], ['repa_e.vae_checkpoint', spec.repa_e?.vae_checkpoint]];
   if (spec.train.eval_every > 0) {
     const name = data ?? spec.data.dataset;
     // Unknown datasets without eval files fail when the run starts; here they just add nothing.
     const standin = (kind: 'classifier' | 'encoder') => { try { return standinFile(kind, name); } catch { return null; } };
-    out.push(spec.eval.classifier ?? standin('classifier'), spec.eval.encoder ?? spec.encoder?.checkpoint ?? standin('encoder'));
+    out.push(['eval.classifier', spec.eval.classifier ?? standin('classifier')], ['eval.encoder', spec.eval.encoder ?? spec.encoder?.checkpoint ?? standin('encoder')]);
   }
-  return [...new Set(out.filter((f): f is string => !!f))].sort();
+  return out.filter((e): e is [string, string] => !!e[1]);
 }
 
 export function runInputs(spec: RunSpec, data?: string): RunInputs {
   const d = data ?? null;
   const files: Record<string, string> = {};
-  for (const f of filesOf(spec, d)) files[f] = existsSync(f) ? sha256(f) : 'missing';
+  for (const [role, f] of filesOf(spec, d)) files[role] = existsSync(f) ? sha256(f) : 'missing';
   return { spec: JSON.parse(JSON.stringify(spec)), data: d, files };
 }
 
@@ -53,21 +59,43 @@ function diffPaths(a: unknown, b: unknown, at = ''): string[] {
 }
 
 /**
+ * A stored spec as the current schema reads it: fields added since get their defaults, so a new
+ * option whose default keeps the old behaviour does not make old runs stale. A spec the schema no
+ * longer accepts is a reason of its own.
+ */
+function storedSpec(raw: unknown, file: string): { spec: unknown; reasons: string[] } {
+  try {
+    return { spec: JSON.parse(JSON.stringify(parseSpec(raw, file))), reasons: [] };
+  } catch (e) {
+    return { spec: raw, reasons: [`its spec is no longer valid: ${(e as Error).message}`] };
+  }
+}
+
+/**
  * Why a finished run in `dir` cannot stand for a run of `want` (empty: it can). Runs from before
  * inputs.json existed are checked on their spec.yaml alone.
  */
 export function staleReasons(dir: string, want: RunInputs): string[] {
   const rec = path.join(dir, 'inputs.json');
+  const wanted = JSON.parse(JSON.stringify(want.spec));
   if (existsSync(rec)) {
     const had = JSON.parse(readFileSync(rec, 'utf8')) as RunInputs;
-    const reasons = diffPaths(had.spec, want.spec).map((p) => `spec field ${p} differs`);
+    const stored = storedSpec(had.spec, rec);
+    const reasons = [...stored.reasons, ...diffPaths(stored.spec, wanted).map((p) => `spec field ${p} differs`)];
     if (had.data !== want.data) reasons.push(`--data was ${had.data ?? 'unset'}, now ${want.data ?? 'unset'}`);
+    // Records from before files were keyed by role hold paths: compare their contents as a set.
+    if (Object.keys(had.files).some((k) => !ROLES.includes(k))) {
+      const a = [...new Set(Object.values(had.files))].sort(), b = [...new Set(Object.values(want.files))].sort();
+      if (JSON.stringify(a) !== JSON.stringify(b)) reasons.push('the files it read changed since the run');
+      return reasons;
+    }
     for (const f of new Set([...Object.keys(had.files), ...Object.keys(want.files)])) {
-      if (had.files[f] !== want.files[f]) reasons.push(had.files[f] && want.files[f] ? `file ${f} changed since the run` : `file ${f} is ${had.files[f] ? 'no longer' : 'newly'} read`);
+      if (had.files[f] !== want.files[f]) reasons.push(had.files[f] && want.files[f] ? `the ${f} file changed since the run` : `no ${f} file ${had.files[f] ? 'is read any more' : 'was read then'}`);
     }
     return reasons;
   }
   const specFile = path.join(dir, 'spec.yaml');
   if (!existsSync(specFile)) return ['neither inputs.json nor spec.yaml is there'];
-  return diffPaths(JSON.parse(JSON.stringify(parse(readFileSync(specFile, 'utf8')))), want.spec).map((p) => `spec field ${p} differs`);
+  const stored = storedSpec(parse(readFileSync(specFile, 'utf8')), specFile);
+  return [...stored.reasons, ...diffPaths(stored.spec, wanted).map((p) => `spec field ${p} differs`)];
 }

@@ -42,7 +42,7 @@ describe('compare', () => {
     // Other inputs (here: a retrained evaluation encoder, same file name) stop it before any training.
     appendFileSync(encoder, Buffer.from([0]));
     await expect(compare({ specs: files, budgetSeconds: 3600, seeds: 3, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true }))
-      .rejects.toThrow(/sit-baseline-seed5 holds a finished run made from other inputs \(file .*encoder\.safetensors changed since the run\)/);
+      .rejects.toThrow(/sit-baseline-seed5 holds a finished run made from other inputs \(the eval\.encoder file changed since the run\)/);
     expect(existsSync(path.join(out, 'sit-baseline-seed7'))).toBe(false);
     const docs = path.join(dir, 'docs');
     const file = writeReport(study, { docs, command: 'npx diffactor compare (test)' });
