@@ -53,6 +53,19 @@ export function standinFile(kind: 'classifier' | 'encoder', data: string): strin
   return file;
 }
 
+/**
+ * The files an evaluation reads for a spec on dataset `data`: eval.classifier or the shipped
+ * stand-in; eval.encoder, else the run's own encoder file, else the shipped stand-in. Each is
+ * resolved when called (a missing stand-in throws standinFile's error then).
+ */
+export function evalFiles(spec: RunSpec, data: string): { classifier: () => string; encoder: () => string } {
+  const e = spec.eval;
+  return {
+    classifier: () => e.classifier ?? standinFile('classifier', data),
+    encoder: () => e.encoder ?? spec.encoder?.checkpoint ?? standinFile('encoder', data),
+  };
+}
+
 const matrix = (t: Tensor): FeatureMatrix => ({ data: t.data, n: t.shape[0], d: t.size / t.shape[0] });
 
 /** Images [from, from + n) of a dataset as one (n, C, H, W) tensor (not pooled; the caller owns it). */
@@ -90,8 +103,9 @@ export class Evaluation {
   static prepare(spec: RunSpec, config: SiTConfig, o: { data?: string } = {}): Evaluation {
     const e = spec.eval;
     const name = o.data ?? spec.data.dataset;
-    const classifier = loadFeatureClassifier(e.classifier ?? standinFile('classifier', name));
-    const encFile = e.encoder ?? spec.encoder?.checkpoint ?? standinFile('encoder', name);
+    const files = evalFiles(spec, name);
+    const classifier = loadFeatureClassifier(files.classifier());
+    const encFile = files.encoder();
     // The encoder reads the raw images at its own patch size: grid = image side / patch.
     const patch = loadDinov2(encFile).config.patchSize;
     const grid = Math.floor(spec.data.size / patch);

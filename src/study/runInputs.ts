@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { standinFile } from '../eval/evaluate.ts';
+import { evalFiles } from '../eval/evaluate.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { parseSpec } from '../spec/load.ts';
 
@@ -30,10 +30,10 @@ const sha256 = (file: string) => createHash('sha256').update(readFileSync(file))
 function filesOf(spec: RunSpec, data: string | null): [role: string, file: string][] {
   const out: [string, string | null | undefined][] = [['encoder.checkpoint', spec.encoder?.checkpoint], ['repa_e.vae_checkpoint', spec.repa_e?.vae_checkpoint]];
   if (spec.train.eval_every > 0) {
-    const name = data ?? spec.data.dataset;
+    const files = evalFiles(spec, data ?? spec.data.dataset);
     // Unknown datasets without eval files fail when the run starts; here they just add nothing.
-    const standin = (kind: 'classifier' | 'encoder') => { try { return standinFile(kind, name); } catch { return null; } };
-    out.push(['eval.classifier', spec.eval.classifier ?? standin('classifier')], ['eval.encoder', spec.eval.encoder ?? spec.encoder?.checkpoint ?? standin('encoder')]);
+    const resolve = (f: () => string) => { try { return f(); } catch { return null; } };
+    out.push(['eval.classifier', resolve(files.classifier)], ['eval.encoder', resolve(files.encoder)]);
   }
   return out.filter((e): e is [string, string] => !!e[1]);
 }
