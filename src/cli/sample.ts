@@ -7,7 +7,7 @@ import { progressBar } from './progress.ts';
 import { createVAE, vaeFactor } from '../models/vae.ts';
 import { inferSdVaeConfig } from '../models/sdVae.ts';
 import { vaeConfigFor } from '../train/setup.ts';
-import { RepaESiT, decodeLatentSamples } from '../methods/repae.ts';
+import { RepaESiT, decodeLatentSamples } from '../methods/repa-e/pieces.ts';
 
 export interface SampleCliOptions {
   checkpoint: string; out: string; sampler?: SampleSettings['sampler']; steps?: number; cfg?: number;

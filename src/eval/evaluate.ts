@@ -21,7 +21,7 @@ import type { SiTConfig } from '../models/config.ts';
 import type { VAE } from '../models/vae.ts';
 import { FrozenEncoder } from '../methods/encoder.ts';
 import { hiddenAfterBlock } from '../methods/partialForward.ts';
-import { RepaESiT, decodeLatentSamples } from '../methods/repae.ts';
+import { RepaESiT, decodeLatentSamples } from '../methods/repa-e/pieces.ts';
 import { drawSamples, stepsForNfe, type SampleSettings } from '../train/draw.ts';
 import { openTrainData } from '../train/setup.ts';
 import { buildEncoder } from '../train/methodParts.ts';

@@ -13,7 +13,7 @@ import { openDataset } from '../data/index.ts';
 import { DdpmSchedule, epsLoss, flowTrainingPair, interpolantByName, qSample, velocityLoss } from '../diffusion/index.ts';
 import { SiT } from '../models/sit.ts';
 import { RegSiT } from '../models/reg.ts';
-import { regClsPair } from '../methods/reg.ts';
+import { regClsPair } from '../methods/reg/loss.ts';
 import type { FrozenEncoder } from '../methods/encoder.ts';
 import type { RunSpec } from '../spec/schema.ts';
 

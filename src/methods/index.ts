@@ -1,8 +1,9 @@
-// methods/: pure loss and model pieces per method (no actors, no trainer), one import for all.
-export * from './repa.ts';
+// methods/: the method modules (one folder each, see method.ts) and the pieces they are made of;
+// the pure loss and model pieces, one import for all.
+export * from './repa/loss.ts';
 export * from './encoder.ts';
-export * from './sra.ts';
+export * from './sra/loss.ts';
 export * from './partialForward.ts';
-export * from './reg.ts';
-export * from './regSampler.ts';
-export * from './repae.ts';
+export * from './reg/loss.ts';
+export * from './reg/sampler.ts';
+export * from './repa-e/pieces.ts';

@@ -6,8 +6,8 @@
 // reads the class-token velocity from token 0 after the shared final adaLN and LayerNorm; patch
 // tokens 1.. go through `final_layer.linear` and unpatchify as usual. Every other module is built
 // by a SiT from the same Rng (so it is the SiT of that seed, weight for weight); the REPA projector
-// lives outside (models/projector.ts) and sees all 1+T tokens. Not here: the losses (methods/reg.ts),
-// the sampler (methods/regSampler.ts).
+// lives outside (models/projector.ts) and sees all 1+T tokens. Not here: the losses (methods/reg/loss.ts),
+// the sampler (methods/reg/sampler.ts).
 import { Tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
 import { fmtShape } from '../tensor/shape.ts';

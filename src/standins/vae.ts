@@ -1,7 +1,7 @@
 // Training of the VAE stand-in (issue 5): a diffusers-layout KL-VAE (models/vae.ts, preset VAE-T
 // by default: 32×32 → 4×8×8, f4; VAE-T beats VAE-P at an equal wall-clock budget of minutes on
 // two CPU cores, see docs/models/vae.md) trained from scratch on Fashion-MNIST or the built-in shapes with
-// REPA-E's own regulariser, L1 + 1e-6·KL (methods/repae.ts vaeRegLoss; no LPIPS and no GAN: there
+// REPA-E's own regulariser, L1 + 1e-6·KL (methods/repa-e/pieces.ts vaeRegLoss; no LPIPS and no GAN: there
 // is no pretrained VGG here), AdamW, linear warm-up and a cosine lr. Then the latent statistics
 // over a seeded subset of the training split become SD-style scaling_factor (1/std) and
 // shift_factor (mean) in the file's metadata, which loadSdVae and REPA-E's BN init read, and the
@@ -17,7 +17,7 @@ import { AdamW, clipGradNorm, cosineSchedule } from '../optim/index.ts';
 import { Loader, openDataset, sampleSize, type ImageDataset } from '../data/index.ts';
 import { writeSafetensors } from '../io/safetensors.ts';
 import { createVAE, parseVAEConfig, VAE, vaePreset, type VAEConfig } from '../models/vae.ts';
-import { vaeRegLoss, type VaeRegWeights } from '../methods/repae.ts';
+import { vaeRegLoss, type VaeRegWeights } from '../methods/repa-e/pieces.ts';
 
 export type VaeStandinData = 'fashion-mnist' | 'builtin';
 export const VAE_STANDIN_DATA: readonly VaeStandinData[] = ['fashion-mnist', 'builtin'];

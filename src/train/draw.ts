@@ -8,7 +8,7 @@ import { Rng } from '../tensor/rng.ts';
 import { tensor, type Tensor } from '../tensor/tensor.ts';
 import type { SiT } from '../models/sit.ts';
 import { RegSiT } from '../models/reg.ts';
-import { sampleSdeReg, type RegModelFn } from '../methods/regSampler.ts';
+import { sampleSdeReg, type RegModelFn } from '../methods/reg/sampler.ts';
 import type { RunSpec } from '../spec/schema.ts';
 
 export type SampleSettings = RunSpec['sample'];

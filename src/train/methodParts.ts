@@ -1,6 +1,6 @@
 // What a protocol adds to the reference trainer's objects, built from the spec: the backbone (SiT,
 // REG's SiT with the class token, or REPA-E's SiT with its latent BatchNorm), the frozen encoder of
-// REPA/REG/REPA-E, REPA-E's VAE, and the method's trainable heads — REPA/REG `projectors.0` (models/projector.ts), SRA `ap_head` (methods/sra.ts) — in one
+// REPA/REG/REPA-E, REPA-E's VAE, and the method's trainable heads — REPA/REG `projectors.0` (models/projector.ts), SRA `ap_head` (methods/sra/loss.ts) — in one
 // module whose state_dict names are the official ones, so that the checkpoint's `proj.` prefix
 // strips off to REPA's / SRA's own keys. The heads are trained with the model but are not part of
 // the EMA (the official EMA copies them too; nothing ever reads them there). Not here: the losses
@@ -15,8 +15,8 @@ import { createViT, vitPreset, type ViT } from '../models/vit.ts';
 import { loadDinov2 } from '../models/dinov2.ts';
 import { gridSize, type SiTConfig } from '../models/config.ts';
 import { FrozenEncoder } from '../methods/encoder.ts';
-import { SimpleHead } from '../methods/sra.ts';
-import { createRepaESiT, initLatentBn, type RepaESiT } from '../methods/repae.ts';
+import { SimpleHead } from '../methods/sra/loss.ts';
+import { createRepaESiT, initLatentBn, type RepaESiT } from '../methods/repa-e/pieces.ts';
 import { createVAE, type VAE, type VAEConfig } from '../models/vae.ts';
 import { loadSdVae } from '../models/sdVae.ts';
 import type { ImageDataset } from '../data/index.ts';

@@ -6,7 +6,7 @@
 // its own ε_g, + λ·L_proj over 1+T tokens + β·class velocity loss). Named RNG streams: time,
 // dropout (the trainer's), teacher-offset (SRA's u), cls-noise (REG's ε_g), posterior (REPA-E's
 // ξ of z = μ + σ·ξ). REPA-E's step updates the VAE before the SiT, so it is not one loss: its
-// order is Trainer.repaeStep's, its pieces methods/repae.ts. Not here: DDPM, the optimiser step,
+// order is Trainer.repaeStep's, its pieces methods/repa-e/pieces.ts. Not here: DDPM, the optimiser step,
 // EMA (trainer.ts).
 import type { Tensor } from '../tensor/tensor.ts';
 import type { Rng } from '../tensor/rng.ts';

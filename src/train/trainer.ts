@@ -3,7 +3,7 @@
 // so it stays small and obvious: one `step()` is fetch → noise → forward → loss → backward → clip →
 // AdamW → EMA; a protocol's forward and loss live in protocolLoss.ts, its extra modules (encoder,
 // projector or head, REG's model, REPA-E's VAE) in methodParts.ts. REPA-E puts a whole VAE update
-// (repaeStep, pieces in methods/repae.ts) before the SiT's loss. Every random draw comes from a
+// (repaeStep, pieces in methods/repa-e/pieces.ts) before the SiT's loss. Every random draw comes from a
 // named child stream of the spec's seed (time, noise, label dropout, loader, and the protocol's
 // own), and those streams' counters are checkpointed, so a resumed run reproduces an uninterrupted
 // one bit for bit.
@@ -22,7 +22,7 @@ import {
 import { vaeFactor, type VAE } from '../models/vae.ts';
 import {
   RepaESiT, copyBnCounter, decodeLatentSamples, repaeEmaTensors, repaeSitLoss, vaeAlignGrad, vaeBackward, vaeRegLoss,
-} from '../methods/repae.ts';
+} from '../methods/repa-e/pieces.ts';
 import type { FrozenEncoder } from '../methods/encoder.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from './setup.ts';

@@ -9,7 +9,7 @@ import { sampleSde } from '../../src/diffusion/sdeSampler.ts';
 import { linear } from '../../src/diffusion/interpolant.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 import { full, tensor, type Tensor } from '../../src/tensor/tensor.ts';
-import { sampleSdeReg, type RegModelFn } from '../../src/methods/regSampler.ts';
+import { sampleSdeReg, type RegModelFn } from '../../src/methods/reg/sampler.ts';
 import { flowVelocity, maxAbsDiff, type Gaussian } from '../diffusion/gaussianModels.ts';
 import { expectClose } from '../kernels/expectClose.ts';
 

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { backward } from '../../src/autograd/index.ts';
 import { tensor, type Tensor } from '../../src/tensor/tensor.ts';
-import { negCosineAlignment, repaProjLoss } from '../../src/methods/repa.ts';
+import { negCosineAlignment, repaProjLoss } from '../../src/methods/repa/loss.ts';
 
 /** Tokens (B, T, D) as plain numbers; a token whose norm is below 1e-3 gets a 1 in its first slot, so every direction is defined. */
 const tokens = fc.record({ B: fc.integer({ min: 1, max: 3 }), T: fc.integer({ min: 1, max: 6 }), D: fc.integer({ min: 1, max: 8 }) })

@@ -11,7 +11,7 @@ import { tensor } from '../../src/tensor/tensor.ts';
 import { Projector } from '../../src/models/projector.ts';
 import { createSiT } from '../../src/models/sit.ts';
 import { flowTrainingPair, linear, velocityLoss } from '../../src/diffusion/index.ts';
-import { negCosineAlignment, repaProjLoss, repaTotalLoss } from '../../src/methods/repa.ts';
+import { negCosineAlignment, repaProjLoss, repaTotalLoss } from '../../src/methods/repa/loss.ts';
 import { expectClose } from '../kernels/expectClose.ts';
 import { gradMax, tinyEncoder, tinySiT, tinySiTConfig, withGrad, zeroAllGrads } from './tiny.ts';
 

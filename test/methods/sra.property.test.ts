@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { sraTeacherTimes } from '../../src/methods/sra.ts';
+import { sraTeacherTimes } from '../../src/methods/sra/loss.ts';
 import { SraSpec } from '../../src/spec/schema.ts';
 import { loadSpec } from '../../src/spec/load.ts';
 

@@ -8,7 +8,7 @@ import { createSiT, type SiT } from '../../src/models/sit.ts';
 import { sitPreset } from '../../src/models/presets.ts';
 import { createViT, vitPreset } from '../../src/models/vit.ts';
 import { FrozenEncoder, type EncoderNormalization } from '../../src/methods/encoder.ts';
-import type { SimpleHead } from '../../src/methods/sra.ts';
+import type { SimpleHead } from '../../src/methods/sra/loss.ts';
 import type { Linear } from '../../src/nn/linear.ts';
 
 export const tinySiTConfig = (depth = 3) => sitPreset('SiT-T/2', { depth, hiddenSize: 16, numHeads: 2, inputSize: 8, inChannels: 1 });

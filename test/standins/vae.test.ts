@@ -19,7 +19,7 @@ import { sampleSize, type ImageDataset } from '../../src/data/index.ts';
 import { loadSpec } from '../../src/spec/load.ts';
 import { modelConfigFor, vaeConfigFor } from '../../src/train/setup.ts';
 import { buildBackbone } from '../../src/train/methodParts.ts';
-import type { RepaESiT } from '../../src/methods/repae.ts';
+import type { RepaESiT } from '../../src/methods/repa-e/pieces.ts';
 import {
   openVaeData, psnrOf, reconstructionError, saveVaeStandin, trainVae, vaeTrainStep, VAE_STANDIN_FORMAT, type VaeStandinData,
 } from '../../src/standins/vae.ts';

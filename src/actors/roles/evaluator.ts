@@ -6,7 +6,7 @@
 // The fixed work (classifier, encoder, reference features) is done once, at init.
 import type { SiT } from '../../models/sit.ts';
 import type { RegSiT } from '../../models/reg.ts';
-import { RepaESiT } from '../../methods/repae.ts';
+import { RepaESiT } from '../../methods/repa-e/pieces.ts';
 import { buildBackbone, buildVae } from '../../train/methodParts.ts';
 import { Evaluation } from '../../eval/evaluate.ts';
 import { heldOutLoss } from '../../eval/heldOutLoss.ts';

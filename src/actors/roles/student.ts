@@ -15,7 +15,7 @@ import { DdpmSchedule, epsLoss, flowTrainingPair, hybridLoss, interpolantByName,
 import { SiT } from '../../models/sit.ts';
 import { RegSiT } from '../../models/reg.ts';
 import { regClsLoss, regClsPair } from '../../methods/index.ts';
-import { RepaESiT, repaeEmaTensors } from '../../methods/repae.ts';
+import { RepaESiT, repaeEmaTensors } from '../../methods/repa-e/pieces.ts';
 import { hiddenAfterBlock } from '../../methods/partialForward.ts';
 import { interpolate } from '../../diffusion/index.ts';
 import { Tensor as T, zeros } from '../../tensor/tensor.ts';

@@ -10,7 +10,7 @@ import type { Tensor } from '../../tensor/tensor.ts';
 import { interpolate, interpolantByName } from '../../diffusion/index.ts';
 import { SiT } from '../../models/sit.ts';
 import { hiddenAfterBlock } from '../../methods/index.ts';
-import { RepaESiT, repaeEmaTensors } from '../../methods/repae.ts';
+import { RepaESiT, repaeEmaTensors } from '../../methods/repa-e/pieces.ts';
 import { buildBackbone } from '../../train/methodParts.ts';
 import { copyDict, toMap, type RoleInit, type TensorDict } from './common.ts';
 

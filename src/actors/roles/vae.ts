@@ -10,7 +10,7 @@ import { Rng } from '../../tensor/rng.ts';
 import { ones, type Tensor } from '../../tensor/tensor.ts';
 import { clipGradNorm } from '../../optim/clip.ts';
 import { BatchNorm2d } from '../../nn/index.ts';
-import { decodeLatentSamples, vaeRegLoss } from '../../methods/repae.ts';
+import { decodeLatentSamples, vaeRegLoss } from '../../methods/repa-e/pieces.ts';
 import { buildVae, section } from '../../train/methodParts.ts';
 import type { VAEConfig } from '../../models/vae.ts';
 import type { MessageContext } from '../core.ts';

@@ -9,15 +9,15 @@
 // drift, which is affine in v with the same x-terms in both halves. Image noise comes from
 // `rng` exactly as sampleSde draws it, class noise from `clsRng`. The final g is returned but
 // REG discards it. Not here: the model (models/reg.ts), ODE sampling (REG has none).
-import { full, tensor, type DType, type Tensor } from '../tensor/tensor.ts';
-import type { Rng } from '../tensor/rng.ts';
-import { tidy } from '../tensor/tidy.ts';
-import { fmtShape } from '../tensor/shape.ts';
-import { noGrad } from '../autograd/tape.ts';
+import { full, tensor, type DType, type Tensor } from '../../tensor/tensor.ts';
+import type { Rng } from '../../tensor/rng.ts';
+import { tidy } from '../../tensor/tidy.ts';
+import { fmtShape } from '../../tensor/shape.ts';
+import { noGrad } from '../../autograd/tape.ts';
 import {
   cfgCombine, guidanceActive, linear, scoreCoefs, sdeDiffusion, sdeGrid,
   type Guidance, type Interpolant, type ProgressFn,
-} from '../diffusion/index.ts';
+} from '../../diffusion/index.ts';
 
 /** x (B, ...), t (B), y (B), g (B, d) -> image velocity (B, ...) and class velocity (B, d). */
 export type RegModelFn = (x: Tensor, t: Tensor, y: Tensor, g: Tensor) => { v: Tensor; vg: Tensor };

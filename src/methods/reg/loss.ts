@@ -4,10 +4,10 @@
 // ε_g − g); the alignment target is [g ; P] (B, 1+T, d_enc) so REPA's loss covers the class token
 // too; L = L_diff + λ·L_proj + β·mean_b mean_d (ĝ_v − v_g*)², λ 0.5, β 0.03. Not here: the model
 // (models/reg.ts), the cosine alignment (repa.ts), the sampler (regSampler.ts).
-import type { Tensor } from '../tensor/tensor.ts';
-import { fmtShape } from '../tensor/shape.ts';
-import { add, concat, mul, reshape } from '../autograd/ops/index.ts';
-import { flowTrainingPair, velocityLoss, type FlowTrainingPair, type Interpolant, type Times } from '../diffusion/index.ts';
+import type { Tensor } from '../../tensor/tensor.ts';
+import { fmtShape } from '../../tensor/shape.ts';
+import { add, concat, mul, reshape } from '../../autograd/ops/index.ts';
+import { flowTrainingPair, velocityLoss, type FlowTrainingPair, type Interpolant, type Times } from '../../diffusion/index.ts';
 
 /** REG's `--cls` weight β of the class-token velocity loss. */
 export const REG_CLS_COEFF = 0.03;

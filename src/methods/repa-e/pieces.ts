@@ -10,20 +10,20 @@
 // project cannot have (no downloads), so the VAE's regularisers are L1 + KL only; invariant (h)
 // (the discriminator loss never reaches the VAE) has nothing to apply to. Not here: the order of
 // the step and the optimisers (train/trainer.ts), the VAE (models/vae.ts), the projector.
-import { ones, tensor, type Tensor } from '../tensor/tensor.ts';
-import { Rng } from '../tensor/rng.ts';
-import { fmtShape } from '../tensor/shape.ts';
-import { Tape, backward, detach, discardTape, noGrad, withTape } from '../autograd/tape.ts';
-import { abs, add, gaussianKL, mean, mul, sub } from '../autograd/ops/index.ts';
-import { BatchNorm2d } from '../nn/batchNorm.ts';
-import { SiT } from '../models/sit.ts';
-import type { SiTConfig } from '../models/config.ts';
-import type { Projector } from '../models/projector.ts';
-import { vaeFactor, type Posterior, type VAE } from '../models/vae.ts';
-import { flowTrainingPair, interpolate, velocityLoss, type Interpolant } from '../diffusion/index.ts';
-import type { Module } from '../nn/module.ts';
-import { hiddenAfterBlock } from './partialForward.ts';
-import { repaProjLoss, repaTotalLoss } from './repa.ts';
+import { ones, tensor, type Tensor } from '../../tensor/tensor.ts';
+import { Rng } from '../../tensor/rng.ts';
+import { fmtShape } from '../../tensor/shape.ts';
+import { Tape, backward, detach, discardTape, noGrad, withTape } from '../../autograd/tape.ts';
+import { abs, add, gaussianKL, mean, mul, sub } from '../../autograd/ops/index.ts';
+import { BatchNorm2d } from '../../nn/batchNorm.ts';
+import { SiT } from '../../models/sit.ts';
+import type { SiTConfig } from '../../models/config.ts';
+import type { Projector } from '../../models/projector.ts';
+import { vaeFactor, type Posterior, type VAE } from '../../models/vae.ts';
+import { flowTrainingPair, interpolate, velocityLoss, type Interpolant } from '../../diffusion/index.ts';
+import type { Module } from '../../nn/module.ts';
+import { hiddenAfterBlock } from '../partialForward.ts';
+import { repaProjLoss, repaTotalLoss } from '../repa/loss.ts';
 
 //################################################################################
 //                         The latent SiT and its BatchNorm                      #

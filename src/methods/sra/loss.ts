@@ -7,14 +7,14 @@
 // variant; the loss weight (step 6): constant, or the sml1 epoch decay w·0.1^((epoch − start)/span)
 // after `start` (official: w 0.2, start 149, span 1000 at 256 px). Not here: the partial teacher
 // forward (partialForward.ts), the EMA (optim/ema.ts), the trainer.
-import type { Tensor } from '../tensor/tensor.ts';
-import type { Rng } from '../tensor/rng.ts';
-import { fmtShape, sameShape } from '../tensor/shape.ts';
-import { add, cosineSimilarity, mean, mseLoss, mul, neg, smoothL1Loss } from '../autograd/ops/index.ts';
-import { Module } from '../nn/module.ts';
-import { Linear } from '../nn/linear.ts';
-import { Activation, SiLU } from '../nn/activation.ts';
-import { xavierUniform, zeros } from '../nn/init.ts';
+import type { Tensor } from '../../tensor/tensor.ts';
+import type { Rng } from '../../tensor/rng.ts';
+import { fmtShape, sameShape } from '../../tensor/shape.ts';
+import { add, cosineSimilarity, mean, mseLoss, mul, neg, smoothL1Loss } from '../../autograd/ops/index.ts';
+import { Module } from '../../nn/module.ts';
+import { Linear } from '../../nn/linear.ts';
+import { Activation, SiLU } from '../../nn/activation.ts';
+import { xavierUniform, zeros } from '../../nn/init.ts';
 
 /** t_T = clamp(t_s − t_max·u, 0, 1) per sample, u ∈ [0, 1). */
 export function sraTeacherTimes(ts: ArrayLike<number>, u: ArrayLike<number>, tMax: number): Float64Array {

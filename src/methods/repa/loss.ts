@@ -4,9 +4,9 @@
 // raster order), L_proj = −mean_{enc, b, n} cos(z̃_bn, z*_bn) with F.normalize's eps 1e-12, and
 // L = L_diff + λ·L_proj. REG (§3) reuses it over 1+T tokens. Not here: the projector MLP
 // (models/projector.ts), the encoder (encoder.ts), the trainer.
-import type { Tensor } from '../tensor/tensor.ts';
-import { fmtShape } from '../tensor/shape.ts';
-import { add, cosineSimilarity, mean, mul, neg } from '../autograd/ops/index.ts';
+import type { Tensor } from '../../tensor/tensor.ts';
+import { fmtShape } from '../../tensor/shape.ts';
+import { add, cosineSimilarity, mean, mul, neg } from '../../autograd/ops/index.ts';
 
 /** F.normalize's default eps: each norm is clamped to at least this. */
 export const REPA_NORM_EPS = 1e-12;
