@@ -1,17 +1,17 @@
 // The sampling pool: a piscina pool of worker threads that draws a sample grid in chunks, the
 // stateless fan-out of issue 4. sampleGrid returns exactly — bit for bit — what drawSamples
-// (src/train/draw.ts) returns in-process for the same model, settings, seed and labels: each chunk
+// (src/build/draw.ts) returns in-process for the same model, settings, seed and labels: each chunk
 // is a run of rows inside one of drawSamples' model batches, drawn with that batch's random
-// streams restricted to its rows (workers/sampleTask.ts RowRng); the model's rows do not interact.
+// streams restricted to its rows (sampleTask.ts RowRng); the model's rows do not interact.
 // Weights and the output cross as views of SharedArrayBuffers (shared, never copied). Not here:
 // the sampling itself (drawBatch), stateful actors (plain worker_threads, see STYLE.md).
 import { Piscina } from 'piscina';
 import type { Tensor } from '../tensor/tensor.ts';
 import { SharedBuffer, hasSharedMemory } from '../tensor/sab.ts';
 import { parseSiTConfig, type SiTConfig } from '../models/config.ts';
-import type { SampleSettings } from '../train/draw.ts';
+import type { SampleSettings } from '../build/draw.ts';
 import type { RunSpec } from '../spec/schema.ts';
-import type { SampleTask, SampleTaskResult } from '../../workers/sampleTask.ts';
+import type { SampleTask, SampleTaskResult } from './sampleTask.ts';
 
 // A .mjs entry registers tsx inside each worker before importing the TypeScript task.
 const entry = new URL('../../workers/sampleTask.mjs', import.meta.url);
@@ -97,8 +97,8 @@ export interface SampleGridOptions {
   seed: number;
   /** One image per label, in this order (gridLabels makes a class-per-row grid). */
   labels: readonly number[];
-  /** 'reg' builds REG's model (and samples with its SDE sampler); default a SiT/DiT backbone. */
-  protocol?: RunSpec['protocol'];
+  /** The run's spec when the weights are not a plain SiT/DiT's (its methods build the model, e.g. REG's). */
+  spec?: RunSpec;
   /** drawSamples' model batch (default 100, as drawSamples): it fixes the random streams, so pass the same value. */
   batch?: number;
   /** Labels per pool task (default: about two tasks per thread); a chunk never spans two batches. */
@@ -140,7 +140,7 @@ function sharedViews(weights: Map<string, Tensor>): SampleTask['weights'] {
 
 /**
  * drawSamples(model, sampleSpec, {seed, labels, batch}) for the model that `config` and `weights`
- * (and `protocol`) describe, drawn on the pool: (N, C, H, W) float32 in [-1, 1], bit-identical.
+ * (and `spec`) describe, drawn on the pool: (N, C, H, W) float32 in [-1, 1], bit-identical.
  */
 export async function sampleGrid(pool: SamplePool, o: SampleGridOptions): Promise<Float32Array> {
   const config = parseSiTConfig(o.config);
@@ -171,7 +171,7 @@ export async function sampleGrid(pool: SamplePool, o: SampleGridOptions): Promis
       const c = plan[i];
       try {
         await pool.run({
-          config, protocol: o.protocol, version, weights, sample: o.sampleSpec, seed: o.seed,
+          config, spec: o.spec, version, weights, sample: o.sampleSpec, seed: o.seed,
           batchIndex: c.k, batchRows: c.rows, row0: c.row0,
           labels: labels.slice(c.start, c.start + c.n),
           out: out.subarray(c.start * per, (c.start + c.n) * per),

@@ -67,7 +67,9 @@ export function record(
   backward: (g: Tensor) => (Tensor | null)[],
 ): Tensor {
   if (!needsGrad(...inputs)) return output;
-  const node: GradNode = { name, inputs, backward };
+  // Which inputs get a gradient is decided when the op runs, as in PyTorch: a parameter frozen while
+  // it was used (requires_grad False) gets nothing from this op even if it is unfrozen before backward.
+  const node: GradNode = { name, inputs: inputs.map((t) => (t && t.requiresGrad ? t : null)), backward };
   output.requiresGrad = true;
   output.node = node;
   current.nodes.push({ node, output });

@@ -1,7 +1,7 @@
 // The actor-runtime benchmark behind `diffactor bench actors`: seconds per REPA training step of
-// the actor run (src/train/actorRun.ts: every role in its own worker thread, tensors crossing as
+// the actor run (src/run/actorRun.ts: every role in its own worker thread, tensors crossing as
 // SharedArrayBuffer messages, the step as the xstate machine of src/protocols/repa.ts) against the
-// reference trainer (src/train/trainer.ts, one in-process loop) on the same spec and seed, for
+// reference trainer (src/run/reference.ts, one in-process loop) on the same spec and seed, for
 // the project's configs P1 and P2. It measures and prints; it asserts nothing.
 //
 // The two sides alternate step by step in one process: the reference trainer takes its step k
@@ -21,10 +21,10 @@ import { backendInfo } from '../kernels/index.ts';
 import { openDataset } from '../data/index.ts';
 import { parseSpec } from '../spec/load.ts';
 import type { RunSpec } from '../spec/schema.ts';
-import { runActors } from '../train/actorRun.ts';
+import { runActors } from '../run/actorRun.ts';
 import { clearPool } from '../tensor/pool.ts';
-import { Trainer } from '../train/trainer.ts';
-import { openTrainData } from '../train/setup.ts';
+import { Trainer } from '../run/reference.ts';
+import { openTrainData } from '../build/setup.ts';
 
 export interface ActorBenchConfig {
   /** Name in the report (P1, P2). */

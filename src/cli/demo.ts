@@ -10,7 +10,7 @@ import { tidy } from '../tensor/tidy.ts';
 import { backward, noGrad, crossEntropy, gelu, linear } from '../autograd/index.ts';
 import { AdamW } from '../optim/adamw.ts';
 import { backendInfo } from '../kernels/index.ts';
-import { progressBar } from './progress.ts';
+import { progressBar } from '../progress.ts';
 
 const xavier = (rng: Rng, fanIn: number, fanOut: number) => (d: Float32Array | Float64Array) => {
   const a = Math.sqrt(6 / (fanIn + fanOut));

@@ -1,12 +1,9 @@
 // `diffactor eval --checkpoint C [--samples N] [--sample-steps S (overrides eval.nfe)] [--raw] [--json]`: the Evaluator's metrics for one
 // checkpoint (EMA weights unless --raw): FD, sFID, IS, precision/recall, CKNNA, linear probe.
-import { loadCheckpoint } from '../train/checkpoint.ts';
-import { backboneForCheckpoint } from '../train/methodParts.ts';
-import { vaeConfigFor } from '../train/setup.ts';
-import { createVAE, vaeFactor, type VAE } from '../models/vae.ts';
-import { inferSdVaeConfig } from '../models/sdVae.ts';
+import { loadCheckpoint } from '../build/checkpoint.ts';
+import { backboneForWeights, vaeForCheckpoint } from '../build/parts.ts';
 import { Evaluation, evalSampleSettings, type Metrics } from '../eval/evaluate.ts';
-import { modelCallsPerSample } from '../train/draw.ts';
+import { modelCallsPerSample } from '../build/draw.ts';
 import type { SiT } from '../models/sit.ts';
 import type { RegSiT } from '../models/reg.ts';
 
@@ -16,16 +13,10 @@ export function evaluateCheckpoint(o: EvalCliOptions): Metrics {
   const c = loadCheckpoint(o.checkpoint);
   const spec = { ...c.spec, eval: { ...c.spec.eval, ...(o.samples && { samples: o.samples }), ...(o.sampleSteps && { steps: o.sampleSteps, nfe: undefined }) } };
   const draw = evalSampleSettings(spec);
-  const model = backboneForCheckpoint(c);
-  model.loadStateDict(o.raw ? c.model : c.ema);
-  let vae: VAE | undefined;
-  if (c.spec.protocol === 'repa-e') {
-    if (!c.vae?.size) throw new Error(`${o.checkpoint}: a repa-e checkpoint without 'vae.' tensors`);
-    const shape = inferSdVaeConfig(c.vae, {}, { normNumGroups: 1 });
-    vae = createVAE(vaeConfigFor(c.spec, { channels: shape.inChannels, height: c.config.inputSize * vaeFactor(shape) }), 0);
-    vae.loadStateDict(c.vae);
-    vae.eval();
-  }
+  const weights = o.raw ? c.model : c.ema;
+  const model = backboneForWeights(c.spec, c.config, weights);
+  model.loadStateDict(weights);
+  const vae = vaeForCheckpoint(c, o.checkpoint) ?? undefined;
   const t0 = performance.now();
   const ev = Evaluation.prepare(spec, c.config, { data: o.data });
   const m = ev.run(model as SiT | RegSiT, { vae, onProgress: (what) => { if (!o.json) console.error(`eval: ${what}…`); } });

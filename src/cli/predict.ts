@@ -2,7 +2,7 @@
 // a safetensors file — x (B,C,H,W), t (B), y (B, class indices as float32) — and write `out`.
 // For debugging and interop with the PyTorch reference.
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
-import { loadCheckpoint } from '../train/checkpoint.ts';
+import { loadCheckpoint } from '../build/checkpoint.ts';
 import { createSiT } from '../models/sit.ts';
 import { noGrad } from '../autograd/index.ts';
 import { cast } from '../tensor/tensor.ts';

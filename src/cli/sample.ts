@@ -1,13 +1,11 @@
 // `diffactor sample`: draw a class-per-row PNG grid from a checkpoint's EMA (default) or raw weights.
-import { loadCheckpoint } from '../train/checkpoint.ts';
-import { backboneForCheckpoint } from '../train/methodParts.ts';
-import { drawSamples, gridLabels, type SampleSettings } from '../train/draw.ts';
+import { loadCheckpoint } from '../build/checkpoint.ts';
+import { backboneForWeights, samplesToImages, samplingWeights, vaeForCheckpoint } from '../build/parts.ts';
+import { drawSamples, gridLabels, type SampleSettings } from '../build/draw.ts';
 import { writePngGrid } from '../io/png.ts';
-import { progressBar } from './progress.ts';
-import { createVAE, vaeFactor } from '../models/vae.ts';
-import { inferSdVaeConfig } from '../models/sdVae.ts';
-import { vaeConfigFor } from '../train/setup.ts';
-import { RepaESiT, decodeLatentSamples } from '../methods/repa-e/pieces.ts';
+import { progressBar } from '../progress.ts';
+import { SiT } from '../models/sit.ts';
+import { Rng } from '../tensor/rng.ts';
 
 export interface SampleCliOptions {
   checkpoint: string; out: string; sampler?: SampleSettings['sampler']; steps?: number; cfg?: number;
@@ -16,8 +14,12 @@ export interface SampleCliOptions {
 
 export function sample(o: SampleCliOptions): void {
   const c = loadCheckpoint(o.checkpoint);
-  const model = backboneForCheckpoint(c);
-  model.loadStateDict(o.raw ? c.model : c.ema);
+  const weights = o.raw ? c.model : c.ema;
+  const vae = vaeForCheckpoint(c, o.checkpoint);
+  // A backbone that samples as a plain SiT of some of its weights (REPA-E's drops its BN) does so here.
+  const plain = samplingWeights(c.spec, weights);
+  const model = plain.size === weights.size ? backboneForWeights(c.spec, c.config, weights) : new SiT(c.config, new Rng(0));
+  model.loadStateDict(plain);
   const s: SampleSettings = {
     ...c.spec.sample,
     ...(o.sampler && { sampler: o.sampler }),
@@ -40,20 +42,8 @@ export function sample(o: SampleCliOptions): void {
     onStep: (i, n) => { bar ??= progressBar(n, `sample (${s.sampler}, ${s.steps} steps, cfg ${s.cfg})`); bar.update(i, {}); },
   });
   (bar as ReturnType<typeof progressBar> | null)?.stop();
-  const cf = c.config, n = classes.length * s.per_class;
-  if (model instanceof RepaESiT) {
-    // REPA-E samples BN-normalised latents: de-normalise with the chosen weights' BN buffers and
-    // decode with the jointly tuned VAE stored under `vae.`.
-    if (!c.vae?.size) throw new Error(`${o.checkpoint}: a repa-e checkpoint without 'vae.' tensors; cannot decode its latents`);
-    // The spec names the VAE (preset or file); the weights give its input size and channels.
-    const shape = inferSdVaeConfig(c.vae, {}, { normNumGroups: 1 });
-    const vae = createVAE(vaeConfigFor(c.spec, { channels: shape.inChannels, height: cf.inputSize * vaeFactor(shape) }), 0);
-    vae.loadStateDict(c.vae);
-    const images = decodeLatentSamples(vae.eval(), model.bn, imgs, n, cf.inputSize);
-    const side = cf.inputSize * vaeFactor(vae.config);
-    writePngGrid(o.out, images, n, vae.config.outChannels, side, side, s.per_class);
-  } else {
-    writePngGrid(o.out, imgs, n, cf.inChannels, cf.inputSize, cf.inputSize, s.per_class);
-  }
+  const n = classes.length * s.per_class;
+  const { images, channels, side } = samplesToImages(c.spec, c.config, vae, weights, imgs, n);
+  writePngGrid(o.out, images, n, channels, side, side, s.per_class);
   console.error(`wrote ${o.out}: ${classes.length} rows (classes ${classes.join(',')}) × ${s.per_class}`);
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { backendInfo } from '../kernels/index.ts';
 import { saveClassifier, trainClassifier, STANDIN_DATA, type StandinData } from '../standins/classifier.ts';
 import { defaultClassifierFile } from '../standins/features.ts';
-import { progressBar, type Progress } from './progress.ts';
+import { progressBar, type Progress } from '../progress.ts';
 import { mkdirSync } from 'node:fs';
 import { writePngGrid } from '../io/png.ts';
 import { reconstructionPairs, saveVaeStandin, trainVae, openVaeData, VAE_STANDIN_DATA, type VaeStandinData } from '../standins/vae.ts';

@@ -3,8 +3,8 @@
 import path from 'node:path';
 import { existsSync, renameSync } from 'node:fs';
 import { loadSpec } from '../spec/load.ts';
-import { runTraining } from '../train/run.ts';
-import { runActors } from '../train/actorRun.ts';
+import { runTraining } from '../run/run.ts';
+import { runActors } from '../run/actorRun.ts';
 import { backendInfo } from '../kernels/index.ts';
 import { loadProtocolModule, readProtocolRecord } from '../protocols/module.ts';
 

@@ -22,9 +22,9 @@ import type { VAE } from '../models/vae.ts';
 import { FrozenEncoder } from '../methods/encoder.ts';
 import { hiddenAfterBlock } from '../methods/partialForward.ts';
 import { RepaESiT, decodeLatentSamples } from '../methods/repa-e/pieces.ts';
-import { drawSamples, stepsForNfe, type SampleSettings } from '../train/draw.ts';
-import { openTrainData } from '../train/setup.ts';
-import { buildEncoder } from '../train/methodParts.ts';
+import { drawSamples, stepsForNfe, type SampleSettings } from '../build/draw.ts';
+import { openTrainData } from '../build/setup.ts';
+import { backboneHook, buildEncoder } from '../build/parts.ts';
 import { loadFeatureClassifier, type ClassifierFeatures, type FeatureClassifier } from '../standins/features.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import type { FeatureMatrix } from './matrix.ts';
@@ -117,7 +117,7 @@ export class Evaluation {
     const reference = classifier.features(ref.x, { spatialChannels: e.sfid_channels });
     const probe = { train: images(train, 0, Math.min(e.probe_train, train.count)), test: images(test, 0, e.probe_test) };
     const encoderTest = { data: batched(probe.test.x, (x) => meanTokens(encoder.features(x).patch)), n: e.probe_test, d: encoder.dim };
-    const clsEncoder = spec.protocol === 'reg' ? buildEncoder(spec, { channels: config.inChannels }, config) : null;
+    const clsEncoder = backboneHook(spec)?.hook.readsFeatures ? buildEncoder(spec, { channels: config.inChannels }, config) : null;
     return new Evaluation(spec, config, classifier, encoder, reference, probe, encoderTest, clsEncoder);
   }
 

@@ -45,6 +45,11 @@ export class Module {
     return m;
   }
 
+  /** Direct submodules by name. */
+  children(): [string, Module][] {
+    return [...this._children];
+  }
+
   private checkName(name: string): void {
     if (!name || name.includes('.')) throw new Error(`module member name '${name}' must be non-empty and contain no '.'`);
     if (this._params.has(name) || this._buffers.has(name) || this._children.has(name)) {

@@ -9,6 +9,7 @@
 import { assign, fromPromise, setup } from 'xstate';
 import { sampleTimes, uniformTimesteps } from '../diffusion/index.ts';
 import { clipCoefficient } from '../optim/clip.ts';
+import { emaDecay } from '../build/parts.ts';
 import { ActorError, ActorFailure } from '../actors/ref.ts';
 import type { ActorSystem } from '../actors/system.ts';
 import { initialStepContext, type StepContext, type StepFailure, type StepInput, type StepOutput } from './context.ts';
@@ -166,11 +167,7 @@ export function update(actors: string[], next: string): StateConfig {
 }
 
 /** The teacher folds in the parameters the student lent (EMA with the spec's decay and warm-up). */
-export const ema = (next: string): StateConfig => ask('teacher', 'ema', (c) => {
-  const t = c.run.spec.train;
-  const k = c.step - 1;
-  return { params: c.out.params.params, decay: t.ema_warmup ? Math.min(t.ema_decay, (1 + k) / (10 + k)) : t.ema_decay };
-}, { from: 'student' }, next);
+export const ema = (next: string): StateConfig => ask('teacher', 'ema', (c) => ({ params: c.out.params.params, decay: emaDecay(c.run.spec, c.step - 1) }), { from: 'student' }, next);
 
 /** End the step everywhere (leases, tapes, buffers). */
 export const release = (next: string): StateConfig => ({

@@ -2,17 +2,17 @@
 // the coordinator draws from, LR schedule) and the step's own context, which fills up as replies
 // arrive (the batch, noise, the student's forward, the encoder's features, ...). The student owns
 // the label-dropout stream, the Data actor the loader; everything else random is drawn here, from
-// the same named child streams of the spec's seed as the reference trainer (src/train/trainer.ts).
+// the same named child streams of the spec's seed as the reference trainer (src/run/reference.ts).
 import { Rng } from '../tensor/rng.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import type { SiTConfig } from '../models/config.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import type { Schedule } from '../optim/schedule.ts';
 import { interpolantByName, type Interpolant } from '../diffusion/index.ts';
-import { protocolStreams } from '../train/protocolLoss.ts';
-import { scheduleFor } from '../train/trainer.ts';
+import { scheduleFor } from '../build/schedule.ts';
+import { jointVae, methodStreams } from '../build/parts.ts';
 import type { ActorSystem } from '../actors/system.ts';
-import type { StepLog } from '../train/trainer.ts';
+import type { StepLog } from '../build/stepLog.ts';
 
 export interface RunContext {
   spec: RunSpec;
@@ -22,20 +22,24 @@ export interface RunContext {
   schedule: Schedule;
   stepsPerEpoch: number;
   path: Interpolant;
+  /** Width of the encoder's features (methods' draws shaped like them), or null. */
+  encoderDim: number | null;
 }
 
-export function runContext(spec: RunSpec, config: SiTConfig, dataCount: number): RunContext {
+export function runContext(spec: RunSpec, config: SiTConfig, dataCount: number, encoderDim: number | null = null): RunContext {
   const root = new Rng(spec.seed);
   const rngs: Record<string, Rng> = { time: root.child('time'), noise: root.child('noise') };
-  // REPA-E's 'posterior' stream belongs to the VAE actor, which draws from it.
-  for (const name of protocolStreams(spec.protocol)) if (name !== 'posterior') rngs[name] = root.child(name);
+  // The joint VAE's 'posterior' stream belongs to the VAE actor, which draws from it.
+  const vaeStream = jointVae(spec)?.vae.stream;
+  for (const name of methodStreams(spec)) if (name !== vaeStream) rngs[name] = root.child(name);
   return {
     spec,
     config,
     rngs,
     schedule: scheduleFor(spec),
-    stepsPerEpoch: spec.sra?.steps_per_epoch ?? Math.max(1, Math.floor(dataCount / spec.train.batch_size)),
+    stepsPerEpoch: Math.max(1, Math.floor(dataCount / spec.train.batch_size)),
     path: interpolantByName(spec.diffusion.path),
+    encoderDim,
   };
 }
 

@@ -1,15 +1,10 @@
-// Every protocol the actor runner knows: its step machine and the actors it needs beyond the
-// Data, Student and Teacher that every run has. A composed protocol (docs/protocols.md) is one
-// more ProtocolDefinition passed to runActors.
+// The actor runner's protocols: the step machine and the actors a run needs beyond the Data,
+// Student and Teacher every run has. A run's protocol is composed from its methods
+// (compose.ts); one defined outside the repository is one more ProtocolDefinition (module.ts).
 import type { RunSpec } from '../spec/schema.ts';
 import type { Role } from '../actors/roles/index.ts';
-import { ditBaselineStep } from './ditBaseline.ts';
-import { regStep } from './reg.ts';
-import { repaStep } from './repa.ts';
-import { sitBaselineStep } from './sitBaseline.ts';
-import { sraStep } from './sra.ts';
-import { repaEStep } from './repaE.ts';
 import type { stepMachine } from './blocks.ts';
+import { composeProtocol } from './compose.ts';
 
 export interface ProtocolActor {
   name: string;
@@ -25,23 +20,11 @@ export interface ProtocolDefinition {
   actors: ProtocolActor[];
 }
 
-const projector: ProtocolActor = { name: 'projector', role: 'projector' };
-const encoder: ProtocolActor = { name: 'encoder', role: 'encoder' };
-
-export const PROTOCOLS: Record<string, ProtocolDefinition> = {
-  'sit-baseline': { name: 'sit-baseline', step: sitBaselineStep, actors: [] },
-  'dit-baseline': { name: 'dit-baseline', step: ditBaselineStep, actors: [] },
-  repa: { name: 'repa', step: repaStep, actors: [encoder, projector] },
-  sra: { name: 'sra', step: sraStep, actors: [projector] },
-  reg: { name: 'reg', step: regStep, actors: [encoder, projector] },
-  'repa-e': { name: 'repa-e', step: repaEStep, actors: [encoder, projector, { name: 'vae', role: 'vae' }] },
-};
-
-export function protocolFor(protocol: RunSpec['protocol']): ProtocolDefinition {
-  const p = PROTOCOLS[protocol];
-  if (!p) throw new Error(`no actor protocol for '${protocol}' (have: ${Object.keys(PROTOCOLS).join(', ')})`);
-  return p;
+/** The protocol of a spec: its methods' routes composed into one step. */
+export function protocolFor(spec: RunSpec): ProtocolDefinition {
+  return composeProtocol(spec);
 }
 
+export { composeProtocol };
 export { runMachine } from './runMachine.ts';
 export * as blocks from './blocks.ts';

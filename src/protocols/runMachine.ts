@@ -2,13 +2,16 @@
 // (beside training) → checkpoint every K → finish; a failed actor sends the run to `recovering`
 // (restart it, reload everyone from the last checkpoint, replay), a NaN/Inf or an error that is
 // not an actor's death ends it in `failed`. It only decides: starting, saving, recovering and
-// finishing are promise actors the runner provides (src/train/actorRun.ts), and so are the
+// finishing are promise actors the runner provides (src/run/actorRun.ts), and so are the
 // side-effect actions (logging a step, starting an evaluation). Tests provide fakes (no threads).
 import { assign, fromPromise, setup } from 'xstate';
 import type { ActorSystem } from '../actors/system.ts';
 import type { RunContext, StepFailure, StepOutput } from './context.ts';
-import type { StepLog } from '../train/trainer.ts';
-import { sitBaselineStep } from './sitBaseline.ts';
+import type { StepLog } from '../build/stepLog.ts';
+import { stepMachine } from './blocks.ts';
+
+/** The type of every step machine; the runner provides the run's own (compose.ts). */
+const anyStep = stepMachine('(provided by the runner)', {}, 'done');
 
 export interface RunMachineInput {
   total: number;
@@ -34,7 +37,7 @@ export const runMachine = setup({
   types: {} as { context: RunMachineContext; input: RunMachineInput },
   actors: {
     start: fromPromise<Started, void>(async () => { throw new Error('provide start'); }),
-    step: sitBaselineStep,
+    step: anyStep,
     checkpoint: fromPromise<void, { step: number }>(async () => { throw new Error('provide checkpoint'); }),
     recover: fromPromise<{ step: number }, { failure: StepFailure & { step: number } }>(async () => { throw new Error('provide recover'); }),
     finish: fromPromise<void, { step: number }>(async () => { throw new Error('provide finish'); }),

@@ -1,8 +1,9 @@
 // The run spec: one YAML file that fully determines a run (with its seed). Validated with zod so
-// that a mistake names the field, what was given and what is allowed. Method-specific sections
-// (repa, sra, reg, repa_e, encoder, ... as the protocols land) are allowed only with the protocol
-// that reads them and are filled with their defaults when that protocol is chosen.
+// that a mistake names the field, what was given and what is allowed. `methods:` lists registered
+// methods (src/methods/registry.ts); each method's section (its schema lives in its module) is
+// allowed only when a listed method reads it and is filled with its defaults when one does.
 import { z } from 'zod';
+import { METHODS, incompatibility, methodByName, methodNames, sectionsRead } from '../methods/registry.ts';
 
 const positiveInt = z.number().int().positive();
 
@@ -67,15 +68,16 @@ export const SampleSpec = z.strictObject({
   guidance_low: z.number().min(0).max(1).default(0),
   guidance_high: z.number().min(0).max(1).default(1),
   per_class: positiveInt.default(8),
-  /** REG only: guidance scale of the class-token stream (default: cfg; <= 0: conditional only). */
+  /** Guidance scale of a second sampling stream (REG's class token) (default: cfg; <= 0: conditional only). */
   cls_cfg: z.number().optional(),
 });
 
-/** The frozen encoder of REPA and REG (methods/encoder.ts). */
+/** The frozen encoder, for every method that reads it (methods/encoder.ts). */
 export const EncoderSpec = z.strictObject({
   /**
    * A safetensors file with DINOv2-layout ViT weights (loadDinov2). null: a ViT of `preset`
-   * initialised from the run's seed and frozen, a PLACEHOLDER until a trained encoder exists.
+   * initialised from the run's seed and frozen: no learned representation (tests, benchmarks);
+   * the shipped specs name the trained stand-in (docs/models/encoder.md).
    */
   checkpoint: z.string().min(1).nullable().default(null),
   /** ViT preset of the seed-initialised encoder (ViT-T/4, ViT-P/4, ...), with the overrides below. */
@@ -86,84 +88,6 @@ export const EncoderSpec = z.strictObject({
   num_heads: positiveInt.optional(),
   /** Input map from the data range [-1, 1]: identity, zero-one ((x+1)/2), imagenet ((x+1)/2 then ImageNet mean/std; DINOv2). */
   normalization: z.enum(['identity', 'zero-one', 'imagenet']).default('identity'),
-});
-
-/** REPA (methods-a.md §1). */
-export const RepaSpec = z.strictObject({
-  /** 1-based block whose output the projector reads (official 4 for B, 8 for L/XL). */
-  encoder_depth: positiveInt.default(4),
-  proj_coeff: z.number().min(0).default(0.5),
-  projector_dim: positiveInt.default(2048),
-});
-
-/** SRA (methods-a.md §2). */
-export const SraSpec = z.strictObject({
-  /** L_s and L_T: 1-based blocks of the student (through the head) and of the EMA teacher. */
-  student_block: positiveInt.default(4),
-  teacher_block: positiveInt.default(8),
-  t_max: z.number().min(0).max(1).default(0.2),
-  loss: z.enum(['cos', 'sml1', 'l1', 'l2']).default('cos'),
-  /** cos only: tokens = the official cosine over dim 1 (across tokens); features = per token. */
-  cos_axis: z.enum(['tokens', 'features']).default('tokens'),
-  sml1_beta: z.number().positive().default(0.05),
-  /** Default: constant for cos, epoch-decay otherwise (official). */
-  weight_schedule: z.enum(['constant', 'epoch-decay']).optional(),
-  /** Default: 0.5 for cos, 0.2 otherwise (official). */
-  weight: z.number().min(0).optional(),
-  decay_start_epoch: z.number().min(0).default(149),
-  decay_epochs: z.number().positive().default(1000),
-  /** Steps counted as one epoch by the epoch-decay schedule; default: floor(dataset size / batch size). */
-  steps_per_epoch: positiveInt.optional(),
-}).transform((s) => ({
-  ...s,
-  weight_schedule: s.weight_schedule ?? (s.loss === 'cos' ? 'constant' as const : 'epoch-decay' as const),
-  weight: s.weight ?? (s.loss === 'cos' ? 0.5 : 0.2),
-}));
-
-/** REG (methods-a.md §3). */
-export const RegSpec = z.strictObject({
-  encoder_depth: positiveInt.default(4),
-  proj_coeff: z.number().min(0).default(0.5),
-  projector_dim: positiveInt.default(2048),
-  /** β of the class-token velocity loss. */
-  cls_coeff: z.number().min(0).default(0.03),
-});
-
-/**
- * REPA-E (methods-b.md §2): a VAE trained jointly with a latent SiT. The SiT sees BN(z) of the
- * VAE's sampled latent; the VAE is updated on its regularisers plus `vae_align_coeff`·L_REPA
- * through the frozen SiT. LPIPS and the GAN term of the official VAE loss need pretrained
- * networks (VGG, a discriminator) this project cannot have: the regularisers are L1 + KL only.
- */
-export const RepaESpec = z.strictObject({
-  /** 1-based block whose output the projector reads (official 8 of 28 for SiT-XL). */
-  encoder_depth: positiveInt.default(2),
-  projector_dim: positiveInt.default(512),
-  /** λ of L_REPA in the SiT's loss. */
-  proj_coeff: z.number().min(0).default(0.5),
-  /** λ of L_REPA in the VAE's loss (official `vae-align-proj-coeff`). */
-  vae_align_coeff: z.number().min(0).default(1.5),
-  /**
-   * The VAE's AdamW learning rate (betas, weight decay and the schedule's factor come from train).
-   * 0 freezes the VAE: REPA in a fixed latent space, the REPA-E paper's control.
-   */
-  vae_lr: z.number().min(0).default(1e-4),
-  /** Weight of mean |x − x̂|. */
-  l1_weight: z.number().min(0).default(1.0),
-  /** Weight of KL(q(z|x) ‖ N(0, I)) summed over latent elements, averaged over the batch. */
-  kl_weight: z.number().min(0).default(1e-6),
-  /** The latent BatchNorm2d (affine false): running-stat momentum and eps. */
-  bn_momentum: z.number().gt(0).max(1).default(0.1),
-  bn_eps: z.number().positive().default(1e-4),
-  /** VAE preset (models/vae.ts: VAE-P is f4, VAE-T a tiny f4); default VAE-P. With vae_checkpoint it must match the file. */
-  vae: z.string().min(1).optional(),
-  /** Latent channels; default 4. With vae_checkpoint it must match the file. */
-  latent_channels: positiveInt.optional(),
-  /**
-   * A diffusers AutoencoderKL safetensors file (loadSdVae) to start from. null: a VAE of `vae`
-   * initialised from the run's seed. Its scaling/shift factors initialise the BN running stats.
-   */
-  vae_checkpoint: z.string().min(1).nullable().default(null),
 });
 
 /** What the Evaluator measures (issue 5): samples of the EMA model against the test split. */
@@ -196,16 +120,22 @@ export const EvalSpec = z.strictObject({
   encoder: z.string().min(1).nullable().default(null),
 });
 
-const PROTOCOLS = ['sit-baseline', 'dit-baseline', 'repa', 'sra', 'reg', 'repa-e'] as const;
-/** Which method sections each protocol reads. */
-const SECTIONS = { repa: ['repa', 'encoder'], sra: ['sra'], reg: ['reg', 'encoder'], 'repa-e': ['repa_e', 'encoder'] } as const;
-const SECTION_SCHEMAS = { repa: RepaSpec, sra: SraSpec, reg: RegSpec, repa_e: RepaESpec, encoder: EncoderSpec } as const;
-type Section = keyof typeof SECTION_SCHEMAS;
+const METHOD_NAMES = methodNames() as [string, ...string[]];
+/** The sections methods own, from the registry (key → schema), and the shared ones they may read. */
+const METHOD_SECTIONS: Record<string, z.ZodType> = Object.fromEntries(METHODS.filter((m) => m.section).map((m) => [m.section!.key, m.section!.schema.optional()]));
+const SHARED_SECTIONS = { encoder: EncoderSpec } as const;
+const SECTION_SCHEMAS: Record<string, z.ZodType> = { ...Object.fromEntries(METHODS.filter((m) => m.section).map((m) => [m.section!.key, m.section!.schema])), ...SHARED_SECTIONS };
 
 export const RunSpec = z.strictObject({
   name: z.string().min(1),
   seed: z.number().int().min(0).default(0),
-  protocol: z.enum(PROTOCOLS).default('sit-baseline'),
+  /**
+   * The methods this run trains with, from the registry (src/methods/registry.ts); their loss
+   * terms add and their routes merge. Default: the SiT baseline.
+   */
+  methods: z.array(z.enum(METHOD_NAMES)).min(1).optional(),
+  /** One method, the older way of writing `methods: [name]`; a stored spec also records the joined names here. */
+  protocol: z.string().min(1).optional(),
   data: DataSpec.default(DataSpec.parse({})),
   model: ModelSpec.default(ModelSpec.parse({})),
   diffusion: DiffusionSpec.default(DiffusionSpec.parse({})),
@@ -213,22 +143,34 @@ export const RunSpec = z.strictObject({
   eval: EvalSpec.default(EvalSpec.parse({})),
   sample: SampleSpec.default(SampleSpec.parse({})),
   encoder: EncoderSpec.optional(),
-  repa: RepaSpec.optional(),
-  sra: SraSpec.optional(),
-  reg: RegSpec.optional(),
-  repa_e: RepaESpec.optional(),
+  ...METHOD_SECTIONS,
 }).superRefine((s, ctx) => {
-  const used: readonly string[] = SECTIONS[s.protocol as keyof typeof SECTIONS] ?? [];
-  for (const k of Object.keys(SECTION_SCHEMAS) as Section[]) {
-    if (s[k] !== undefined && !used.includes(k)) {
-      ctx.addIssue({ code: 'custom', path: [k], message: `section '${k}' is not read by protocol ${s.protocol}${used.length ? ` (it reads: ${used.join(', ')})` : ''}` });
+  const methods = s.methods ?? (s.protocol !== undefined ? s.protocol.split('+') : ['sit-baseline']);
+  const unknown = methods.filter((m) => !METHOD_NAMES.includes(m));
+  if (unknown.length) {
+    ctx.addIssue({ code: 'custom', path: [s.methods ? 'methods' : 'protocol'], message: `unknown method ${unknown.map((m) => `'${m}'`).join(', ')} (registered: ${METHOD_NAMES.join(', ')})` });
+    return;
+  }
+  if (s.methods && s.protocol !== undefined && s.protocol !== s.methods.join('+')) {
+    ctx.addIssue({ code: 'custom', path: ['protocol'], message: `protocol '${s.protocol}' disagrees with methods [${s.methods.join(', ')}]; give one of them` });
+  }
+  const defs = methods.map(methodByName);
+  const why = incompatibility(defs);
+  if (why) ctx.addIssue({ code: 'custom', path: ['methods'], message: why });
+  const used = sectionsRead(defs);
+  for (const k of Object.keys(SECTION_SCHEMAS)) {
+    if ((s as Record<string, unknown>)[k] !== undefined && !used.includes(k)) {
+      ctx.addIssue({ code: 'custom', path: [k], message: `section '${k}' is not read by ${methods.join(' + ')}${used.length ? ` (it reads: ${used.join(', ')})` : ''}` });
     }
   }
 }).transform((s) => {
-  const used: readonly Section[] = SECTIONS[s.protocol as keyof typeof SECTIONS] ?? [];
-  const out = { ...s };
-  for (const k of used) if (out[k] === undefined) (out as Record<string, unknown>)[k] = SECTION_SCHEMAS[k].parse({});
-  return out;
+  const methods = s.methods ?? (s.protocol !== undefined ? s.protocol.split('+') : ['sit-baseline']);
+  const out: Record<string, unknown> = { ...s, methods, protocol: methods.join('+') };
+  for (const k of sectionsRead(methods.map(methodByName))) if (out[k] === undefined) out[k] = SECTION_SCHEMAS[k].parse({});
+  return out as typeof s & { methods: string[]; protocol: string } & MethodSections;
 });
+
+/** Method sections as the code reads them (each method module types its own). */
+interface MethodSections { [key: string]: unknown }
 
 export type RunSpec = z.infer<typeof RunSpec>;

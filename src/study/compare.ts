@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadSpec } from '../spec/load.ts';
-import { runActors } from '../train/actorRun.ts';
+import { runActors } from '../run/actorRun.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { runInputs, staleReasons, writeRunInputs } from './runInputs.ts';
 

@@ -10,7 +10,7 @@ import { writeLinePlot, type Series } from '../io/svgPlot.ts';
 import type { RunRecord, Study } from './compare.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { evalSampleSettings } from '../eval/evaluate.ts';
-import { modelCallsPerSample } from '../train/draw.ts';
+import { modelCallsPerSample } from '../build/draw.ts';
 
 /** How a method's evaluation draws were made: sampler, steps and model evaluations per image. */
 export function evalDrawLabel(spec: RunSpec, evalNfe?: number): string {

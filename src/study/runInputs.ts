@@ -9,6 +9,7 @@ import { parse } from 'yaml';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { evalFiles } from '../eval/evaluate.ts';
 import type { RunSpec } from '../spec/schema.ts';
+import { methodsOf } from '../build/parts.ts';
 import { parseSpec } from '../spec/load.ts';
 
 export interface RunInputs {
@@ -22,13 +23,12 @@ export interface RunInputs {
   files: Record<string, string>;
 }
 
-const ROLES = ['encoder.checkpoint', 'repa_e.vae_checkpoint', 'eval.classifier', 'eval.encoder'];
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
 /** The files a run reads, by role: the spec's checkpoints and, when it evaluates, the evaluation stand-ins. */
 function filesOf(spec: RunSpec, data: string | null): [role: string, file: string][] {
-  const out: [string, string | null | undefined][] = [['encoder.checkpoint', spec.encoder?.checkpoint], ['repa_e.vae_checkpoint', spec.repa_e?.vae_checkpoint]];
+  const out: [string, string | null | undefined][] = [['encoder.checkpoint', spec.encoder?.checkpoint], ...methodsOf(spec).flatMap((m) => Object.entries(m.def.files?.(m.s) ?? {}))];
   if (spec.train.eval_every > 0) {
     const files = evalFiles(spec, data ?? spec.data.dataset);
     // Unknown datasets without eval files fail when the run starts; here they just add nothing.
@@ -84,7 +84,7 @@ export function staleReasons(dir: string, want: RunInputs): string[] {
     const reasons = [...stored.reasons, ...diffPaths(stored.spec, wanted).map((p) => `spec field ${p} differs`)];
     if (had.data !== want.data) reasons.push(`--data was ${had.data ?? 'unset'}, now ${want.data ?? 'unset'}`);
     // Records from before files were keyed by role hold paths: compare their contents as a set.
-    if (Object.keys(had.files).some((k) => !ROLES.includes(k))) {
+    if (Object.keys(had.files).some((k) => k.includes('/'))) {
       const a = [...new Set(Object.values(had.files))].sort(), b = [...new Set(Object.values(want.files))].sort();
       if (JSON.stringify(a) !== JSON.stringify(b)) reasons.push('the files it read changed since the run');
       return reasons;

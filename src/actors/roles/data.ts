@@ -1,7 +1,7 @@
 // The Data actor: the training set and the seeded, resumable loader of the reference trainer.
 // `next` hands out one batch (images in this step's arena, lent until release).
 import { Loader, type LoaderState } from '../../data/index.ts';
-import { openTrainData } from '../../train/setup.ts';
+import { openTrainData } from '../../build/setup.ts';
 import type { RunSpec } from '../../spec/schema.ts';
 
 export function dataRole(init: { spec: RunSpec; data?: string }) {

@@ -2,8 +2,8 @@
 // the patch tokens (B, T, Dz) and the class token (B, Dz) of clean images, computed without a
 // tape. Its parameters never change: it has no optimiser and no `backward`.
 import type { Tensor } from '../../tensor/tensor.ts';
-import { buildEncoder } from '../../train/methodParts.ts';
-import { openTrainData } from '../../train/setup.ts';
+import { buildEncoder } from '../../build/parts.ts';
+import { openTrainData } from '../../build/setup.ts';
 import type { RoleInit } from './common.ts';
 
 export function encoderRole(init: RoleInit) {

@@ -6,8 +6,7 @@
 // The fixed work (classifier, encoder, reference features) is done once, at init.
 import type { SiT } from '../../models/sit.ts';
 import type { RegSiT } from '../../models/reg.ts';
-import { RepaESiT } from '../../methods/repa-e/pieces.ts';
-import { buildBackbone, buildVae } from '../../train/methodParts.ts';
+import { buildBackbone, buildVae, jointVae } from '../../build/parts.ts';
 import { Evaluation } from '../../eval/evaluate.ts';
 import { heldOutLoss } from '../../eval/heldOutLoss.ts';
 import { toMap, type RoleInit, type TensorDict } from './common.ts';
@@ -17,14 +16,14 @@ export function evaluatorRole(init: RoleInit) {
   const model = buildBackbone(spec, config, init.encoderDim, init.vaeConfig).eval();
   const vae = init.vaeConfig ? buildVae(spec, init.vaeConfig).eval() : null;
   const evaluation = Evaluation.prepare(spec, config, { data: init.data });
-  // REPA-E's latent loss moves with its VAE: not comparable across steps (eval/heldOutLoss.ts).
-  const loss = model instanceof RepaESiT ? null : heldOutLoss(spec, { data: init.data, encoder: evaluation.clsEncoder ?? undefined });
+  // A latent loss moves with a jointly trained VAE: not comparable across steps (eval/heldOutLoss.ts).
+  const loss = jointVae(spec) ? null : heldOutLoss(spec, { data: init.data, encoder: evaluation.clsEncoder ?? undefined });
 
   return {
     evaluate(b: { ema: TensorDict; vae?: TensorDict; step: number }): Record<string, number> {
       model.loadStateDict(toMap(b.ema));
       if (vae) {
-        if (!b.vae) throw new Error('evaluate: a REPA-E run must send its VAE weights');
+        if (!b.vae) throw new Error('evaluate: a run with a joint VAE must send its VAE weights');
         vae.loadStateDict(toMap(b.vae));
       }
       const metrics = evaluation.run(model as SiT | RegSiT, { vae: vae ?? undefined });

@@ -1,82 +1,75 @@
-// The Projector actor: a method's trainable heads and their optimiser — REPA/REG's projector MLP
-// (methods-a §1, §3) or SRA's ap_head (§2). `align` takes the student's hidden state and the
-// target (the encoder's patch tokens; REG's [class token, patch tokens]; SRA's teacher hidden
-// state), computes the alignment loss, and backpropagates weight·loss through the head: its own
-// parameters get their gradients here, and the gradient for the hidden state goes back in the
-// reply for the coordinator to forward to the student. The weight (λ, or SRA's scheduled w) is
-// applied here, so the student seeds its tape with exactly what the reference backward would.
+// The Projector actor: the methods' trainable heads (one module per method, build/parts.ts) and
+// their optimiser. `align` names a method and one of its align terms (or `vae`, a joint VAE's
+// alignment term); it takes the student's hidden state and the targets (the encoder's features,
+// the teacher's hidden state), computes the term as the method's module defines it, and
+// backpropagates weight·loss through that method's head: the head's parameters get their
+// gradients here, and the gradient for the hidden state goes back in the reply for the coordinator
+// to forward to the student. The weight is applied here, so the student seeds its tape with exactly
+// what the reference backward would. It never names a method: it asks the registry.
 import { backward, withTape } from '../../autograd/tape.ts';
 import { Tensor, scalar, zeros } from '../../tensor/tensor.ts';
-import { regAlignTarget, repaProjLoss, sraAlignLoss } from '../../methods/index.ts';
-import { buildHeads } from '../../train/methodParts.ts';
+import { methodByName } from '../../methods/registry.ts';
+import type { AlignTerm } from '../../methods/method.ts';
+import { buildHeads, methodsOf, prefixTokens } from '../../build/parts.ts';
 import type { MessageContext } from '../core.ts';
 import { RoleOptimizer, copyDict, toMap, type RoleInit, type TensorDict } from './common.ts';
 
 export interface AlignRequest {
-  hidden: Tensor; // (B, T, D) from the student
-  /** REPA/REG: the encoder's patch tokens (B, T, Dz); REG also its class token (B, Dz). */
+  /** The method whose term this is, and the term: an index into its alignTerms, or 'vae'. */
+  method: string;
+  term: number | 'vae';
+  hidden: Tensor; // (B, P + T, D) from the student
+  /** The encoder's patch tokens (B, T, Dz) and class token (B, Dz), when the run reads the encoder. */
   patch?: Tensor;
   cls?: Tensor;
-  /** SRA: the teacher's hidden state (B, T, D). */
+  /** The teacher's hidden state (B, T, D), when the method queried it. */
   teacher?: Tensor;
   weight: number;
-  /** REPA-E's VAE step: the head is frozen (no parameter gradients), only ∂/∂hidden goes back. */
+  /** A joint VAE's pass: the heads are frozen (no parameter gradients), only ∂/∂hidden goes back. */
   frozen?: boolean;
 }
 
-export interface ProjectorInit extends RoleInit {
-  /**
-   * Which method's head this actor holds (default: the spec's protocol) and that method's section
-   * when the spec does not carry it — how a composed protocol runs a REPA projector and an SRA head
-   * side by side (docs/protocols.md).
-   */
-  kind?: 'repa' | 'sra' | 'reg' | 'repa-e';
-  section?: Record<string, unknown>;
-}
-
-export function projectorRole(init: ProjectorInit) {
-  const kind = init.kind ?? init.spec.protocol;
-  const spec = { ...init.spec, protocol: kind, ...(init.section && { [kind]: init.section }) } as RoleInit['spec'];
-  const { config } = init;
+export function projectorRole(init: RoleInit) {
+  const { spec, config } = init;
   const heads = buildHeads(spec, config, init.encoderDim);
-  if (!heads) throw new Error(`protocol ${kind} has no projector`);
+  if (!heads) throw new Error(`${spec.protocol} has no heads for a projector`);
   const params = heads.namedParameters('proj.');
   const opt = new RoleOptimizer(params, spec);
+  const sections = new Map(methodsOf(spec).map((m) => [m.def.name, m.s]));
+  const prefix = prefixTokens(spec);
 
-  function loss(b: AlignRequest, h: Tensor): Tensor {
-    switch (spec.protocol) {
-      case 'repa':
-      case 'repa-e':
-        if (!b.patch) throw new Error('align: REPA needs the encoder patch tokens `patch`');
-        return repaProjLoss([{ pred: heads!.projector().forward(h), target: b.patch }]);
-      case 'reg':
-        if (!b.patch || !b.cls) throw new Error('align: REG needs `patch` and `cls`');
-        return repaProjLoss([{ pred: heads!.projector().forward(h), target: regAlignTarget(b.cls, b.patch) }]);
-      case 'sra': {
-        if (!b.teacher) throw new Error('align: SRA needs the teacher hidden state `teacher`');
-        const s = spec.sra!;
-        return sraAlignLoss(heads!.head().forward(h), b.teacher, { kind: s.loss, beta: s.sml1_beta, cosAxis: s.cos_axis });
-      }
-      default:
-        throw new Error(`align: protocol ${spec.protocol} has no alignment loss`);
-    }
+  function termOf(b: AlignRequest): AlignTerm<any> {
+    const def = methodByName(b.method);
+    const t = b.term === 'vae' ? def.vae?.alignTerm : def.alignTerms?.[b.term];
+    if (!t) throw new Error(`align: method '${b.method}' has no align term ${b.term}`);
+    return t;
   }
 
   return {
     align(b: AlignRequest, ctx: MessageContext): { loss: number; grad: Tensor; sumSq: number } {
+      if (!sections.has(b.method)) throw new Error(`align: method '${b.method}' is not one of this run's (${[...sections.keys()].join(', ')})`);
+      const term = termOf(b), head = heads.of(b.method), s = sections.get(b.method);
       // A leaf over the student's (frozen, shared) hidden state; its gradient is written into a
       // buffer of this step's arena (0 + g, exact) so it travels back without a copy.
       const h = new Tensor(b.hidden.data, b.hidden.shape).freeze().requireGrad();
       h.grad = zeros(b.hidden.shape);
       const tape = ctx.tape();
-      if (b.frozen) for (const [, p] of params) p.requireGrad(false);
+      const target = { feats: b.patch ? { patch: b.patch, cls: b.cls! } : null, teacher: b.teacher ?? null, prefixTokens: prefix };
+      const was = head.training;
+      if (b.frozen) {
+        for (const p of head.parameters()) p.requireGrad(false);
+        head.eval();
+      }
       try {
-        const l = withTape(tape, () => loss(b, h));
+        const l = withTape(tape, () => term.loss(s, head, h, target));
         const value = l.item();
         backward([[l, scalar(b.weight)]], { tape });
         return { loss: value, grad: h.grad, sumSq: opt.sumSquares() };
       } finally {
-        if (b.frozen) for (const [, p] of params) p.requireGrad(true);
+        if (b.frozen) {
+          for (const p of head.parameters()) p.requireGrad(true);
+          head.train(was);
+        }
       }
     },
 
@@ -89,14 +82,9 @@ export function projectorRole(init: ProjectorInit) {
       return { proj: copyDict(heads.stateDict()), opt: opt.save() };
     },
 
-    /** Takes its own entries from a checkpoint's `proj.` and `opt.proj.` maps (several heads may share them). */
     load(b: { proj: TensorDict; opt?: { step: number; tensors: TensorDict } }) {
-      const own = new Set(heads.stateDict().keys());
-      heads.loadStateDict(new Map([...toMap(b.proj)].filter(([k]) => own.has(k))));
-      if (b.opt) {
-        const names = new Set(params.map(([n]) => n));
-        opt.load({ step: b.opt.step, tensors: Object.fromEntries(Object.entries(b.opt.tensors).filter(([k]) => names.has(k.replace(/\.(exp_avg|exp_avg_sq|step)$/, '')))) });
-      }
+      heads.loadStateDict(toMap(b.proj));
+      if (b.opt) opt.load(b.opt);
       return null;
     },
   };

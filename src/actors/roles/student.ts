@@ -1,47 +1,44 @@
-// The Student actor: the trained SiT/DiT (or REG's SiT) and its optimiser. `forward` runs the
-// model on a noised batch under this step's tape and computes the losses that need only its own
-// outputs — the velocity loss (methods-a §0), DiT's hybrid DDPM loss, REG's class-token velocity
-// loss (§3) — and returns the tapped hidden states for the other actors. `backward` seeds the
-// tape with 1 on its own loss and with the gradients other actors sent for its hidden states
-// (their loss weights already applied), so the parameter gradients equal the reference trainer's
-// single backward over the total loss. `step` applies the coordinator's global clip factor and
-// AdamW, then lends its parameters (frozen until release) to the Teacher's EMA.
+// The Student actor: the trained backbone (the plain SiT/DiT or the one a method provides) and its
+// optimiser. `forward` runs the model on a noised batch under this step's tape and computes the
+// losses that need only its own outputs — the velocity loss, DiT's hybrid DDPM loss, a backbone's
+// own terms and the methods' student terms (the step plan's ownTerms) — and returns the tapped
+// hidden states for the other actors. `backward` seeds the tape with 1 on its own loss and with
+// the gradients other actors sent for its hidden states (their weights already applied), so the
+// parameter gradients equal the reference engine's single backward over the total loss. `step`
+// applies the coordinator's global clip factor and AdamW, then lends its parameters (frozen until
+// release) to the Teacher's EMA. It never names a method: the registry's hooks say what to do.
 // Not here: alignment losses (projector.ts), the EMA (teacher.ts), the order of it all (protocols/).
 import { backward, withTape } from '../../autograd/tape.ts';
-import { add, mul } from '../../autograd/ops/index.ts';
-import { scalar, type Tensor } from '../../tensor/tensor.ts';
+import { scalar, Tensor as T, zeros, type Tensor } from '../../tensor/tensor.ts';
 import { Rng } from '../../tensor/rng.ts';
-import { DdpmSchedule, epsLoss, flowTrainingPair, hybridLoss, interpolantByName, qSample, velocityLoss } from '../../diffusion/index.ts';
+import { DdpmSchedule, epsLoss, hybridLoss, interpolantByName, qSample } from '../../diffusion/index.ts';
 import { SiT } from '../../models/sit.ts';
-import { RegSiT } from '../../models/reg.ts';
-import { regClsLoss, regClsPair } from '../../methods/index.ts';
-import { RepaESiT, repaeEmaTensors } from '../../methods/repa-e/pieces.ts';
-import { hiddenAfterBlock } from '../../methods/partialForward.ts';
-import { interpolate } from '../../diffusion/index.ts';
-import { Tensor as T, zeros } from '../../tensor/tensor.ts';
-import { buildBackbone } from '../../train/methodParts.ts';
+import { plainFlowForward } from '../../methods/flowForward.ts';
+import type { EncoderFeatures } from '../../methods/encoder.ts';
+import { backboneHook, buildBackbone, emaTensors } from '../../build/parts.ts';
+import { ownTerms, stepPlan, weightedSum } from '../../build/stepPlan.ts';
 import type { MessageContext } from '../core.ts';
 import { RoleOptimizer, copyDict, toDict, toMap, type RoleInit, type TensorDict } from './common.ts';
 
 export interface StudentForward {
-  /** (B, C, H, W) clean data; REPA-E: the VAE's latent z, detached (no gradient goes back). */
+  /** (B, C, H, W) what the student is noised from: clean data, or a joint VAE's latent z, detached. */
   x: Tensor;
   y: Int32Array; // (B)
   eps: Tensor; // (B, C, H, W)
   /** Flow: times in [0, 1]; DDPM: integer timesteps. */
   t: Float64Array | Int32Array;
   taps?: number[];
-  /** REG: the encoder's class token (B, Dz) and its own noise ε_g. */
-  cls?: Tensor;
-  epsG?: Tensor;
+  /** The encoder's features and the methods' draws, for a backbone that reads them (REG). */
+  feats?: EncoderFeatures;
+  draws?: Record<string, Record<string, any>>;
 }
 
 export interface StudentForwardReply {
-  /** The student's own loss terms (diff; DDPM mse/vb; REG cls) and their weighted sum `own`. */
+  /** The student's own loss terms (diff; DDPM mse/vb; a backbone's and the methods' student terms) and their weighted sum `own`. */
   terms: Record<string, number>;
   own: number;
   hidden: Record<string, Tensor>;
-  /** Labels after class dropout (SRA's teacher uses them). */
+  /** Labels after class dropout (a teacher query uses them). */
   labels: Int32Array;
 }
 
@@ -58,10 +55,11 @@ export function studentRole(init: RoleInit) {
   const opt = new RoleOptimizer(params, spec);
   let dropout = new Rng(spec.seed).child('label-dropout');
   const path = interpolantByName(spec.diffusion.path);
-  /** What the teacher averages: parameters, and for REPA-E the BN's running stats and its counter. */
-  const emaSources = (): TensorDict => model instanceof RepaESiT
-    ? toDict([...repaeEmaTensors(model), ['bn.num_batches_tracked', model.bn.num_batches_tracked!]])
-    : toDict(params);
+  const plan = stepPlan(spec);
+  const hook = backboneHook(spec);
+  /** What the teacher averages (parameters, and a backbone's buffers) and copies (counters). */
+  const ema = emaTensors(spec, model);
+  const emaSources = (): TensorDict => toDict([...ema.averaged, ...ema.copied]);
   const ddpm = spec.diffusion.objective === 'ddpm' ? DdpmSchedule.linear() : null;
 
   return {
@@ -84,34 +82,14 @@ export function studentRole(init: RoleInit) {
           } else {
             own = epsLoss(o.out, b.eps).loss;
           }
-        } else if (model instanceof RepaESiT) {
-          // methods-b §2 step 4: train mode, BN on batch statistics (updates its running stats).
-          model.train();
-          const { xt, target } = flowTrainingPair(path, model.bn.forward(b.x), b.eps, b.t);
-          const o = model.forward(xt, b.t, b.y, { rng: dropout, taps: b.taps ?? [] });
-          own = velocityLoss(o.out, target).loss;
-          terms.diff = own.item();
-          hidden = o.hidden;
-          labels = o.labels;
-        } else if (model instanceof RegSiT) {
-          if (!b.cls || !b.epsG) throw new Error('forward: REG needs the class token `cls` and its noise `epsG`');
-          const img = flowTrainingPair(path, b.x, b.eps, b.t);
-          const cls = regClsPair(path, b.cls, b.epsG, b.t);
-          const o = model.forward(img.xt, b.t, b.y, { rng: dropout, taps: b.taps ?? [], cls: cls.xt });
-          const diff = velocityLoss(o.out, img.target).loss;
-          const clsLoss = regClsLoss(o.cls, cls.target);
-          own = add(diff, mul(clsLoss, spec.reg!.cls_coeff));
-          terms.diff = diff.item();
-          terms.cls = clsLoss.item();
-          hidden = o.hidden;
-          labels = o.labels;
         } else {
-          const { xt, target } = flowTrainingPair(path, b.x, b.eps, b.t);
-          const o = model.forward(xt, b.t, b.y, { rng: dropout, taps: b.taps ?? [] });
-          own = velocityLoss(o.out, target).loss;
-          terms.diff = own.item();
-          hidden = o.hidden;
-          labels = o.labels;
+          const fwd = { input: b.x, eps: b.eps, t: b.t as Float64Array, y: b.y, taps: b.taps ?? [], feats: b.feats ?? null, draws: b.draws ?? {} };
+          const f = hook ? hook.hook.forward(hook.m.s, model, fwd, path, dropout) : plainFlowForward(model, fwd, path, dropout);
+          const parts = ownTerms(plan, f);
+          for (const [k, w] of parts) terms[k] = w.value.item();
+          own = weightedSum(parts.map(([, w]) => w));
+          hidden = f.hidden;
+          labels = f.labels;
         }
         ctx.scratch().set('own', own);
         ctx.scratch().set('hidden', hidden);
@@ -141,31 +119,31 @@ export function studentRole(init: RoleInit) {
     },
 
     /**
-     * REPA-E's VAE step, the Student's half (methods-b §2 step 2): SiT frozen and in eval mode (BN
-     * on running statistics, unchanged), z a fresh leaf, blocks 1..depth on the labels as given.
+     * A joint VAE's alignment pass, the Student's half: the backbone frozen and in eval mode (a BN
+     * on its running statistics, unchanged), z a fresh leaf, blocks 1..depth on the labels as given.
      * The hidden state goes to the projector; alignBackward takes its gradient back to z.
      */
     alignForward(b: { z: Tensor; t: Float64Array; eps: Tensor; y: Int32Array; depth: number }, ctx: MessageContext): { hidden: Tensor } {
-      if (!(model instanceof RepaESiT)) throw new Error('alignForward is REPA-E\'s (the SiT with the latent BN)');
+      if (!hook?.hook.alignForward) throw new Error(`alignForward: ${spec.protocol} has no alignment pass through a frozen backbone`);
       const leaf = new T(b.z.data, b.z.shape).freeze().requireGrad();
       leaf.grad = zeros(b.z.shape); // 0 + g: the gradient travels back in this step's arena
       model.eval();
       for (const [, p] of params) p.requireGrad(false);
-      const h = withTape(ctx.tape(), () => hiddenAfterBlock(model, interpolate(path, model.bn.forward(leaf), b.eps, b.t), b.t, b.y, b.depth)); // (B, T, D)
-      ctx.scratch().set('alignLeaf', leaf);
-      ctx.scratch().set('alignHidden', h);
-      return { hidden: h };
+      try {
+        const h = withTape(ctx.tape(), () => hook.hook.alignForward!(hook.m.s, model, leaf, b.eps, b.t, b.y, b.depth, path)); // (B, T, D)
+        ctx.scratch().set('alignLeaf', leaf);
+        ctx.scratch().set('alignHidden', h);
+        return { hidden: h };
+      } finally {
+        for (const [, p] of params) p.requireGrad(true);
+        model.train();
+      }
     },
 
     alignBackward(b: { grad: Tensor }, ctx: MessageContext): { grad: Tensor } {
       const h = ctx.scratch().get('alignHidden') as Tensor | undefined, leaf = ctx.scratch().get('alignLeaf') as Tensor;
       if (!h) throw new Error(`alignBackward for step ${ctx.step} without its alignForward`);
-      try {
-        backward([[h, b.grad]], { tape: ctx.tape() });
-      } finally {
-        for (const [, p] of params) p.requireGrad(true);
-        model.train();
-      }
+      backward([[h, b.grad]], { tape: ctx.tape() });
       return { grad: leaf.grad! };
     },
 

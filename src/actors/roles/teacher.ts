@@ -1,7 +1,7 @@
 // The Teacher actor: the EMA copy of the student (methods-a §0.3; DiT's update_ema), always in
 // eval mode and never differentiated. `ema` folds in the parameters the student lent for this
-// step (decay 'copy' = the exact start-of-training copy); `forward` gives SRA its target hidden
-// state at the teacher time (§2), under noGrad; `weights` sends copies for sampling (a piscina
+// step (decay 'copy' = the exact start-of-training copy); `forward` gives a method (SRA) its target
+// hidden state at a teacher time, under noGrad; `weights` sends copies for sampling (a piscina
 // pool, src/actors/samplePool.ts) and evaluation.
 // It receives no gradient message, by construction: it has no `backward`.
 import { noGrad } from '../../autograd/tape.ts';
@@ -9,16 +9,16 @@ import { K } from '../../kernels/index.ts';
 import type { Tensor } from '../../tensor/tensor.ts';
 import { interpolate, interpolantByName } from '../../diffusion/index.ts';
 import { SiT } from '../../models/sit.ts';
-import { hiddenAfterBlock } from '../../methods/index.ts';
-import { RepaESiT, repaeEmaTensors } from '../../methods/repa-e/pieces.ts';
-import { buildBackbone } from '../../train/methodParts.ts';
+import { hiddenAfterBlock } from '../../methods/partialForward.ts';
+import { buildBackbone, emaTensors } from '../../build/parts.ts';
 import { copyDict, toMap, type RoleInit, type TensorDict } from './common.ts';
 
 export function teacherRole(init: RoleInit) {
   const { spec, config } = init;
   const model = buildBackbone(spec, config, init.encoderDim, init.vaeConfig).eval();
-  // REPA-E's EMA also averages the BN's running stats (invariant (i)); its counter is copied.
-  const params = new Map(model instanceof RepaESiT ? repaeEmaTensors(model) : model.namedParameters());
+  // A backbone's EMA may also average buffers (REPA-E's BN running stats) and copy counters.
+  const { averaged, copied } = emaTensors(spec, model);
+  const params = new Map(averaged);
   const path = interpolantByName(spec.diffusion.path);
 
   return {
@@ -31,11 +31,15 @@ export function teacherRole(init: RoleInit) {
         if (b.decay === 'copy') t.data.set(s.data);
         else K.ema(t.data, s.data, t.size, b.decay);
       }
-      if (model instanceof RepaESiT) model.bn.num_batches_tracked!.data.set(b.params['bn.num_batches_tracked'].data);
+      for (const [name, t] of copied) {
+        const s = b.params[name];
+        if (!s) throw new Error(`ema: the student sent no '${name}'`);
+        t.data.set(s.data);
+      }
       return null;
     },
 
-    /** SRA's target: the hidden state after `block` at times t (labels after the student's dropout). */
+    /** A teacher query: the hidden state after `block` at times t (labels after the student's dropout). */
     forward(b: { x: Tensor; eps: Tensor; t: Float64Array; labels: Int32Array; block: number }): { hidden: Tensor } {
       if (!(model instanceof SiT)) throw new Error('the teacher forward needs a SiT');
       return noGrad(() => ({ hidden: hiddenAfterBlock(model, interpolate(path, b.x, b.eps, b.t), b.t, b.labels, b.block) }));

@@ -14,7 +14,7 @@ import type { Plane } from '../../data/transforms.ts';
 import { createViT, vitPreset, type ViT, type ViTConfig } from '../../models/vit.ts';
 import { writeSafetensors } from '../../io/safetensors.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
-import { progressBar } from '../../cli/progress.ts';
+import { progressBar } from '../../progress.ts';
 import { DinoTrainer, OBJECTIVE_DESCRIPTIONS, sslConfig, type DinoConfig, type SslObjective, type StepStats } from './dino.ts';
 import { extractFeatures, probeFeatures, type ProbeResult } from './probe.ts';
 

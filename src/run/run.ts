@@ -5,14 +5,14 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { NonFiniteLossError, Trainer, type StepLog } from './trainer.ts';
+import { NonFiniteLossError, Trainer, type StepLog } from './reference.ts';
 import { K } from '../kernels/index.ts';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
-import { openTrainData } from './setup.ts';
-import { drawSamples, gridLabels } from './draw.ts';
+import { loadCheckpoint, saveCheckpoint } from '../build/checkpoint.ts';
+import { openTrainData } from '../build/setup.ts';
+import { drawSamples, gridLabels } from '../build/draw.ts';
 import { writePngGrid } from '../io/png.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { progressBar } from '../cli/progress.ts';
+import { progressBar } from '../progress.ts';
 import type { RunSpec } from '../spec/schema.ts';
 
 export interface RunOptions {

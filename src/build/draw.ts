@@ -10,6 +10,7 @@ import type { SiT } from '../models/sit.ts';
 import { RegSiT } from '../models/reg.ts';
 import { sampleSdeReg, type RegModelFn } from '../methods/reg/sampler.ts';
 import type { RunSpec } from '../spec/schema.ts';
+import type { Backbone } from '../methods/method.ts';
 
 export type SampleSettings = RunSpec['sample'];
 
@@ -42,7 +43,7 @@ export function gridLabels(classes: readonly number[], perClass: number): number
   return classes.flatMap((c) => new Array<number>(perClass).fill(c));
 }
 
-export function drawSamples(model: SiT | RegSiT, s: SampleSettings, o: DrawOptions): Float32Array {
+export function drawSamples(model: SiT | RegSiT | Backbone, s: SampleSettings, o: DrawOptions): Float32Array {
   const c = model.config;
   if (model instanceof RegSiT && s.sampler !== 'sde') throw new Error(`REG samples with its SDE sampler only (sample.sampler: sde), got ${s.sampler}`);
   const wasTraining = model.training;
@@ -70,7 +71,7 @@ export function drawSamples(model: SiT | RegSiT, s: SampleSettings, o: DrawOptio
  * (rows, ...) array, so a stream that hands out only some rows of each draw samples part of a
  * batch exactly (src/actors/samplePool.ts). The model must already be in eval mode.
  */
-export function drawBatch(model: SiT | RegSiT, s: SampleSettings, labels: readonly number[], rng: Rng, onStep?: (i: number, n: number) => void): Tensor {
+export function drawBatch(model: SiT | RegSiT | Backbone, s: SampleSettings, labels: readonly number[], rng: Rng, onStep?: (i: number, n: number) => void): Tensor {
   const c = model.config;
   const reg = model instanceof RegSiT ? model : null;
   if (reg && s.sampler !== 'sde') throw new Error(`REG samples with its SDE sampler only (sample.sampler: sde), got ${s.sampler}`);

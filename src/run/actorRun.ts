@@ -16,20 +16,21 @@ import type { Tensor } from '../tensor/tensor.ts';
 import { runContext, type RunContext, type StepFailure } from '../protocols/context.ts';
 import { protocolFor, runMachine, type ProtocolDefinition } from '../protocols/index.ts';
 import { CHECKPOINT_FILE, truncateMetrics } from './run.ts';
-import { loadCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.ts';
-import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from './setup.ts';
+import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../build/checkpoint.ts';
+import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from '../build/setup.ts';
+import { backboneHook, jointVae, samplingWeights } from '../build/parts.ts';
 import { vaeFactor, type VAEConfig } from '../models/vae.ts';
-import { gridLabels } from './draw.ts';
+import { gridLabels } from '../build/draw.ts';
 import { writePngGrid } from '../io/png.ts';
 import { SamplePool, sampleGrid } from '../actors/samplePool.ts';
 import { checkResumeProtocol, writeProtocolRecord } from '../protocols/module.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { progressBar, type Progress } from '../cli/progress.ts';
+import { progressBar, type Progress } from '../progress.ts';
 import { TraceBus } from '../trace/bus.ts';
 import { recordTrace } from '../trace/record.ts';
 import type { SiTConfig } from '../models/config.ts';
 import type { RunSpec } from '../spec/schema.ts';
-import type { StepLog } from './trainer.ts';
+import type { StepLog } from './reference.ts';
 
 export interface ActorRunOptions {
   spec?: RunSpec;
@@ -99,7 +100,7 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
     writeFileSync(path.join(o.out, 'spec.yaml'), toYaml(spec));
     if (existsSync(metricsFile)) writeFileSync(metricsFile, '');
   }
-  const protocol = o.protocol ?? protocolFor(spec.protocol);
+  const protocol = o.protocol ?? protocolFor(spec);
   // A run continues with the protocol that trained it (protocols/module.ts).
   if (o.resume) checkResumeProtocol(o.out, protocol);
   else writeProtocolRecord(o.out, { name: protocol.name, module: o.protocolModule ?? null });
@@ -143,7 +144,7 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
     }
     const rng: Record<string, ReturnType<Rng['state']>> = Object.fromEntries(Object.entries(run!.rngs).map(([k, r]) => [k, r.state()]));
     rng.dropout = st.rng.dropout;
-    if (vae) rng.posterior = vae.rng.posterior;
+    if (vae) Object.assign(rng, vae.rng);
     return {
       config: config!, spec,
       state: { step, rng, loader, optStep: st.opt.step, wallSeconds, ...(vae && { vaeOptStep: vae.opt.step }) },
@@ -170,10 +171,11 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
   }
 
   function restoreVae(c: Checkpoint) {
-    if (!c.vae?.size || c.state.vaeOptStep === undefined || !c.state.rng.posterior) {
-      throw new Error(`checkpoint: protocol ${spec.protocol} needs 'vae.' tensors, the VAE optimiser's step and the 'posterior' RNG state`);
+    const stream = jointVae(spec)!.vae.stream;
+    if (!c.vae?.size || c.state.vaeOptStep === undefined || !c.state.rng[stream]) {
+      throw new Error(`checkpoint: ${spec.protocol} needs 'vae.' tensors, the VAE optimiser's step and the '${stream}' RNG state`);
     }
-    return sys!.ask('vae', 'load', { vae: Object.fromEntries(c.vae), opt: { step: c.state.vaeOptStep, tensors: Object.fromEntries(c.vaeOpt ?? []) }, rng: { posterior: c.state.rng.posterior } });
+    return sys!.ask('vae', 'load', { vae: Object.fromEntries(c.vae), opt: { step: c.state.vaeOptStep, tensors: Object.fromEntries(c.vaeOpt ?? []) }, rng: { [stream]: c.state.rng[stream] } });
   }
 
   /** The teacher starts as an exact copy of the student (DiT's update_ema(decay=0)). */
@@ -197,7 +199,7 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
     sys = new ActorSystem(sink, o.placement ?? 'worker');
     await sys.spawn([{ name: 'data', role: 'data', init: { spec, data: o.data } }]);
     const info = await sys.ask('data', 'describe');
-    const vaeConfig: VAEConfig | undefined = spec.protocol === 'repa-e' ? vaeConfigFor(spec, info) : undefined;
+    const vaeConfig: VAEConfig | undefined = vaeConfigFor(spec, info);
     latentFactor = vaeConfig ? vaeFactor(vaeConfig) : 1;
     config = modelConfigFor(spec, info, vaeConfig);
     checkSpecConsistency(spec, config.depth);
@@ -216,7 +218,7 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
       ...(spec.train.eval_every > 0 && spec.train.eval_every <= total ? [{ name: 'evaluator', role: 'evaluator', init }] : []),
     ];
     await sys.spawn(specs);
-    run = runContext(spec, config, info.count);
+    run = runContext(spec, config, info.count, encoderDim);
     const step = resumeFrom ? await restore(resumeFrom) : (await syncTeacher(), 0);
     if (!o.quiet) bar = progressBar(total, `train ${spec.protocol} on actors`);
     bar?.update(step, {});
@@ -270,7 +272,7 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
     }
     // No checkpoint yet: every actor starts over from its seed.
     for (const name of [...s.refs.keys()]) await s.restart(name);
-    run = runContext(spec, config!, (await s.ask('data', 'describe')).count);
+    run = runContext(spec, config!, (await s.ask('data', 'describe')).count, run!.encoderDim);
     await syncTeacher();
     writeFileSync(metricsFile, '');
     logs.length = 0;
@@ -289,26 +291,25 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
       const labels = gridLabels(classes, s.per_class);
       // The grid is stateless fan-out: a piscina pool samples chunks of it from copies of the EMA
       // weights (bit-identical to drawSamples in one thread, src/actors/samplePool.ts).
-      const { ema } = await sys!.ask('teacher', 'weights');
-      const bn = spec.protocol === 'repa-e' ? { running_mean: ema['bn.running_mean'], running_var: ema['bn.running_var'], eps: spec.repa_e!.bn_eps } : null;
-      // REPA-E's SiT samples in BN-normalised space with the BN skipped: a plain SiT of the same weights.
-      const weights = new Map(Object.entries(ema as Record<string, Tensor>).filter(([k]) => !(bn && k.startsWith('bn.'))));
+      const ema = new Map(Object.entries((await sys!.ask('teacher', 'weights')).ema as Record<string, Tensor>));
+      // A backbone may sample as a plain SiT of part of its weights (REPA-E's skips its BN).
+      const weights = samplingWeights(spec, ema);
       const pool = new SamplePool({ threads: 2 });
       const sbar = o.quiet ? null : progressBar(labels.length, `sample (${s.sampler}, ${s.steps} steps)`, 1);
       let images: Float32Array, channels = config!.inChannels;
       try {
         let done = 0;
         images = await sampleGrid(pool, {
-          config: config!, weights, sampleSpec: s, seed: spec.seed, labels, protocol: spec.protocol === 'reg' ? 'reg' : undefined,
+          config: config!, weights, sampleSpec: s, seed: spec.seed, labels, spec: weights.size === ema.size && backboneHook(spec) ? spec : undefined,
           onProgress: (d, n) => { done = Math.round((d / n) * labels.length); sbar?.update(done, {}); },
         });
       } finally {
         sbar?.stop();
         await pool.close();
       }
-      if (bn) {
-        // The jointly tuned VAE decodes the de-normalised latents (EMA BN buffers).
-        const d = await sys!.ask('vae', 'decode', { latents: images, n: labels.length, side: config!.inputSize, bn }, { from: 'teacher' });
+      if (has('vae')) {
+        // The jointly trained VAE decodes the latents with the EMA teacher's weights (its BN buffers).
+        const d = await sys!.ask('vae', 'decode', { latents: images, n: labels.length, side: config!.inputSize, ema: Object.fromEntries(ema) }, { from: 'teacher' });
         images = d.images;
         channels = d.channels;
       }

@@ -1,0 +1,207 @@
+// What a method is: one definition object that both engines interpret (DESIGN.md, "Methods are
+// modules"). A method module (src/methods/<name>/) exports one MethodDefinition: its spec section
+// (schema with cited defaults), the actors it needs, its heads and which actor owns them, its loss
+// terms as the paper writes them, the per-step values it draws, and hooks where it changes the
+// backbone, the input space or sampling. The registry (registry.ts) lists them; the spec schema,
+// the step machine (protocols/compose.ts), the reference engine (run/reference.ts), the roles and
+// the study ask the registry and never name a method.
+//
+// The loss of a step is always L = Σ own terms (computed by the Student from its own forward) +
+// Σ align terms (computed by the Projector from a tapped hidden state and a target), each with its
+// weight; the reference engine evaluates that sum on one tape (the formula), the step machine
+// splits it across actors and routes the gradients. test/methods/routing.test.ts checks, for every
+// registered method, that both give the same gradients.
+// Not here: any particular method; the order of a step (protocols/compose.ts).
+import type { z } from 'zod';
+import type { Tensor } from '../tensor/tensor.ts';
+import type { Rng } from '../tensor/rng.ts';
+import type { Module } from '../nn/module.ts';
+import type { SiT } from '../models/sit.ts';
+import type { SiTConfig } from '../models/config.ts';
+import type { VAE, VAEConfig } from '../models/vae.ts';
+import type { Interpolant } from '../diffusion/interpolant.ts';
+import type { EncoderFeatures } from './encoder.ts';
+
+/** The parsed run spec as methods see it (sections by key; see spec/schema.ts). */
+export interface SpecView {
+  name: string;
+  seed: number;
+  methods: string[];
+  model: { family?: 'SiT' | 'DiT'; learn_sigma?: boolean };
+  diffusion: { objective: 'velocity' | 'ddpm'; path: 'linear' | 'cosine' };
+  sample: { sampler: string };
+  train: { steps: number; batch_size: number; ema_decay: number; ema_warmup: boolean; lr: number; grad_clip: number; beta1: number; beta2: number; weight_decay: number };
+  [section: string]: unknown;
+}
+
+/** What a hook knows about the run being built. */
+export interface BuildContext {
+  spec: SpecView;
+  config: SiTConfig;
+  /** Width of the frozen encoder's features, or null when no method reads the encoder. */
+  encoderDim: number | null;
+  vaeConfig?: VAEConfig;
+  /** The seed's stream for this method's heads (Rng(seed).child('method-heads')). */
+  rng: Rng;
+}
+
+/** A trained backbone: the plain SiT, or a method's variant (REG's class token, REPA-E's latent BN). */
+export type Backbone = SiT | (Module & { readonly config: SiTConfig; forward(...a: any[]): any });
+
+/** What the Student's forward produced on a noised batch. */
+export interface StudentForward {
+  /** (B, C, H, W) the model's prediction and the flow target it is regressed to. */
+  out: Tensor;
+  target: Tensor;
+  /** Block (1-based) → hidden state after it, (B, P + T, D) with P prefix tokens (backbone.prefixTokens). */
+  hidden: Map<number, Tensor>;
+  /** Labels after class dropout. */
+  labels: Int32Array;
+  /** Extra weighted terms of the backbone's own objective (REG's class-token velocity loss). */
+  terms: Record<string, WeightedTerm>;
+}
+
+export interface WeightedTerm { value: Tensor; weight: number }
+
+/** The values of one step that the coordinator draws or receives; the same in both engines. */
+export interface StepValues {
+  /** 1-based step number. */
+  step: number;
+  /** (B, C, H, W) clean images and (B) labels from the loader. */
+  x: Tensor;
+  y: Int32Array;
+  /** What the student is noised from: x, or a method's latent (REPA-E's z). */
+  input: Tensor;
+  eps: Tensor;
+  t: Float64Array;
+  /** The frozen encoder's features of x (when a method reads them). */
+  feats: EncoderFeatures | null;
+  /** Each method's draws for this step, by method name (draw()). */
+  draws: Record<string, Record<string, any>>;
+  stepsPerEpoch: number;
+  path: Interpolant;
+}
+
+/** What the Student's forward needs beyond (input, ε, t, y): the inputs a backbone hook takes. */
+export interface ForwardInputs {
+  input: Tensor;
+  eps: Tensor;
+  t: Float64Array;
+  y: Int32Array;
+  taps: number[];
+  /** The encoder's features and the methods' draws, for backbones that take them (REG). */
+  feats: EncoderFeatures | null;
+  draws: Record<string, Record<string, any>>;
+}
+
+/**
+ * A method that changes the trained network (REG's class-token SiT, REPA-E's SiT with its latent
+ * BatchNorm). At most one method of a run may provide one.
+ */
+export interface BackboneHook<S> {
+  build(s: S, c: BuildContext, seed: number): Backbone;
+  /** The model a checkpoint's weights fit (REG reads its class width from them). */
+  fromWeights(s: S, c: Omit<BuildContext, 'rng' | 'encoderDim'>, weights: Map<string, Tensor>): Backbone;
+  /** The student's forward in training: the noised input, the model, the flow target. */
+  forward(s: S, model: Backbone, b: ForwardInputs, path: Interpolant, dropout: Rng): StudentForward;
+  /** Whether forward reads the encoder's features (then they are fetched before it, not beside it). */
+  readsFeatures?: boolean;
+  /** Tokens before the image tokens in each hidden state (REG: its class token). */
+  prefixTokens?: number;
+  /** The tensors the EMA averages (default: the parameters) and counters it copies. */
+  emaTensors?(model: Backbone): [string, Tensor][];
+  emaCopied?(model: Backbone): [string, Tensor][];
+  /** The alignment-only forward of a frozen, eval-mode model up to `depth` on an input that needs a gradient (REPA-E's VAE step). */
+  alignForward?(s: S, model: Backbone, z: Tensor, eps: Tensor, t: Float64Array, y: Int32Array, depth: number, path: Interpolant): Tensor;
+  /** Sampling: a plain SiT of the EMA weights draws; `decode` maps its samples to images. */
+  sampleWeights?(s: S, ema: Map<string, Tensor>): Map<string, Tensor>;
+}
+
+/**
+ * An alignment term computed by the Projector actor: weight · loss(heads, hidden after block
+ * `tap`, target). The hidden state is a leaf there; its gradient goes back to the Student.
+ */
+export interface AlignTerm<S> {
+  /** Key in metrics.jsonl. */
+  name: string;
+  tap(s: S): number;
+  weight(s: S, v: StepValues): number;
+  /** The target comes from the encoder's features, the teacher's hidden state, or both. */
+  loss(s: S, heads: Module, hidden: Tensor, target: AlignTarget): Tensor;
+}
+
+export interface AlignTarget {
+  feats: EncoderFeatures | null;
+  teacher: Tensor | null;
+  /** Prefix tokens of the hidden state (see BackboneHook.prefixTokens). */
+  prefixTokens: number;
+}
+
+/** The EMA teacher's hidden state a method aligns to (SRA): block and times, after the student's label dropout. */
+export interface TeacherQuery { block: number; t: Float64Array }
+
+/**
+ * A VAE trained with the backbone (REPA-E): the VAE actor runs it; the student is noised from its
+ * latent, detached. Its loss is its regulariser plus `alignCoeff` · the align term `alignTerm`
+ * evaluated through the frozen, eval-mode backbone (backbone.alignForward).
+ */
+export interface JointVae<S> {
+  /** The RNG stream its posterior samples from (drawn by the VAE actor). */
+  stream: string;
+  config(s: S, data: { channels: number; height: number }, specName: string): VAEConfig;
+  build(s: S, config: VAEConfig, seed: number): VAE;
+  /** The VAE's own AdamW learning rate. */
+  lr(s: S): number;
+  /** Its regularisers on (x, reconstruction, posterior): a loss on the VAE's tape and logged parts. */
+  regularizer(s: S, x: Tensor, recon: Tensor, post: { mean: Tensor; logvar: Tensor }): { loss: Tensor; terms: Record<string, number> };
+  /** Weight and block of the alignment pass that reaches the VAE. */
+  alignCoeff(s: S): number;
+  alignTerm: AlignTerm<S>;
+  /** Latent stats for the backbone's BN from the VAE (init) and images from samples. */
+  decode(s: S, vae: VAE, emaBuffers: Map<string, Tensor>, samples: Float32Array, n: number, side: number): Float32Array;
+}
+
+export interface MethodDefinition<S = any> {
+  /** The name a spec's `methods:` lists. */
+  name: string;
+  /** Label in tables and plots. */
+  title: string;
+  /** The paper and the authors' code (what a user can open). */
+  cite: string;
+  /** Its spec section: key and schema (defaults cite the paper or the official code). */
+  section?: { key: string; schema: z.ZodType<S, any> };
+  /** Shared spec sections it reads (e.g. 'encoder'). */
+  reads?: readonly string[];
+  /** What it changes about training: two methods that change the same thing cannot combine. */
+  changes?: readonly ('input' | 'target' | 'backbone' | 'objective')[];
+  /** The objective and model family it requires (DiT baseline: ddpm, DiT). */
+  objective?: 'velocity' | 'ddpm';
+  family?: 'SiT' | 'DiT';
+  /** Samplers it can draw with (REG: its SDE sampler only). */
+  samplers?: readonly string[];
+  /** Named RNG streams of the seed the coordinator draws from for it. */
+  streams?: readonly string[];
+  /** 1-based block indices it uses, by the spec field that names them (setup checks). */
+  blocks?(s: S): Record<string, number>;
+  /** Extra checks of its section against the rest of the spec (messages name the field). */
+  check?(s: S, spec: SpecView): void;
+  backbone?: BackboneHook<S>;
+  /** Trainable heads (one module, official state_dict names), owned by the Projector actor. */
+  heads?(s: S, c: BuildContext): Module;
+  /** Blocks of the student's forward it reads (student terms and align terms). */
+  taps?(s: S): number[];
+  /** Coordinator draws before the forward (SRA's teacher times and weight, REG's ε_g). */
+  draw?(s: S, v: Omit<StepValues, 'draws' | 'feats'>, rngs: Record<string, Rng>, c: { encoderDim: number | null }): Record<string, any>;
+  /** Losses the Student computes from its own forward (LayerSync), weighted. */
+  studentTerms?(s: S, f: StudentForward, v: { prefixTokens: number }): Record<string, WeightedTerm>;
+  alignTerms?: readonly AlignTerm<S>[];
+  /** The EMA teacher's hidden state this method's align terms read (SRA). */
+  teacher?(s: S, v: StepValues): TeacherQuery;
+  vae?: JointVae<S>;
+  /** The EMA teacher's decay when the method fixes it (SRA's scaled lag); null: the spec's train section. */
+  ema?(s: S, spec: SpecView): { decay: number; warmup: boolean } | null;
+  /** Files its section names, by spec field (a run's inputs: study/runInputs.ts). */
+  files?(s: S): Record<string, string | null | undefined>;
+  /** Extra numbers for metrics.jsonl from this step's draws (SRA's weight). */
+  logged?(s: S, v: StepValues): Record<string, number>;
+}

@@ -1,0 +1,65 @@
+// The registry: every method diffactor trains, one line each. The spec schema (its `methods:` list
+// and sections), the step machine, the reference engine, the roles, RNG streams, setup checks and
+// the study's labels all ask here; nothing else names a method.
+import type { MethodDefinition, SpecView } from './method.ts';
+import { sitBaseline } from './sit-baseline/index.ts';
+import { ditBaseline } from './dit-baseline/index.ts';
+import { repa } from './repa/index.ts';
+import { sra } from './sra/index.ts';
+import { reg } from './reg/index.ts';
+import { repaE } from './repa-e/index.ts';
+import { layerSync } from './layersync/index.ts';
+
+export const METHODS: readonly MethodDefinition[] = [
+  sitBaseline,
+  ditBaseline,
+  repa,
+  sra,
+  reg,
+  repaE,
+  layerSync,
+];
+
+const byName = new Map(METHODS.map((m) => [m.name, m]));
+
+export function methodNames(): string[] {
+  return METHODS.map((m) => m.name);
+}
+
+export function methodByName(name: string): MethodDefinition {
+  const m = byName.get(name);
+  if (!m) throw new Error(`unknown method '${name}' (registered: ${methodNames().join(', ')})`);
+  return m;
+}
+
+/** A method of a run with its parsed spec section (undefined when it has none). */
+export interface ActiveMethod<S = any> { def: MethodDefinition<S>; s: S }
+
+/** The run's methods, in the spec's order, each with its section. */
+export function activeMethods(spec: Pick<SpecView, 'methods'> & Record<string, unknown>): ActiveMethod[] {
+  return spec.methods.map((name) => {
+    const def = methodByName(name);
+    return { def, s: def.section ? spec[def.section.key] : undefined };
+  });
+}
+
+/** Why these methods cannot train together (two change the same thing, or want different objectives), or null. */
+export function incompatibility(defs: readonly MethodDefinition[]): string | null {
+  for (let i = 0; i < defs.length; i++) {
+    for (let j = i + 1; j < defs.length; j++) {
+      const a = defs[i], b = defs[j];
+      if (a.name === b.name) return `method '${a.name}' is listed twice`;
+      const both = (a.changes ?? []).filter((c) => (b.changes ?? []).includes(c));
+      if (both.length) return `methods '${a.name}' and '${b.name}' both change the ${both.join(' and ')} of training; they cannot be combined`;
+      if ((a.objective ?? 'velocity') !== (b.objective ?? 'velocity')) {
+        return `methods '${a.name}' (${a.objective ?? 'velocity'}) and '${b.name}' (${b.objective ?? 'velocity'}) train different objectives; they cannot be combined`;
+      }
+    }
+  }
+  return null;
+}
+
+/** The spec sections a run of these methods reads: their own and the shared ones they name. */
+export function sectionsRead(defs: readonly MethodDefinition[]): string[] {
+  return [...new Set(defs.flatMap((d) => [...(d.section ? [d.section.key] : []), ...(d.reads ?? [])]))];
+}
