@@ -2,9 +2,13 @@
 // through a dedicated MessageChannel (one per edge; the worker's parentPort only carries its
 // lifecycle). LocalTransport: the same ActorCore in this thread, for protocol tests that want
 // no threads and for debugging with one stack. Both report a dead actor through onExit.
+// A worker runs in the coordinator's shared-memory mode (src/tensor/sab.ts): it is started with
+// DIFFACTOR_NO_SAB set to match, and host.ts refuses to serve if the two still disagree.
 import { MessageChannel, type Worker } from 'node:worker_threads';
 import { tsWorker } from '../util/tsWorker.ts';
 import { ActorCore, type BehaviourFactory } from './core.ts';
+import { NO_SAB_ENV, sharedMemoryInfo } from '../tensor/sab.ts';
+import type { ActorWorkerData } from './host.ts';
 import type { Reply, Request } from './messages.ts';
 
 export interface Transport {
@@ -24,7 +28,13 @@ export class WorkerTransport implements Transport {
   constructor(readonly name: string, entry: URL) {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    this.worker = tsWorker(entry, { workerData: { name, port: port2 }, transferList: [port2] });
+    const workerData: ActorWorkerData = { name, port: port2, transfer: sharedMemoryInfo.transfer };
+    this.worker = tsWorker(entry, {
+      workerData,
+      transferList: [port2],
+      // The worker decides its mode from its environment when src/tensor/sab.ts loads there.
+      env: { ...process.env, [NO_SAB_ENV]: sharedMemoryInfo.sharedMemory ? '0' : '1' },
+    });
     let lastError: Error | null = null;
     this.worker.on('error', (e) => { lastError = e; });
     this.worker.on('exit', (code) => {

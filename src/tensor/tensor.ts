@@ -1,6 +1,7 @@
 // The Tensor: a float32 (or float64, for gradchecks) contiguous row-major array whose storage is a
-// typed-array view of a SharedArrayBuffer, so any actor can read it without a copy. This file
-// holds storage, creation and the autograd slots; differentiable ops live in src/autograd/ops.
+// typed-array view of a SharedArrayBuffer, so any actor can read it without a copy (an ArrayBuffer
+// in the fallback of src/tensor/sab.ts: then actors get copies). This file holds storage, creation
+// and the autograd slots; differentiable ops live in src/autograd/ops.
 import { acquireBuffer, track } from './pool.ts';
 import { checkShape, fmtShape, sizeOf, type Shape } from './shape.ts';
 import type { FArray } from '../kernels/types.ts';
@@ -141,7 +142,7 @@ export function tensor(values: ArrayLike<number>, shape?: Shape, dtype: DType = 
 
 export const scalar = (v: number, dtype: DType = 'float32'): Tensor => tensor([v], [], dtype);
 
-/** A tensor over existing storage (e.g. a received SharedArrayBuffer view); not pooled. */
+/** A tensor over existing storage (e.g. a received SharedArrayBuffer view, or a received copy); not pooled. */
 export function fromData(data: FArray, shape: Shape): Tensor {
   return new Tensor(data, shape);
 }
