@@ -14,7 +14,9 @@ import { createVAE, vaeFactor, type VAE, type VAEConfig } from '../models/vae.ts
 import { inferSdVaeConfig } from '../models/sdVae.ts';
 import { FrozenEncoder } from '../methods/encoder.ts';
 import { activeMethods, type ActiveMethod } from '../methods/registry.ts';
-import type { Backbone, BackboneHook, BuildContext, JointVae, SpecView } from '../methods/method.ts';
+import type { Backbone, BackboneHook, BuildContext, HiddenInputs, JointVae, SpecView } from '../methods/method.ts';
+import { hiddenAfterBlock } from '../methods/partialForward.ts';
+import { interpolate, type Interpolant } from '../diffusion/index.ts';
 import type { ImageDataset } from '../data/index.ts';
 import type { RunSpec } from '../spec/schema.ts';
 
@@ -55,6 +57,13 @@ export function emaDecay(spec: RunSpec, k: number): number {
   const fixed = methodsOf(spec).map((m) => m.def.ema?.(m.s, view(spec)) ?? null).find((e) => e !== null);
   const { decay, warmup } = fixed ?? { decay: spec.train.ema_decay, warmup: spec.train.ema_warmup };
   return warmup ? Math.min(decay, (1 + k) / (10 + k)) : decay;
+}
+
+/** The hidden state after `block` of a model in eval mode (a teacher query, a joint VAE's alignment pass). */
+export function hiddenAt(spec: RunSpec, model: Backbone, b: HiddenInputs, block: number, path: Interpolant): Tensor {
+  const h = backboneHook(spec);
+  if (h?.hook.hidden) return h.hook.hidden(h.m.s, model, b, block, path);
+  return hiddenAfterBlock(model as SiT, interpolate(path, b.input, b.eps, b.t), b.t, b.y, block);
 }
 
 /** The frozen encoder: DINOv2-layout weights from `encoder.checkpoint` (pos_embed resampled to the token grid), or a seed-initialised ViT. */

@@ -24,7 +24,7 @@ import { hiddenAfterBlock } from '../methods/partialForward.ts';
 import { RepaESiT, decodeLatentSamples } from '../methods/repa-e/pieces.ts';
 import { drawSamples, stepsForNfe, type SampleSettings } from '../build/draw.ts';
 import { openTrainData } from '../build/setup.ts';
-import { backboneHook, buildEncoder } from '../build/parts.ts';
+import { backboneHook, buildEncoder, type Backbone } from '../build/parts.ts';
 import { loadFeatureClassifier, type ClassifierFeatures, type FeatureClassifier } from '../standins/features.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import type { FeatureMatrix } from './matrix.ts';
@@ -125,7 +125,7 @@ export class Evaluation {
    * Measure `model` (eval mode; the EMA teacher's weights). REPA-E: pass its VAE, which decodes
    * the BN-normalised latent samples and encodes the probe images (posterior mean).
    */
-  run(model: SiT | RegSiT, o: { vae?: VAE; onProgress?: (what: string) => void } = {}): Metrics {
+  run(model: SiT | RegSiT | Backbone, o: { vae?: VAE; onProgress?: (what: string) => void } = {}): Metrics {
     const e = this.spec.eval, K = this.config.numClasses;
     model.eval();
     o.onProgress?.('samples');
@@ -161,7 +161,7 @@ export class Evaluation {
   }
 
   /** Mean hidden token after block `eval.block` of real images noised to `eval.t`, null label. */
-  private hidden(model: SiT | RegSiT, set: { x: Tensor; y: Int32Array }, vae?: VAE): Float32Array {
+  private hidden(model: SiT | RegSiT | Backbone, set: { x: Tensor; y: Int32Array }, vae?: VAE): Float32Array {
     const e = this.spec.eval;
     const block = e.block ?? Math.ceil(this.config.depth / 3);
     const path = interpolantByName(this.spec.diffusion.path);
@@ -179,7 +179,7 @@ export class Evaluation {
         const gt = interpolate(path, cls, rng.normal(cls.shape), t);
         return meanTokens(model.forward(xt, t, nullLabel, { cls: gt, taps: [block] }).hidden.get(block)!);
       }
-      return meanTokens(hiddenAfterBlock(model, xt, t, nullLabel, block));
+      return meanTokens(hiddenAfterBlock(model as SiT, xt, t, nullLabel, block));
     });
   }
 }

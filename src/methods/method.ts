@@ -82,6 +82,16 @@ export interface StepValues {
   path: Interpolant;
 }
 
+/** What a hidden-state query reads: the input, noise and times, labels as given, features and draws. */
+export interface HiddenInputs {
+  input: Tensor;
+  eps: Tensor;
+  t: Float64Array;
+  y: Int32Array;
+  feats: EncoderFeatures | null;
+  draws: Record<string, Record<string, any>>;
+}
+
 /** What the Student's forward needs beyond (input, ε, t, y): the inputs a backbone hook takes. */
 export interface ForwardInputs {
   input: Tensor;
@@ -111,8 +121,12 @@ export interface BackboneHook<S> {
   /** The tensors the EMA averages (default: the parameters) and counters it copies. */
   emaTensors?(model: Backbone): [string, Tensor][];
   emaCopied?(model: Backbone): [string, Tensor][];
-  /** The alignment-only forward of a frozen, eval-mode model up to `depth` on an input that needs a gradient (REPA-E's VAE step). */
-  alignForward?(s: S, model: Backbone, z: Tensor, eps: Tensor, t: Float64Array, y: Int32Array, depth: number, path: Interpolant): Tensor;
+  /**
+   * The hidden state after `block` of the model (in eval mode: no label dropout) on the noised
+   * input at times t — the EMA teacher's answer to a query (SRA) and a joint VAE's alignment pass
+   * (REPA-E's SiT_align_only). Default: the plain SiT's blocks 1..block on x_t.
+   */
+  hidden?(s: S, model: Backbone, b: HiddenInputs, block: number, path: Interpolant): Tensor;
   /** Sampling: a plain SiT of the EMA weights draws; `decode` maps its samples to images. */
   sampleWeights?(s: S, ema: Map<string, Tensor>): Map<string, Tensor>;
 }

@@ -63,3 +63,11 @@ export function incompatibility(defs: readonly MethodDefinition[]): string | nul
 export function sectionsRead(defs: readonly MethodDefinition[]): string[] {
   return [...new Set(defs.flatMap((d) => [...(d.section ? [d.section.key] : []), ...(d.reads ?? [])]))];
 }
+
+/** A method's section of a parsed spec, typed by its definition (tests, tools). */
+export function sectionOf<S>(spec: Record<string, unknown>, def: MethodDefinition<S>): S {
+  if (!def.section) throw new Error(`method '${def.name}' has no spec section`);
+  const s = spec[def.section.key];
+  if (s === undefined) throw new Error(`the spec has no '${def.section.key}' section (does it list ${def.name}?)`);
+  return s as S;
+}

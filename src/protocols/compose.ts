@@ -80,7 +80,7 @@ export function composeProtocol(spec: RunSpec): ProtocolDefinition {
   }, n));
   if (vae) {
     const { m } = vae, term = vae.vae.alignTerm, depth = term.tap(m.s), coeff = vae.vae.alignCoeff(m.s);
-    add('vaeAlignForward', (n) => ask('student', 'alignForward', (c) => ({ z: c.out.vae.z, t: c.t, eps: c.eps, y: c.batch!.y, depth }), { save: 'vaeAlignFwd', from: 'vae' }, n));
+    add('vaeAlignForward', (n) => ask('student', 'alignForward', (c) => ({ z: c.out.vae.z, t: c.t, eps: c.eps, y: c.batch!.y, depth, feats: c.out.feats, draws: c.extra.draws }), { save: 'vaeAlignFwd', from: 'vae' }, n));
     add('vaeAlignProject', (n) => ask('projector', 'align', (c) => ({
       method: m.def.name, term: 'vae', hidden: c.out.vaeAlignFwd.hidden, patch: c.out.feats?.patch, cls: c.out.feats?.cls, weight: coeff, frozen: true,
     }), { save: 'vaeAlign', from: 'student' }, n));
@@ -98,7 +98,7 @@ export function composeProtocol(spec: RunSpec): ProtocolDefinition {
   // The teacher reads the student's post-dropout labels, so it follows the forward.
   plan.teachers.forEach((m) => add(`teacher_${m.def.name}`, (n) => ask('teacher', 'forward', (c) => {
     const q = m.def.teacher!(m.s, stepValues(c));
-    return { x: c.extra.input, eps: c.eps, t: q.t, labels: c.out.fwd.labels, block: q.block };
+    return { x: c.extra.input, eps: c.eps, t: q.t, labels: c.out.fwd.labels, block: q.block, ...(plan.featuresFirst && { feats: c.out.feats }), draws: c.extra.draws };
   }, { save: `teacher_${m.def.name}`, from: 'student' }, n)));
   plan.aligns.forEach((a, i) => add(`align_${i}`, (n) => ask('projector', 'align', (c) => ({
     method: a.m.def.name, term: a.index, hidden: c.out.fwd.hidden[a.tap], patch: c.out.feats?.patch, cls: c.out.feats?.cls,
@@ -116,10 +116,10 @@ export function composeProtocol(spec: RunSpec): ProtocolDefinition {
     if (vae) Object.assign(terms, c.out.vae.terms, { vae_align: c.out.vaeAlign.loss, vae_grad_norm: c.out.vaeUpdate.gradNorm });
     return { loss, terms };
   }, n));
-  const gradOf = ['diff', ...plan.aligns.map((a) => a.key)];
   add('backward', (n) => ask('student', 'backward', (c) => ({ grads: blockGrads(plan.aligns.map((a, i) => [a.tap, c.out[`align_${i}`].grad])) }), {
     ...(plan.aligns.length && { from: 'projector' }),
-    meta: () => ({ grad_of: gradOf }),
+    // The student's own terms (from its forward's reply) and every align term reach its parameters.
+    meta: (c) => ({ grad_of: [...Object.keys(c.out.fwd.terms), ...plan.aligns.map((a) => a.key)] }),
     then: (c, r) => ({ sumSq: { student: r.sumSq, ...(plan.aligns.length && { projector: c.out[`align_${plan.aligns.length - 1}`].sumSq }) } }),
   }, n));
   add('clip', (n) => clip(n));

@@ -1,6 +1,8 @@
 // A protocol composed in code, loaded from a module file so the CLI can train and resume it:
 // `diffactor train --spec S --protocol-module my-protocol.ts`. The module's default export (or its
-// export named `protocol`) is a ProtocolDefinition, e.g. `export default repaPlusSra({...})`.
+// export named `protocol`) is a ProtocolDefinition (a step machine built from blocks.ts and its
+// actors) or a function of the run's spec returning one, e.g.
+// `export default (spec) => composeProtocol({ ...spec, ... })`.
 // The run directory records which protocol trained it (protocol.json), so `--resume` continues
 // with the same one and refuses another. Not here: composing protocols (docs/protocols.md).
 import { existsSync, readFileSync } from 'node:fs';
@@ -8,11 +10,23 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { writeFileAtomic } from '../io/atomic.ts';
 import type { ProtocolDefinition } from './index.ts';
+import type { RunSpec } from '../spec/schema.ts';
 
 export const PROTOCOL_RECORD = 'protocol.json';
 
 /** What protocol.json holds: the protocol's name and, for a composed one, the module it came from. */
 export interface ProtocolRecord { name: string; module: string | null }
+
+/** A protocol, or how to make one from the run's spec. */
+export type ProtocolSource = ProtocolDefinition | ((spec: RunSpec) => ProtocolDefinition);
+
+/** The protocol a source gives for a spec. */
+export function protocolOf(source: ProtocolSource, spec: RunSpec): ProtocolDefinition {
+  if (typeof source !== 'function') return source;
+  const p = source(spec);
+  if (!isProtocol(p)) throw new Error('the protocol module\'s function did not return a ProtocolDefinition ({ name, step, actors })');
+  return p;
+}
 
 function isProtocol(p: unknown): p is ProtocolDefinition {
   const o = p as ProtocolDefinition | null;
@@ -20,7 +34,7 @@ function isProtocol(p: unknown): p is ProtocolDefinition {
     && !!o.step && typeof o.step === 'object' && 'config' in o.step;
 }
 
-export async function loadProtocolModule(file: string): Promise<ProtocolDefinition> {
+export async function loadProtocolModule(file: string): Promise<ProtocolSource> {
   const abs = path.resolve(file);
   if (!existsSync(abs)) throw new Error(`--protocol-module ${file}: no such file`);
   let mod: Record<string, unknown>;
@@ -31,7 +45,8 @@ export async function loadProtocolModule(file: string): Promise<ProtocolDefiniti
   }
   const p = mod.default ?? mod.protocol;
   if (p === undefined) throw new Error(`--protocol-module ${file}: expected a default export (or an export named 'protocol') holding a ProtocolDefinition, found exports: ${Object.keys(mod).join(', ') || 'none'}`);
-  if (!isProtocol(p)) throw new Error(`--protocol-module ${file}: its export is not a ProtocolDefinition ({ name: string, step: a stepMachine(...), actors: [...] }), e.g. \`export default repaPlusSra({ student_block: 2 })\``);
+  if (typeof p === 'function') return p as (spec: RunSpec) => ProtocolDefinition;
+  if (!isProtocol(p)) throw new Error(`--protocol-module ${file}: its export is neither a ProtocolDefinition ({ name: string, step: a stepMachine(...), actors: [...] }) nor a function of the spec returning one, e.g. \`export default (spec) => composeProtocol(spec)\``);
   return p;
 }
 

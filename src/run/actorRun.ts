@@ -23,7 +23,7 @@ import { vaeFactor, type VAEConfig } from '../models/vae.ts';
 import { gridLabels } from '../build/draw.ts';
 import { writePngGrid } from '../io/png.ts';
 import { SamplePool, sampleGrid } from '../actors/samplePool.ts';
-import { checkResumeProtocol, writeProtocolRecord } from '../protocols/module.ts';
+import { checkResumeProtocol, protocolOf, writeProtocolRecord, type ProtocolSource } from '../protocols/module.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { progressBar, type Progress } from '../progress.ts';
 import { TraceBus } from '../trace/bus.ts';
@@ -55,8 +55,8 @@ export interface ActorRunOptions {
    * much wall time, even before train.steps: `diffactor compare`'s equal budget.
    */
   budgetSeconds?: number;
-  /** A protocol composed in code (default: the spec's protocol from src/protocols). */
-  protocol?: ProtocolDefinition;
+  /** A protocol composed in code, or a function of the spec making one (default: the spec's methods composed, protocols/compose.ts). */
+  protocol?: ProtocolSource;
   /** The module file `protocol` was loaded from, recorded so that `--resume` can load it again. */
   protocolModule?: string;
 }
@@ -100,7 +100,7 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
     writeFileSync(path.join(o.out, 'spec.yaml'), toYaml(spec));
     if (existsSync(metricsFile)) writeFileSync(metricsFile, '');
   }
-  const protocol = o.protocol ?? protocolFor(spec);
+  const protocol = o.protocol ? protocolOf(o.protocol, spec) : protocolFor(spec);
   // A run continues with the protocol that trained it (protocols/module.ts).
   if (o.resume) checkResumeProtocol(o.out, protocol);
   else writeProtocolRecord(o.out, { name: protocol.name, module: o.protocolModule ?? null });

@@ -28,7 +28,7 @@ import type { RunSpec } from '../spec/schema.ts';
 import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from '../build/setup.ts';
 import type { Checkpoint, TrainState } from '../build/checkpoint.ts';
 import {
-  backboneHook, buildBackbone, buildEncoder, buildHeads, buildVae, emaDecay, emaTensors, samplingWeights, type Backbone, type MethodHeads,
+  backboneHook, buildBackbone, buildEncoder, buildHeads, buildVae, emaDecay, emaTensors, hiddenAt, samplingWeights, type Backbone, type MethodHeads,
 } from '../build/parts.ts';
 import { scheduleFor, flowTimes } from '../build/schedule.ts';
 import { NonFiniteLossError, type StepLog } from '../build/stepLog.ts';
@@ -166,8 +166,11 @@ export class Trainer {
     if (post && plan.vae) {
       const { m, vae } = plan.vae;
       const reg = vae.regularizer(m.s, x, post.recon, post);
-      const term = vae.alignTerm, hook = backboneHook(this.spec)!.hook, heads = this.heads!.of(m.def.name);
-      const align = frozenEval([this.model, heads], () => term.loss(m.s, heads, hook.alignForward!(m.s, this.model, post.z, eps, t, y, term.tap(m.s), this.path), { feats, teacher: null, prefixTokens: plan.prefixTokens }));
+      const term = vae.alignTerm, heads = this.heads!.of(m.def.name);
+      const align = frozenEval([this.model, heads], () => {
+        const h = hiddenAt(this.spec, this.model, { input: post.z, eps, t, y, feats, draws }, term.tap(m.s), this.path); // (B, T, D)
+        return term.loss(m.s, heads, h, { feats, teacher: null, prefixTokens: plan.prefixTokens });
+      });
       const c = vae.alignCoeff(m.s);
       vaeLoss = weightedSum([{ value: reg.loss, weight: 1 }, { value: align, weight: c }]);
       const total = reg.loss.item() + c * align.item();
@@ -184,7 +187,7 @@ export class Trainer {
     }
     const teacher = new Map(plan.teachers.map((m) => {
       const q = m.def.teacher!(m.s, v);
-      const hT = noGrad(() => hiddenAfterBlock(this.emaModel as SiT, interpolate(this.path, fwd.input, eps, q.t), q.t, f.labels, q.block)); // (B, T, D)
+      const hT = noGrad(() => hiddenAt(this.spec, this.emaModel, { input: fwd.input, eps, t: q.t, y: f.labels, feats, draws }, q.block, this.path)); // (B, T, D)
       return [m.def.name, hT] as const;
     }));
     for (const a of plan.aligns) {

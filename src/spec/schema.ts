@@ -133,7 +133,7 @@ export const RunSpec = z.strictObject({
    * The methods this run trains with, from the registry (src/methods/registry.ts); their loss
    * terms add and their routes merge. Default: the SiT baseline.
    */
-  methods: z.array(z.enum(METHOD_NAMES)).min(1).optional(),
+  methods: z.array(z.string().min(1)).min(1).optional(),
   /** One method, the older way of writing `methods: [name]`; a stored spec also records the joined names here. */
   protocol: z.string().min(1).optional(),
   data: DataSpec.default(DataSpec.parse({})),

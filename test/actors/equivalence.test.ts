@@ -1,18 +1,19 @@
 // The proof that the actor system is exact: for every protocol, a run on actors (each role in its
 // own worker thread, gradients crossing as messages) and the in-process reference trainer
-// (src/train/trainer.ts, one tape, one backward over the total loss) give the same losses and the
+// (src/run/reference.ts, one tape, one backward over the total loss) give the same losses and the
 // same parameters — student, EMA teacher, heads, optimiser moments, REPA-E's VAE — after 20 steps from the same
 // spec and seed, to 1e-6 relative (per tensor: max |a − b| / max |b|).
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runActors } from '../../src/train/actorRun.ts';
-import { loadCheckpoint } from '../../src/train/checkpoint.ts';
-import { Trainer } from '../../src/train/trainer.ts';
-import { openTrainData } from '../../src/train/setup.ts';
+import { runActors } from '../../src/run/actorRun.ts';
+import { loadCheckpoint } from '../../src/build/checkpoint.ts';
+import { Trainer } from '../../src/run/reference.ts';
+import { openTrainData } from '../../src/build/setup.ts';
 import type { Tensor } from '../../src/tensor/tensor.ts';
-import { ACTOR_PROTOCOLS, tinySpec } from './specs.ts';
+import { COMPOSED, TINY, tinySpec } from './specs.ts';
+import { methodNames } from '../../src/methods/registry.ts';
 
 const TOL = 1e-6;
 
@@ -25,12 +26,59 @@ function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m === 0 ? d : d / m;
 }
 
-function expectClose(actor: Map<string, Tensor>, ref: Map<string, Tensor>, what: string): void {
+/**
+ * The key part of a packed attention bias (`attn.qkv.bias` = [q; k; v]) has an exact gradient of
+ * zero (softmax is invariant to a shift of every logit of a row), so what it receives is float32
+ * rounding, which AdamW rescales to full-size steps: over many steps the two engines' different
+ * (equally valid) summation orders show there first. It is compared against the tensor's scale at
+ * 1e-4; its one-step gradient, like every other, at 1e-6.
+ */
+const KEY_BIAS_TOL = 1e-4;
+
+function expectClose(actor: Map<string, Tensor>, ref: Map<string, Tensor>, what: string, keyBias = TOL): void {
   expect([...actor.keys()].sort(), `${what}: names`).toEqual([...ref.keys()].sort());
-  for (const [k, t] of ref) expect(relDiff(actor.get(k)!.data, t.data), `${what} '${k}'`).toBeLessThanOrEqual(TOL);
+  for (const [k, t] of ref) {
+    const a = actor.get(k)!.data;
+    if (keyBias !== TOL && /attn\.qkv\.bias(\.exp_avg(_sq)?)?$/.test(k)) {
+      const d = t.size / 3, parts = [[0, d], [d, 2 * d], [2 * d, 3 * d]] as const;
+      const scale = Math.max(...Array.from(t.data, Math.abs)) || 1;
+      parts.forEach(([lo, hi], i) => {
+        let m = 0;
+        for (let j = lo; j < hi; j++) m = Math.max(m, Math.abs(a[j] - t.data[j]));
+        expect(i === 1 ? m / scale : relDiff(a.subarray(lo, hi), t.data.subarray(lo, hi)), `${what} '${k}' ${'qkv'[i]} part`).toBeLessThanOrEqual(i === 1 ? keyBias : TOL);
+      });
+      continue;
+    }
+    expect(relDiff(a, t.data), `${what} '${k}'`).toBeLessThanOrEqual(TOL);
+  }
 }
 
-describe.each(ACTOR_PROTOCOLS)('%s: actors == reference trainer after 20 steps', (protocol) => {
+const RUNS = [...methodNames(), ...COMPOSED];
+
+it('every registered method has a tiny spec', () => {
+  expect(methodNames().filter((m) => !(m in TINY))).toEqual([]);
+});
+
+describe.each(RUNS)('%s: routed gradients == the formula\'s on one tape, after one step', (protocol) => {
+  it('every parameter of every actor', async () => {
+    const spec = tinySpec(protocol, { train: { ...tinySpec(protocol).train, steps: 1 } });
+    const out = mkdtempSync(path.join(tmpdir(), `grad-${protocol}-`));
+    await runActors({ spec, out, quiet: true, samples: false });
+    const ref = new Trainer(spec, openTrainData(spec));
+    ref.trainStep();
+    const c = loadCheckpoint(path.join(out, 'checkpoint.safetensors'));
+    const rc = ref.checkpoint();
+    const firstMoments = (m: Map<string, Tensor>) => new Map([...m].filter(([k]) => k.endsWith('.exp_avg')));
+    const g = firstMoments(c.opt), rg = firstMoments(rc.opt);
+    expect(g.size).toBeGreaterThan(0);
+    expectClose(g, rg, 'gradient (AdamW first moment)');
+    if (rc.vaeOpt) expectClose(firstMoments(c.vaeOpt!), firstMoments(rc.vaeOpt), 'VAE gradient (its AdamW first moment)');
+    // Not vacuous: the gradients are not all zero.
+    expect([...rg.values()].some((t) => t.data.some((v) => v !== 0))).toBe(true);
+  }, 60_000);
+});
+
+describe.each(RUNS)('%s: actors == reference trainer after 20 steps', (protocol) => {
   it('same losses, loss terms, parameters, EMA, heads and optimiser state', async () => {
     const spec = tinySpec(protocol);
     const out = mkdtempSync(path.join(tmpdir(), `equiv-${protocol}-`));
@@ -47,10 +95,10 @@ describe.each(ACTOR_PROTOCOLS)('%s: actors == reference trainer after 20 steps',
     }
     const c = loadCheckpoint(path.join(out, 'checkpoint.safetensors'));
     const rc = ref.checkpoint();
-    expectClose(c.model, rc.model, 'student');
-    expectClose(c.ema, rc.ema, 'EMA teacher');
+    expectClose(c.model, rc.model, 'student', KEY_BIAS_TOL);
+    expectClose(c.ema, rc.ema, 'EMA teacher', KEY_BIAS_TOL);
     expectClose(c.proj, rc.proj, 'heads');
-    expectClose(c.opt, rc.opt, 'AdamW state');
+    expectClose(c.opt, rc.opt, 'AdamW state', KEY_BIAS_TOL);
     expect(c.vae?.size ?? 0).toBe(rc.vae?.size ?? 0);
     if (rc.vae) {
       expectClose(c.vae!, rc.vae, 'REPA-E VAE');

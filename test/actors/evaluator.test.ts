@@ -5,9 +5,9 @@ import { expect, it } from 'vitest';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runActors } from '../../src/train/actorRun.ts';
-import { loadCheckpoint } from '../../src/train/checkpoint.ts';
-import { backboneForCheckpoint } from '../../src/train/methodParts.ts';
+import { runActors } from '../../src/run/actorRun.ts';
+import { loadCheckpoint } from '../../src/build/checkpoint.ts';
+import { backboneForWeights } from '../../src/build/parts.ts';
 import { Evaluation } from '../../src/eval/evaluate.ts';
 import type { SiT } from '../../src/models/sit.ts';
 import { writeTestStandins } from '../eval/standinFiles.ts';
@@ -29,7 +29,7 @@ it('evaluates the EMA teacher every N steps beside training, like an in-process 
   for (const l of lines) for (const k of ['fd', 'sfid', 'is', 'precision', 'recall', 'cknna', 'probe', 'val_loss']) expect(Number.isFinite(l[k]), `${k} at ${l.step}`).toBe(true);
   // The final checkpoint holds the EMA of step 10: the same numbers in process.
   const c = loadCheckpoint(path.join(out, 'checkpoint.safetensors'));
-  const model = backboneForCheckpoint(c);
+  const model = backboneForWeights(c.spec, c.config, c.ema);
   model.loadStateDict(c.ema);
   const m = Evaluation.prepare(c.spec, c.config).run(model as SiT);
   const at10 = r.evals.find((e) => e.step === 10)!.metrics;

@@ -5,7 +5,7 @@ import { expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runActors } from '../../src/train/actorRun.ts';
+import { runActors } from '../../src/run/actorRun.ts';
 import { poolStats } from '../../src/tensor/pool.ts';
 import { liveTapes } from '../../src/autograd/tape.ts';
 import type { ActorStats } from '../../src/actors/messages.ts';

@@ -4,8 +4,9 @@
 // draws, the chunk plan, the per-worker model cache, errors naming the tensor, and a clean close.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SamplePool, planChunks, sampleGrid } from '../../src/actors/samplePool.ts';
-import { RowRng } from '../../workers/sampleTask.ts';
-import { drawSamples, type SampleSettings } from '../../src/train/draw.ts';
+import { RowRng } from '../../src/actors/sampleTask.ts';
+import { parseSpec } from '../../src/spec/load.ts';
+import { drawSamples, type SampleSettings } from '../../src/build/draw.ts';
 import { createSiT } from '../../src/models/sit.ts';
 import { createRegSiT } from '../../src/models/reg.ts';
 import { sitPreset } from '../../src/models/presets.ts';
@@ -99,6 +100,9 @@ describe('planChunks', () => {
   });
 });
 
+/** A REG run's spec: its methods build the model from the weights. */
+const REG_SPEC = parseSpec({ name: 'reg-sampling', methods: ['reg'], sample: { sampler: 'sde' } });
+
 describe('sampleGrid on a pool', () => {
   let pool: SamplePool;
   beforeAll(() => { pool = new SamplePool({ threads: 2 }); });
@@ -121,7 +125,7 @@ describe('sampleGrid on a pool', () => {
       const progress: [number, number][] = [];
       const got = await sampleGrid(pool, {
         config: model.config, weights: model.stateDict(), sampleSpec: s, seed: 11, labels: labels11,
-        protocol: c.model === 'reg' ? 'reg' : undefined, batch: c.batch, chunk: c.chunk,
+        spec: c.model === 'reg' ? REG_SPEC : undefined, batch: c.batch, chunk: c.chunk,
         onProgress: (d, t) => progress.push([d, t]),
       });
       const want = drawSamples(model, s, { seed: 11, labels: labels11, batch: c.batch });
@@ -179,7 +183,7 @@ describe('sampleGrid on a pool', () => {
       .rejects.toThrow(/labels\[1\] = 10/);
 
     // A REG checkpoint without its class-token projector is named too.
-    await expect(sampleGrid(pool, { config: sit, weights: model.stateDict(), sampleSpec: settings({ sampler: 'sde' }), seed: 1, labels: [0], protocol: 'reg' }))
+    await expect(sampleGrid(pool, { config: sit, weights: model.stateDict(), sampleSpec: settings({ sampler: 'sde' }), seed: 1, labels: [0], spec: REG_SPEC }))
       .rejects.toThrow(/cls_projectors2\.weight/);
 
     const ok = await sampleGrid(pool, { config: sit, weights: model.stateDict(), sampleSpec: s, seed: 1, labels: labels11, chunk: 4 });

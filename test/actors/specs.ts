@@ -13,20 +13,37 @@ const base = {
 };
 const encoder = { preset: 'ViT-T/4', embed_dim: 16, depth: 1, num_heads: 2 };
 
+/** The methods the invariants tests trace one by one (their expectations are written per method). */
 export const ACTOR_PROTOCOLS = ['sit-baseline', 'dit-baseline', 'repa', 'sra', 'reg', 'repa-e'] as const;
 
+/** Each registered method's tiny sections; a method without an entry here fails the registry tests. */
+export const TINY: Record<string, Record<string, unknown>> = {
+  'sit-baseline': {},
+  'dit-baseline': { diffusion: { objective: 'ddpm' }, sample: { sampler: 'ddim', steps: 2, per_class: 1 } },
+  repa: { encoder, repa: { encoder_depth: 1, projector_dim: 24 } },
+  sra: { sra: { student_block: 1, teacher_block: 2, loss: 'sml1', steps_per_epoch: 4, decay_start_epoch: 0, decay_epochs: 2, weight_schedule: 'epoch-decay' } },
+  reg: { encoder, reg: { encoder_depth: 1, projector_dim: 24 }, sample: { sampler: 'sde', steps: 3, per_class: 1, cfg: 1.5, cls_cfg: 1.5 } },
+  // 16 px → VAE f4 → 4×4×4 latents, patch 1: 16 tokens, like the encoder's patch 4 on 16 px.
+  'repa-e': {
+    encoder, model: { ...base.model, preset: 'SiT-S/1' },
+    repa_e: { encoder_depth: 1, projector_dim: 24, vae: 'VAE-T', vae_lr: 1e-3 },
+  },
+  layersync: { layersync: { student_block: 1, teacher_block: 3 } },
+};
+
+/** Runs of several methods at once the registry tests cover too (their sections merged). */
+export const COMPOSED = ['repa+sra+reg', 'repa+layersync', 'repa-e+sra'] as const;
+
+/**
+ * A tiny spec of one method, or of several joined by '+' (each method's tiny sections merged, in
+ * order), with `over` on top.
+ */
 export function tinySpec(protocol: string, over: Record<string, unknown> = {}): RunSpec {
-  const extra: Record<string, Record<string, unknown>> = {
-    'sit-baseline': {},
-    'dit-baseline': { diffusion: { objective: 'ddpm' }, sample: { sampler: 'ddim', steps: 2, per_class: 1 } },
-    repa: { encoder, repa: { encoder_depth: 1, projector_dim: 24 } },
-    sra: { sra: { student_block: 1, teacher_block: 2, loss: 'sml1', steps_per_epoch: 4, decay_start_epoch: 0, decay_epochs: 2, weight_schedule: 'epoch-decay' } },
-    reg: { encoder, reg: { encoder_depth: 1, projector_dim: 24 }, sample: { sampler: 'sde', steps: 3, per_class: 1, cfg: 1.5, cls_cfg: 1.5 } },
-    // 16 px → VAE f4 → 4×4×4 latents, patch 1: 16 tokens, like the encoder's patch 4 on 16 px.
-    'repa-e': {
-      encoder, model: { ...base.model, preset: 'SiT-S/1' },
-      repa_e: { encoder_depth: 1, projector_dim: 24, vae: 'VAE-T', vae_lr: 1e-3 },
-    },
-  };
-  return parseSpec({ ...base, name: `tiny-${protocol}`, protocol, ...extra[protocol], ...over });
+  const methods = protocol.split('+');
+  const extra = Object.assign({}, ...methods.map((m) => {
+    if (!(m in TINY)) throw new Error(`test/actors/specs.ts: no tiny spec for method '${m}'`);
+    return TINY[m];
+  }));
+  const which = methods.length === 1 ? { protocol } : { methods };
+  return parseSpec({ ...base, name: `tiny-${protocol.replace(/\+/g, '-')}`, ...which, ...extra, ...over });
 }

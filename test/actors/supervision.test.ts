@@ -7,8 +7,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runActors, RunFailure } from '../../src/train/actorRun.ts';
-import { loadCheckpoint } from '../../src/train/checkpoint.ts';
+import { runActors, RunFailure } from '../../src/run/actorRun.ts';
+import { loadCheckpoint } from '../../src/build/checkpoint.ts';
 import { tinySpec } from './specs.ts';
 
 const dir = (p: string) => mkdtempSync(path.join(tmpdir(), p));

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ACTOR_BENCH_CONFIGS, ACTOR_BENCH_SPEC, actorBenchSpec, benchActors, spread } from '../../src/bench/actors.ts';
-import { modelConfigFor } from '../../src/train/setup.ts';
+import { modelConfigFor } from '../../src/build/setup.ts';
 import { gridSize } from '../../src/models/config.ts';
 
 describe('bench actors', () => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { evaluateCheckpoint } from '../../src/cli/eval.ts';
 import { Evaluation } from '../../src/eval/evaluate.ts';
-import { runTraining } from '../../src/train/run.ts';
+import { runTraining } from '../../src/run/run.ts';
 import { writeTestStandins } from '../eval/standinFiles.ts';
 import { tinySpec } from '../actors/specs.ts';
 

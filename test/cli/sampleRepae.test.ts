@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
-import { runActors } from '../../src/train/actorRun.ts';
+import { runActors } from '../../src/run/actorRun.ts';
 import { sample } from '../../src/cli/sample.ts';
 import { tinySpec } from '../actors/specs.ts';
 

@@ -8,8 +8,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Evaluation } from '../../src/eval/evaluate.ts';
-import { modelConfigFor, openTrainData } from '../../src/train/setup.ts';
-import { Trainer } from '../../src/train/trainer.ts';
+import { modelConfigFor, openTrainData } from '../../src/build/setup.ts';
+import { Trainer } from '../../src/run/reference.ts';
 import { writeTestStandins } from './standinFiles.ts';
 import { tinySpec } from '../actors/specs.ts';
 

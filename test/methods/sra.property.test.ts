@@ -9,7 +9,8 @@ import fc from 'fast-check';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { sraTeacherTimes } from '../../src/methods/sra/loss.ts';
-import { SraSpec } from '../../src/spec/schema.ts';
+import { SraSection as SraSpec, sra as sraMethod } from '../../src/methods/sra/index.ts';
+import { sectionOf } from '../../src/methods/registry.ts';
 import { loadSpec } from '../../src/spec/load.ts';
 
 const unit = fc.double({ min: 0, max: 1, noNaN: true });
@@ -66,11 +67,12 @@ describe('SRA blocks', () => {
 
   it('every shipped SRA spec has teacher_block > student_block, both within the model depth', () => {
     const dir = path.join(import.meta.dirname, '../../specs');
-    const sra = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).map((f) => loadSpec(path.join(dir, f))).filter((s) => s.protocol === 'sra');
+    const sra = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).map((f) => loadSpec(path.join(dir, f))).filter((s) => s.methods.includes('sra'));
     expect(sra.length).toBeGreaterThan(0);
     for (const s of sra) {
-      expect(s.sra!.teacher_block, s.name).toBeGreaterThan(s.sra!.student_block);
-      expect(s.sra!.teacher_block, s.name).toBeLessThanOrEqual(s.model.depth!);
+      const sec = sectionOf(s, sraMethod);
+      expect(sec.teacher_block, s.name).toBeGreaterThan(sec.student_block);
+      expect(sec.teacher_block, s.name).toBeLessThanOrEqual(s.model.depth!);
     }
   });
 });

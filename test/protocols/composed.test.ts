@@ -1,23 +1,27 @@
-// The composed protocol REPA + SRA (src/protocols/composed/repaPlusSra.ts, docs/protocols.md):
-// first its step machine alone against a fake actor system (no threads, no models: which messages,
-// in which order, with which gradients), then whole runs on actors — it trains on either placement,
-// both heads learn, the logged loss is its terms composed, a checkpoint resumes bit for bit, and the
-// gradient routing is checked against the shipped protocols: at w = 0 it is plain REPA, at λ = 0
-// plain SRA (with the REPA projector untouched), exactly.
+// Methods composed in a spec (`methods: [repa, sra]`, src/protocols/compose.ts): first the
+// composed step machine alone against a fake actor system (no threads, no models: which messages,
+// in which order, with which gradients), then whole runs on actors — it trains on either
+// placement, both heads learn, the logged loss is its terms composed, a checkpoint resumes bit for
+// bit, and the gradient routing is checked against the single methods: at w = 0 it is plain REPA,
+// at λ = 0 plain SRA (with the REPA projector untouched), exactly. Incompatible methods are refused.
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createActor, waitFor } from 'xstate';
-import { blockGrads, repaPlusSra, teacherOffsets } from '../../src/protocols/composed/repaPlusSra.ts';
+import { blockGrads, composeProtocol } from '../../src/protocols/compose.ts';
 import { runContext, type StepOutput } from '../../src/protocols/context.ts';
 import type { ActorSystem } from '../../src/actors/system.ts';
-import { runActors, type ActorRunResult } from '../../src/train/actorRun.ts';
-import { loadCheckpoint, type Checkpoint } from '../../src/train/checkpoint.ts';
-import { buildHeads, type MethodHeads } from '../../src/train/methodParts.ts';
-import { modelConfigFor } from '../../src/train/setup.ts';
+import { runActors, type ActorRunResult } from '../../src/run/actorRun.ts';
+import { loadCheckpoint, type Checkpoint } from '../../src/build/checkpoint.ts';
+import { buildHeads } from '../../src/build/parts.ts';
+import { modelConfigFor } from '../../src/build/setup.ts';
 import { sraTeacherTimes } from '../../src/methods/index.ts';
-import { SraSpec, type RunSpec } from '../../src/spec/schema.ts';
+import { sectionOf } from '../../src/methods/registry.ts';
+import { sra as sraMethod, type SraSection } from '../../src/methods/sra/index.ts';
+import { repa as repaMethod } from '../../src/methods/repa/index.ts';
+import { parseSpec } from '../../src/spec/load.ts';
+import type { RunSpec } from '../../src/spec/schema.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 import { fromData, type Tensor } from '../../src/tensor/tensor.ts';
 import { expectMessage, expectNoMessage, readTraceJsonl } from '../../src/trace/index.ts';
@@ -25,8 +29,17 @@ import { tinySpec } from '../actors/specs.ts';
 
 const f32 = Math.fround;
 const tmp = (what: string) => mkdtempSync(path.join(tmpdir(), `composed-${what}-`));
-/** tinySpec's SRA section (sml1, epoch-decay w = 0.2·0.1^(epoch/2) after epoch 0, 4 steps an epoch, L_s 1, L_T 2). */
-const SRA = tinySpec('sra').sra!;
+/**
+ * tinySpec's SRA section (sml1, epoch-decay w = 0.2·0.1^(epoch/2) after epoch 0, 4 steps an epoch,
+ * L_s 1, L_T 2), with the spec's EMA as written (a scaled SRA teacher would change the EMA of the
+ * whole run, and the comparisons with plain REPA below need the same one).
+ */
+const SRA = { ...sectionOf(tinySpec('sra'), sraMethod), teacher_ema: 'literal' as const };
+type SraOptions = Partial<SraSection>;
+
+/** REPA (tinySpec's sections) and SRA with these options, in one spec. */
+const composed = (sra: SraOptions = SRA, over: Record<string, unknown> = {}): RunSpec =>
+  tinySpec('repa', { protocol: undefined, methods: ['repa', 'sra'], sra: { ...SRA, ...sra }, ...over });
 
 // ------------------------------------------------------------------ the machine alone
 
@@ -34,6 +47,8 @@ const SRA = tinySpec('sra').sra!;
 class FakeSystem {
   readonly log: string[] = [];
   readonly bodies = new Map<string, any>();
+  /** Every body of each message, in order. */
+  readonly all = new Map<string, any[]>();
   constructor(private readonly answer: Record<string, (body: any) => unknown>) {}
   inStep<T>(_step: number, fn: () => T): T { return fn(); }
   async release(): Promise<void> { this.log.push('release'); }
@@ -41,6 +56,7 @@ class FakeSystem {
     const key = `${to}.${type}`;
     this.log.push(`send ${key}`);
     this.bodies.set(key, body);
+    this.all.set(key, [...(this.all.get(key) ?? []), body]);
     const fn = this.answer[key];
     if (!fn) return Promise.reject(new Error(`fake: no answer for ${key}`));
     // Replies arrive on a later turn, as from a worker: parallel regions both send first.
@@ -51,9 +67,9 @@ class FakeSystem {
 const B = 4, T = 2, D = 3;
 const filled = (shape: number[], f: (i: number) => number): Tensor => fromData(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, (_, i) => f(i)), shape);
 
-async function runFakeStep(spec: RunSpec, options: Parameters<typeof repaPlusSra>[0], step: number) {
-  const k = spec.repa!.encoder_depth;
-  const ls = SraSpec.parse(options).student_block;
+async function runFakeStep(spec: RunSpec, step: number) {
+  const k = sectionOf(spec, repaMethod).encoder_depth;
+  const ls = sectionOf(spec, sraMethod).student_block;
   const gProj = filled([B, T, D], (i) => 0.1 * Math.sin(i + 1));
   const gHead = filled([B, T, D], (i) => 0.3 * Math.cos(2 * i + 1) / 7);
   const sys = new FakeSystem({
@@ -61,40 +77,40 @@ async function runFakeStep(spec: RunSpec, options: Parameters<typeof repaPlusSra
     'encoder.features': () => ({ patch: filled([B, T, 5], (i) => i / 40) }),
     'student.forward': () => ({ own: 0.75, terms: { diff: 0.75 }, hidden: Object.fromEntries([k, ls].map((b) => [String(b), filled([B, T, D], (i) => b + i / 100)])), labels: Int32Array.from([0, 4, 2, 3]) }),
     'teacher.forward': () => ({ hidden: filled([B, T, D], (i) => -i / 50) }),
-    'projector.align': () => ({ loss: -0.3, grad: gProj, sumSq: 2 }),
-    'head.align': () => ({ loss: 0.4, grad: gHead, sumSq: 3 }),
+    // One projector actor holds both heads; each reply's sumSq is its share so far.
+    'projector.align': (b: { method: string }) => (b.method === 'repa' ? { loss: -0.3, grad: gProj, sumSq: 2 } : { loss: 0.4, grad: gHead, sumSq: 5 }),
     'student.backward': () => ({ sumSq: 5 }),
     'student.step': () => ({ params: {} }),
     'projector.step': () => null,
-    'head.step': () => null,
     'teacher.ema': () => null,
   });
   const config = modelConfigFor(spec, { channels: 3, height: 16, numClasses: 4 });
-  const run = runContext(spec, config, 96);
-  const actor = createActor(repaPlusSra(options).step, { input: { sys: sys as unknown as ActorSystem, run, step } }).start();
+  const run = runContext(spec, config, 96, 5);
+  const actor = createActor(composeProtocol(spec).step, { input: { sys: sys as unknown as ActorSystem, run, step } }).start();
   const done = await waitFor(actor, (s) => s.status === 'done');
   return { sys, out: done.output as StepOutput, gProj, gHead, k, ls };
 }
 
 describe('repa+sra step machine (fake actors, no threads)', () => {
-  it('overlaps encoder ∥ student, then the teacher, then projector ∥ head; sums both gradients when L_s == k', async () => {
-    const spec = tinySpec('repa'); // k = 1, λ = 0.5
-    const { sys, out, gProj, gHead } = await runFakeStep(spec, SRA, 3); // L_s = 1 = k
-    const at = (e: string) => { const i = sys.log.indexOf(e); expect(i, e).toBeGreaterThanOrEqual(0); return i; };
-    // Parallel regions: both requests go out before either reply comes back.
+  it('overlaps encoder ∥ student, then the teacher, then REPA\'s and SRA\'s align terms; sums both gradients when L_s == k', async () => {
+    const spec = composed(); // k = 1, λ = 0.5, L_s = 1
+    const { sys, out, gProj, gHead } = await runFakeStep(spec, 3);
+    const at = (e: string, from = 0) => { const i = sys.log.indexOf(e, from); expect(i, e).toBeGreaterThanOrEqual(0); return i; };
+    // Parallel region: both requests go out before either reply comes back.
     expect(at('send student.forward')).toBeLessThan(at('reply encoder.features'));
     expect(at('send encoder.features')).toBeLessThan(at('reply student.forward'));
     expect(at('send teacher.forward')).toBeGreaterThan(at('reply student.forward'));
-    expect(at('send projector.align')).toBeGreaterThan(at('reply teacher.forward'));
-    expect(at('send head.align')).toBeLessThan(at('reply projector.align'));
-    expect(at('send projector.align')).toBeLessThan(at('reply head.align'));
-    expect(at('send student.backward')).toBeGreaterThan(Math.max(at('reply projector.align'), at('reply head.align')));
-    // Then: AdamW on the three trainable actors at once, the EMA, the release.
+    const align1 = at('send projector.align'), align2 = at('send projector.align', align1 + 1);
+    expect(align1).toBeGreaterThan(at('reply teacher.forward'));
+    expect(align2).toBeGreaterThan(at('reply projector.align'));
+    expect(sys.all.get('projector.align')!.map((b) => [b.method, b.term])).toEqual([['repa', 0], ['sra', 0]]);
+    expect(at('send student.backward')).toBeGreaterThan(at('reply projector.align', align2));
+    // Then: AdamW on the two trainable actors at once, the EMA, the release.
     const sends = sys.log.filter((e) => e.startsWith('send ')).map((e) => e.slice(5));
-    expect(sends.at(-5)).toBe('student.backward');
-    expect(sends.slice(-4, -1).sort()).toEqual(['head.step', 'projector.step', 'student.step']);
+    expect(sends.at(-4)).toBe('student.backward');
+    expect(sends.slice(-3, -1).sort()).toEqual(['projector.step', 'student.step']);
     expect(sends.at(-1)).toBe('teacher.ema');
-    for (const a of ['head', 'projector', 'student']) for (const b of ['head', 'projector', 'student']) expect(at(`send ${a}.step`)).toBeLessThan(at(`reply ${b}.step`));
+    for (const a of ['projector', 'student']) for (const b of ['projector', 'student']) expect(at(`send ${a}.step`)).toBeLessThan(at(`reply ${b}.step`));
     expect(sys.log.at(-1)).toBe('release');
 
     // One gradient for block 1: g_proj + g_head, each rounded to float32 once.
@@ -103,26 +119,23 @@ describe('repa+sra step machine (fake actors, no threads)', () => {
     const want = Float32Array.from(gProj.data, (v, i) => f32(v + gHead.data[i]));
     expect(Array.from(grads['1'].data)).toEqual(Array.from(want));
 
-    // SRA's u at step 3 is the third draw of the seed's sequential 'teacher-offset' stream.
-    const seq = new Rng(spec.seed).child('teacher-offset');
-    seq.uniformArray(B); seq.uniformArray(B);
-    const u = seq.uniformArray(B);
+    // SRA's u: the first draw of the seed's 'teacher-offset' stream (this run context is fresh).
+    const u = new Rng(spec.seed).child('teacher-offset').uniformArray(B);
     const t = sys.bodies.get('student.forward').t as Float64Array;
     expect(Array.from(sys.bodies.get('teacher.forward').t as Float64Array)).toEqual(Array.from(sraTeacherTimes(t, u, SRA.t_max)));
     expect(sys.bodies.get('teacher.forward').labels).toEqual(Int32Array.from([0, 4, 2, 3])); // the student's post-dropout labels
     expect(sys.bodies.get('teacher.forward').block).toBe(2);
-    // Weights: λ to the projector; epoch 0 (steps 1-4) → w = 0.2 to the head.
-    expect(sys.bodies.get('projector.align').weight).toBe(0.5);
-    expect(sys.bodies.get('head.align').weight).toBe(0.2);
+    // Weights: λ for REPA's term; epoch 0 (steps 1-4) → w = 0.2 for SRA's.
+    expect(sys.all.get('projector.align')!.map((b) => b.weight)).toEqual([0.5, 0.2]);
 
     if (!out.ok) throw out.failure.error;
     expect(out.log.loss).toBe(f32(f32(0.75 + f32(-0.3 * 0.5)) + f32(0.4 * 0.2)));
     expect(out.log.terms).toEqual({ diff: 0.75, proj: -0.3, align: 0.4, align_weight: 0.2 });
-    expect(out.log.grad_norm).toBe(Math.sqrt(5 + 2 + 3));
+    expect(out.log.grad_norm).toBe(Math.sqrt(5 + 5));
   });
 
   it('sends the two gradients under their own blocks when L_s != k (the very tensors, no copy)', async () => {
-    const { sys, out, gProj, gHead } = await runFakeStep(tinySpec('repa'), { ...SRA, student_block: 2, teacher_block: 3 }, 1);
+    const { sys, out, gProj, gHead } = await runFakeStep(composed({ student_block: 2, teacher_block: 3 }), 1);
     expect(out.ok).toBe(true);
     const grads = sys.bodies.get('student.backward').grads as Record<string, Tensor>;
     expect(Object.keys(grads).sort()).toEqual(['1', '2']);
@@ -131,24 +144,13 @@ describe('repa+sra step machine (fake actors, no threads)', () => {
     expect(sys.bodies.get('student.forward').taps).toEqual([1, 2]);
   });
 
-
-  it('validates its options with SRA\'s section schema', () => {
-    expect(() => repaPlusSra({ t_max: 2 })).toThrow(/t_max/);
-    expect(() => repaPlusSra({ student_blok: 2 } as never)).toThrow(/student_blok/);
-  });
-
-  it('docs/protocols.md walks through the source as it is (every excerpt verbatim, in order)', () => {
-    const doc = readFileSync(new URL('../../docs/protocols.md', import.meta.url), 'utf8');
-    const src = readFileSync(new URL('../../src/protocols/composed/repaPlusSra.ts', import.meta.url), 'utf8');
-    const example = doc.slice(doc.indexOf('## Worked example'), doc.indexOf('### Running it from TypeScript'));
-    const excerpts = [...example.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
-    expect(excerpts.length).toBeGreaterThanOrEqual(8);
-    let at = 0;
-    for (const e of excerpts) {
-      const i = src.indexOf(e, at);
-      expect(i, `excerpt not in the source (after offset ${at}):\n${e}`).toBeGreaterThanOrEqual(0);
-      at = i + e.length;
-    }
+  it('validates each section with its method\'s schema, and refuses methods that change the same thing', () => {
+    expect(() => composed({ t_max: 2 })).toThrow(/sra\.t_max/);
+    expect(() => composed({ student_blok: 2 } as never)).toThrow(/student_blok/);
+    expect(() => parseSpec({ name: 'x', methods: ['reg', 'repa-e'], encoder: {} })).toThrow(/'reg' and 'repa-e' both change the backbone/);
+    expect(() => parseSpec({ name: 'x', methods: ['sit-baseline', 'dit-baseline'] })).toThrow(/train different objectives/);
+    expect(() => parseSpec({ name: 'x', methods: ['repa', 'repa'] })).toThrow(/listed twice/);
+    expect(() => parseSpec({ name: 'x', methods: ['repa', 'nope'] })).toThrow(/nope/);
   });
 
   it('blockGrads sums duplicates in float32 and passes single ones through', () => {
@@ -174,20 +176,21 @@ function expectSameTensors(a: Map<string, Tensor>, b: Map<string, Tensor>, what:
 const ckpt = (out: string) => loadCheckpoint(path.join(out, 'checkpoint.safetensors'));
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 
-/** The heads as the actors build them before the first step (same builder, same seed streams). */
-function initialHeads(r: ActorRunResult): { repa: MethodHeads; sra: MethodHeads } {
-  return {
-    repa: buildHeads(r.spec, r.config, 16)!, // the tiny encoder's embed_dim
-    sra: buildHeads({ ...r.spec, protocol: 'sra', sra: SRA } as RunSpec, r.config, null)!,
-  };
+/** The heads as the actors build them before the first step (same builder, same seed streams), by checkpoint name. */
+function initialHeads(r: ActorRunResult): Map<string, Tensor> {
+  return buildHeads(r.spec, r.config, 16)!.stateDict(); // the tiny encoder's embed_dim
 }
+
+/** A composed run's heads sit under `<method>.`; a single method's under their official names. */
+const unprefixed = (m: Map<string, Tensor>, method: string) => new Map([...m].filter(([k]) => k.startsWith(`${method}.`)).map(([k, t]) => [k.slice(method.length + 1), t]));
+const unprefixedOpt = (m: Map<string, Tensor>, method: string) => new Map([...m].flatMap(([k, t]): [string, Tensor][] => (!k.startsWith('proj.') ? [[k, t]] : k.startsWith(`proj.${method}.`) ? [[`proj.${k.slice(6 + method.length)}`, t]] : [])));
 
 const byPlacement = new Map<string, { r: ActorRunResult; c: Checkpoint }>();
 
 describe.each(['local', 'worker'] as const)('repa+sra on actors (%s)', (placement) => {
   it('trains 20 steps: finite, decreasing losses; loss = diff + λ·proj + w·align; both heads learn and are saved under proj.', async () => {
     const out = tmp(placement);
-    const r = await runActors({ spec: tinySpec('repa'), out, protocol: repaPlusSra(SRA), placement, quiet: true, samples: false, trace: placement === 'local' });
+    const r = await runActors({ spec: composed(), out, placement, quiet: true, samples: false, trace: placement === 'local' });
     const losses = r.logs.map((l) => l.loss);
     expect(r.logs.map((l) => l.step)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     for (const l of r.logs) for (const v of [l.loss, l.grad_norm, ...Object.values(l.terms)]) expect(Number.isFinite(v), `step ${l.step}`).toBe(true);
@@ -204,11 +207,10 @@ describe.each(['local', 'worker'] as const)('repa+sra on actors (%s)', (placemen
 
     const c = ckpt(out);
     byPlacement.set(placement, { r, c });
-    const init = initialHeads(r);
-    const want = new Map([...init.repa.stateDict(), ...init.sra.stateDict()]);
+    const want = initialHeads(r);
     expect([...c.proj.keys()].sort()).toEqual([...want.keys()].sort());
-    expect([...c.proj.keys()].some((k) => k.startsWith('projectors.0.'))).toBe(true);
-    expect([...c.proj.keys()].some((k) => k.startsWith('ap_head.'))).toBe(true);
+    expect([...c.proj.keys()].some((k) => k.startsWith('repa.projectors.0.'))).toBe(true);
+    expect([...c.proj.keys()].some((k) => k.startsWith('sra.ap_head.'))).toBe(true);
     for (const [k, t] of want) expect(bitsEqual(c.proj.get(k)!, t), `head tensor '${k}' changed by training`).toBe(false);
     for (const k of want.keys()) expect(c.opt.has(`proj.${k}.exp_avg`), `opt.proj.${k}.exp_avg`).toBe(true);
 
@@ -219,7 +221,7 @@ describe.each(['local', 'worker'] as const)('repa+sra on actors (%s)', (placemen
       expectMessage(events, { kind: 'request', to: 'student', type: 'backward', gradOf: 'proj' }, 20);
       expectNoMessage(events, { to: 'teacher', type: 'backward' });
       expectNoMessage(events, { to: 'encoder', type: 'backward' });
-      expectMessage(events, { kind: 'request', to: 'head', type: 'step' }, 20);
+      expectMessage(events, { kind: 'request', to: 'projector', type: 'step' }, 20);
     }
   });
 });
@@ -233,14 +235,13 @@ it('local and worker placements gave the same run bit for bit', () => {
 
 it('resumes exactly: 6 steps == 3 steps + resume 3 (metrics, weights, optimiser, RNG, loader)', async () => {
   // A constant schedule: a cosine one depends on the total steps, which differ between the two legs.
-  const spec = tinySpec('repa', { train: { ...tinySpec('repa').train, steps: 6, schedule: 'constant' } });
-  const protocol = repaPlusSra(SRA);
+  const spec = composed(SRA, { train: { ...tinySpec('repa').train, steps: 6, schedule: 'constant' } });
   const a = tmp('whole');
-  const whole = await runActors({ spec, out: a, protocol, placement: 'local', quiet: true, samples: false });
+  const whole = await runActors({ spec, out: a, placement: 'local', quiet: true, samples: false });
   const b = tmp('resumed');
-  await runActors({ spec: { ...spec, train: { ...spec.train, steps: 3 } }, out: b, protocol, placement: 'local', quiet: true, samples: false });
+  await runActors({ spec: { ...spec, train: { ...spec.train, steps: 3 } }, out: b, placement: 'local', quiet: true, samples: false });
   expect(ckpt(b).state.step).toBe(3);
-  const resumed = await runActors({ out: b, resume: true, steps: 6, protocol, placement: 'local', quiet: true, samples: false });
+  const resumed = await runActors({ out: b, resume: true, steps: 6, placement: 'local', quiet: true, samples: false });
   expect(resumed.logs).toEqual(whole.logs.slice(3));
   const metrics = (dir: string) => readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => { const { wall_s: _w, it_s: _i, ...m } = JSON.parse(l); return m; });
   expect(metrics(b)).toEqual(metrics(a));
@@ -252,9 +253,9 @@ it('resumes exactly: 6 steps == 3 steps + resume 3 (metrics, weights, optimiser,
   expect(cb.state.optStep).toBe(ca.state.optStep);
 });
 
-it('stops the run, naming the field, when an SRA block is deeper than the model', async () => {
-  const run = runActors({ spec: tinySpec('repa'), out: tmp('deep'), protocol: repaPlusSra({ ...SRA, teacher_block: 7 }), placement: 'local', quiet: true, samples: false });
-  await expect(run).rejects.toThrow(/step 1 .*sra\.teacher_block = 7 but the model has 3 blocks/);
+it('refuses to start, naming the field, when an SRA block is deeper than the model', async () => {
+  const run = runActors({ spec: composed({ teacher_block: 7 }), out: tmp('deep'), placement: 'local', quiet: true, samples: false });
+  await expect(run).rejects.toThrow(/sra\.teacher_block = 7 but the model has 3 blocks/);
 });
 
 describe('gradient routing against the shipped protocols', () => {
@@ -270,11 +271,12 @@ describe('gradient routing against the shipped protocols', () => {
       for (const t of terms) expect(l.terms[t], `${t} at step ${l.step}`).toBe(m.terms[t]);
     }
   };
-  const sameState = (c: Checkpoint, p: Checkpoint, ownHead: (k: string) => boolean) => {
+  /** The composed run's state against a single method's: its head is `method`'s, under `<method>.`. */
+  const sameState = (c: Checkpoint, p: Checkpoint, method: string) => {
     expectSameTensors(c.model, p.model, 'student');
     expectSameTensors(c.ema, p.ema, 'EMA teacher');
-    expectSameTensors(c.proj, p.proj, 'the shared head', ownHead);
-    expectSameTensors(c.opt, p.opt, 'AdamW state', (k) => !k.startsWith('proj.') || ownHead(k.slice(5)));
+    expectSameTensors(unprefixed(c.proj, method), p.proj, 'the shared head');
+    expectSameTensors(unprefixedOpt(c.opt, method), p.opt, 'AdamW state');
     expect(c.state.loader).toEqual(p.state.loader);
     for (const k of ['time', 'noise', 'dropout']) expect(c.state.rng[k], `rng ${k}`).toEqual(p.state.rng[k]);
   };
@@ -282,28 +284,26 @@ describe('gradient routing against the shipped protocols', () => {
   // L_s = k here: the REPA gradient and the head's (all zeros) share block 1, so dropping either
   // instead of summing them would show.
   it('w = 0 (L_s = k = 1): exactly the plain REPA actor run', async () => {
-    const spec = short(tinySpec('repa'));
     const [o1, o2] = [tmp('w0'), tmp('repa')];
-    const composed = await runActors({ spec, out: o1, protocol: repaPlusSra({ ...SRA, weight: 0, weight_schedule: 'constant' }), placement: 'local', quiet: true, samples: false });
-    const repa = await runActors({ spec, out: o2, placement: 'local', quiet: true, samples: false });
-    same(composed, repa, ['diff', 'proj']);
-    for (const l of composed.logs) expect(l.terms.align_weight).toBe(0);
-    sameState(ckpt(o1), ckpt(o2), (k) => k.startsWith('projectors.'));
+    const both = await runActors({ spec: short(composed({ weight: 0, weight_schedule: 'constant' })), out: o1, placement: 'local', quiet: true, samples: false });
+    const repa = await runActors({ spec: short(tinySpec('repa')), out: o2, placement: 'local', quiet: true, samples: false });
+    same(both, repa, ['diff', 'proj']);
+    for (const l of both.logs) expect(l.terms.align_weight).toBe(0);
+    sameState(ckpt(o1), ckpt(o2), 'repa');
   });
 
   // L_s = 2 ≠ k = 1 here: the two gradients travel under their own blocks.
   it('λ = 0 (L_s = 2, k = 1): exactly the plain SRA actor run, and the REPA projector never changes (weight decay 0)', async () => {
     const base = tinySpec('repa');
     expect(base.train.weight_decay).toBe(0);
-    const spec = short(tinySpec('repa', { repa: { ...base.repa!, proj_coeff: 0 } }));
     const sraSection = { ...SRA, student_block: 2, teacher_block: 3 };
     const [o1, o2] = [tmp('lambda0'), tmp('sra')];
-    const composed = await runActors({ spec, out: o1, protocol: repaPlusSra(sraSection), placement: 'local', quiet: true, samples: false });
+    const both = await runActors({ spec: short(composed(sraSection, { repa: { ...sectionOf(base, repaMethod), proj_coeff: 0 } })), out: o1, placement: 'local', quiet: true, samples: false });
     const sra = await runActors({ spec: short(tinySpec('sra', { sra: sraSection })), out: o2, placement: 'local', quiet: true, samples: false });
-    same(composed, sra, ['diff', 'align', 'align_weight']);
+    same(both, sra, ['diff', 'align', 'align_weight']);
     const c = ckpt(o1);
-    sameState(c, ckpt(o2), (k) => k.startsWith('ap_head.'));
-    const init = initialHeads(composed).repa.stateDict();
-    expectSameTensors(new Map([...c.proj].filter(([k]) => k.startsWith('projectors.'))), init, 'REPA projector after 10 steps at λ = 0 vs its initial weights');
+    sameState(c, ckpt(o2), 'sra');
+    const init = new Map([...initialHeads(both)].filter(([k]) => k.startsWith('repa.')));
+    expectSameTensors(new Map([...c.proj].filter(([k]) => k.startsWith('repa.'))), init, 'REPA projector after 10 steps at λ = 0 vs its initial weights');
   });
 });

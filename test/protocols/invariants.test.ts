@@ -18,18 +18,18 @@ import fc from 'fast-check';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runActors, type ActorRunOptions } from '../../src/train/actorRun.ts';
+import { runActors, type ActorRunOptions } from '../../src/run/actorRun.ts';
 import { ActorSystem, CountingSink } from '../../src/actors/system.ts';
 import type { AskOptions } from '../../src/actors/ref.ts';
-import { buildEncoder } from '../../src/train/methodParts.ts';
-import { modelConfigFor, openTrainData } from '../../src/train/setup.ts';
+import { buildEncoder } from '../../src/build/parts.ts';
+import { modelConfigFor, openTrainData } from '../../src/build/setup.ts';
 import { JSONL_FILE, readTraceJsonl } from '../../src/trace/jsonl.ts';
 import { expectMessage, expectNoMessage, messagesOf, normalise } from '../../src/trace/assert.ts';
 import type { TraceEvent } from '../../src/trace/event.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 import type { Tensor } from '../../src/tensor/tensor.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
-import type { StepLog } from '../../src/train/trainer.ts';
+import type { StepLog } from '../../src/run/reference.ts';
 import type { SiTConfig } from '../../src/models/config.ts';
 import { ACTOR_PROTOCOLS, tinySpec } from '../actors/specs.ts';
 
@@ -91,7 +91,9 @@ describe('EMA teacher', () => {
       async (protocol, decay, warmup) => {
         const STEPS = 4;
         // A constant, larger LR so the student moves enough per step for the schedule to matter.
-        const spec = short(protocol, STEPS, { lr: 1e-2, schedule: 'constant', warmup_steps: 0, ema_decay: decay, ema_warmup: warmup });
+        // SRA's teacher as the spec writes it (its default scales the decay to the run: methods/sra).
+        const literal = protocol === 'sra' ? { sra: { ...(tinySpec('sra').sra as object), teacher_ema: 'literal' } } : {};
+        const spec = short(protocol, STEPS, { lr: 1e-2, schedule: 'constant', warmup_steps: 0, ema_decay: decay, ema_warmup: warmup }, literal);
         const students: Promise<Dict64>[] = [];
         const teachers: Promise<Dict64>[] = [];
         // Between steps: the student's parameters after its update, the teacher's after its EMA.

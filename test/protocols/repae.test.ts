@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runActors } from '../../src/train/actorRun.ts';
+import { runActors } from '../../src/run/actorRun.ts';
 import { readTraceJsonl } from '../../src/trace/jsonl.ts';
 import { expectMessage, expectNoMessage, messagesOf, normalise } from '../../src/trace/assert.ts';
 import { tinySpec } from '../actors/specs.ts';

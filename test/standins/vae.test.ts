@@ -17,8 +17,8 @@ import { empty, type Tensor } from '../../src/tensor/tensor.ts';
 import { tidy } from '../../src/tensor/tidy.ts';
 import { sampleSize, type ImageDataset } from '../../src/data/index.ts';
 import { loadSpec } from '../../src/spec/load.ts';
-import { modelConfigFor, vaeConfigFor } from '../../src/train/setup.ts';
-import { buildBackbone } from '../../src/train/methodParts.ts';
+import { modelConfigFor, vaeConfigFor } from '../../src/build/setup.ts';
+import { buildBackbone } from '../../src/build/parts.ts';
 import type { RepaESiT } from '../../src/methods/repa-e/pieces.ts';
 import {
   openVaeData, psnrOf, reconstructionError, saveVaeStandin, trainVae, vaeTrainStep, VAE_STANDIN_FORMAT, type VaeStandinData,
@@ -127,9 +127,9 @@ describe.each(Object.keys(SHIPPED) as VaeStandinData[])('shipped VAE stand-in: %
 
   it('REPA-E takes it as repa_e.vae_checkpoint: the config passes vaeConfigFor and the factors initialise the BN', () => {
     const base = loadSpec('specs/repa-e.yaml');
-    const spec = { ...base, data: { ...base.data, dataset: data }, repa_e: { ...base.repa_e!, vae: want.preset, latent_channels: 4, vae_checkpoint: file } };
+    const spec = { ...base, data: { ...base.data, dataset: data }, repa_e: { ...(base.repa_e as object), vae: want.preset, latent_channels: 4, vae_checkpoint: file } };
     const ds = { channels: want.channels, height: 32, numClasses: 10 };
-    const vc = vaeConfigFor(spec, ds);
+    const vc = vaeConfigFor(spec, ds)!;
     expect([vc.scalingFactor, vc.shiftFactor]).toEqual([vae.config.scalingFactor, vae.config.shiftFactor]);
     const m = buildBackbone(spec, modelConfigFor(spec, ds, vc), null, vc) as RepaESiT;
     for (let c = 0; c < 4; c++) {

@@ -15,7 +15,7 @@ import { DdpmSchedule, epsLoss, hybridLoss, interpolantByName, qSample } from '.
 import { SiT } from '../../models/sit.ts';
 import { plainFlowForward } from '../../methods/flowForward.ts';
 import type { EncoderFeatures } from '../../methods/encoder.ts';
-import { backboneHook, buildBackbone, emaTensors } from '../../build/parts.ts';
+import { backboneHook, buildBackbone, emaTensors, hiddenAt } from '../../build/parts.ts';
 import { ownTerms, stepPlan, weightedSum } from '../../build/stepPlan.ts';
 import type { MessageContext } from '../core.ts';
 import { RoleOptimizer, copyDict, toDict, toMap, type RoleInit, type TensorDict } from './common.ts';
@@ -123,14 +123,13 @@ export function studentRole(init: RoleInit) {
      * on its running statistics, unchanged), z a fresh leaf, blocks 1..depth on the labels as given.
      * The hidden state goes to the projector; alignBackward takes its gradient back to z.
      */
-    alignForward(b: { z: Tensor; t: Float64Array; eps: Tensor; y: Int32Array; depth: number }, ctx: MessageContext): { hidden: Tensor } {
-      if (!hook?.hook.alignForward) throw new Error(`alignForward: ${spec.protocol} has no alignment pass through a frozen backbone`);
+    alignForward(b: { z: Tensor; t: Float64Array; eps: Tensor; y: Int32Array; depth: number; feats?: EncoderFeatures; draws?: Record<string, Record<string, any>> }, ctx: MessageContext): { hidden: Tensor } {
       const leaf = new T(b.z.data, b.z.shape).freeze().requireGrad();
       leaf.grad = zeros(b.z.shape); // 0 + g: the gradient travels back in this step's arena
       model.eval();
       for (const [, p] of params) p.requireGrad(false);
       try {
-        const h = withTape(ctx.tape(), () => hook.hook.alignForward!(hook.m.s, model, leaf, b.eps, b.t, b.y, b.depth, path)); // (B, T, D)
+        const h = withTape(ctx.tape(), () => hiddenAt(spec, model, { input: leaf, eps: b.eps, t: b.t, y: b.y, feats: b.feats ?? null, draws: b.draws ?? {} }, b.depth, path)); // (B, T, D)
         ctx.scratch().set('alignLeaf', leaf);
         ctx.scratch().set('alignHidden', h);
         return { hidden: h };

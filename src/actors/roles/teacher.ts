@@ -7,10 +7,9 @@
 import { noGrad } from '../../autograd/tape.ts';
 import { K } from '../../kernels/index.ts';
 import type { Tensor } from '../../tensor/tensor.ts';
-import { interpolate, interpolantByName } from '../../diffusion/index.ts';
-import { SiT } from '../../models/sit.ts';
-import { hiddenAfterBlock } from '../../methods/partialForward.ts';
-import { buildBackbone, emaTensors } from '../../build/parts.ts';
+import { interpolantByName } from '../../diffusion/index.ts';
+import type { EncoderFeatures } from '../../methods/encoder.ts';
+import { buildBackbone, emaTensors, hiddenAt } from '../../build/parts.ts';
 import { copyDict, toMap, type RoleInit, type TensorDict } from './common.ts';
 
 export function teacherRole(init: RoleInit) {
@@ -40,9 +39,8 @@ export function teacherRole(init: RoleInit) {
     },
 
     /** A teacher query: the hidden state after `block` at times t (labels after the student's dropout). */
-    forward(b: { x: Tensor; eps: Tensor; t: Float64Array; labels: Int32Array; block: number }): { hidden: Tensor } {
-      if (!(model instanceof SiT)) throw new Error('the teacher forward needs a SiT');
-      return noGrad(() => ({ hidden: hiddenAfterBlock(model, interpolate(path, b.x, b.eps, b.t), b.t, b.labels, b.block) }));
+    forward(b: { x: Tensor; eps: Tensor; t: Float64Array; labels: Int32Array; block: number; feats?: EncoderFeatures; draws?: Record<string, Record<string, any>> }): { hidden: Tensor } {
+      return noGrad(() => ({ hidden: hiddenAt(spec, model, { input: b.x, eps: b.eps, t: b.t, y: b.labels, feats: b.feats ?? null, draws: b.draws ?? {} }, b.block, path) }));
     },
 
     weights(): { ema: TensorDict } {

@@ -6,7 +6,7 @@
 // It changes the backbone's input, so it combines with methods that do not (REPA, SRA, LayerSync).
 // Sampling: REG's SDE sampler over both streams (sampler.ts).
 import { z } from 'zod';
-import { flowTrainingPair } from '../../diffusion/index.ts';
+import { flowTrainingPair, interpolate } from '../../diffusion/index.ts';
 import { RegSiT, createRegSiT } from '../../models/reg.ts';
 import type { MethodDefinition } from '../method.ts';
 import { ProjectorHeads, singleProjector } from '../projectorHeads.ts';
@@ -51,6 +51,12 @@ export const reg: MethodDefinition<RegSection> = {
       return createRegSiT(c.config, w.shape[1], 0);
     },
     readsFeatures: true,
+    // The class token enters every forward, the teacher's too: noised at the query's times with the same ε_g.
+    hidden: (_s, model, b, block, path) => {
+      if (!(model instanceof RegSiT)) throw new Error('reg: expected the REG SiT');
+      const cls = regClsPair(path, b.feats!.cls, b.draws.reg.epsG, b.t);
+      return model.forward(interpolate(path, b.input, b.eps, b.t), b.t, b.y, { taps: [block], cls: cls.xt }).hidden.get(block)!;
+    },
     prefixTokens: 1,
     forward: (s, model, b, path, dropout) => {
       if (!(model instanceof RegSiT)) throw new Error('reg: expected the REG SiT');

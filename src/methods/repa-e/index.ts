@@ -131,10 +131,10 @@ export const repaE: MethodDefinition<RepaESection> = {
     },
     emaTensors: (model) => repaeEmaTensors(asRepaE(model)),
     emaCopied: (model) => [['bn.num_batches_tracked', asRepaE(model).bn.num_batches_tracked!]],
-    // SiT_align_only: the caller has the model frozen and in eval mode (BN on running statistics).
-    alignForward: (_s, model, z, eps, t, y, depth, path) => {
+    // SiT_align_only: the caller has the model in eval mode (the BN on its running statistics).
+    hidden: (_s, model, b, block, path) => {
       const m = asRepaE(model);
-      return hiddenAfterBlock(m, interpolate(path, m.bn.forward(z), eps, t), t, y, depth);
+      return hiddenAfterBlock(m, interpolate(path, m.bn.forward(b.input), b.eps, b.t), b.t, b.y, block);
     },
     // The EMA SiT samples in BN-normalised space with the BN skipped (`inference()`): a plain SiT.
     sampleWeights: (_s, ema) => new Map([...ema].filter(([k]) => !k.startsWith('bn.'))),

@@ -1,7 +1,7 @@
 // The non-TTY progress lines (CI logs, pipes): one line every `every` steps and at the end, with no
 // made-up ETA before any step has finished.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { progressBar } from '../../src/cli/progress.ts';
+import { progressBar } from '../src/progress.ts';
 
 describe('progressBar on a non-TTY', () => {
   afterEach(() => vi.restoreAllMocks());

@@ -6,7 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseSpec } from '../../src/spec/load.ts';
-import { runTraining } from '../../src/train/run.ts';
+import { runTraining } from '../../src/run/run.ts';
 import { predict } from '../../src/cli/predict.ts';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.ts';
 import { Rng } from '../../src/tensor/rng.ts';

@@ -4,10 +4,10 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseSpec } from '../../src/spec/load.ts';
-import { runTraining } from '../../src/train/run.ts';
-import { loadCheckpoint } from '../../src/train/checkpoint.ts';
-import { Trainer, NonFiniteLossError } from '../../src/train/trainer.ts';
-import { openTrainData } from '../../src/train/setup.ts';
+import { runTraining } from '../../src/run/run.ts';
+import { loadCheckpoint } from '../../src/build/checkpoint.ts';
+import { Trainer, NonFiniteLossError } from '../../src/run/reference.ts';
+import { openTrainData } from '../../src/build/setup.ts';
 
 // A model small enough that a step takes milliseconds: 2 blocks of width 32 on 16×16 shapes.
 const tiny = (over: Record<string, unknown> = {}) => parseSpec({

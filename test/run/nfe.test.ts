@@ -3,7 +3,7 @@
 // Also the evaluation settings: eval.nfe overrides eval.steps.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { drawSamples, modelCallsPerSample, stepsForNfe, type SampleSettings } from '../../src/train/draw.ts';
+import { drawSamples, modelCallsPerSample, stepsForNfe, type SampleSettings } from '../../src/build/draw.ts';
 import { createSiT, SiT } from '../../src/models/sit.ts';
 import { createRegSiT, RegSiT } from '../../src/models/reg.ts';
 import { sitPreset } from '../../src/models/presets.ts';

@@ -8,16 +8,17 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadSpec, parseSpec } from '../../src/spec/load.ts';
-import { runTraining } from '../../src/train/run.ts';
-import { loadCheckpoint } from '../../src/train/checkpoint.ts';
-import { Trainer } from '../../src/train/trainer.ts';
-import { openTrainData } from '../../src/train/setup.ts';
-import { buildEncoder } from '../../src/train/methodParts.ts';
+import { runTraining } from '../../src/run/run.ts';
+import { loadCheckpoint } from '../../src/build/checkpoint.ts';
+import { Trainer } from '../../src/run/reference.ts';
+import { openTrainData } from '../../src/build/setup.ts';
+import { buildEncoder } from '../../src/build/parts.ts';
 import { sample } from '../../src/cli/sample.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 import { makeIdentity, perturb } from '../methods/tiny.ts';
 import { createViT, vitPreset } from '../../src/models/vit.ts';
 import { saveDinov2 } from '../../src/models/dinov2.ts';
+import type { SimpleHead } from '../../src/methods/sra/loss.ts';
 
 const base = {
   seed: 3,
@@ -31,7 +32,8 @@ const specs = {
   repa: (over: Record<string, unknown> = {}) => parseSpec({ ...base, name: 'repa', protocol: 'repa', encoder, repa: { encoder_depth: 1, projector_dim: 24 }, ...over }),
   sra: (over: Record<string, unknown> = {}) => parseSpec({
     ...base, name: 'sra', protocol: 'sra',
-    sra: { student_block: 1, teacher_block: 2, loss: 'sml1', steps_per_epoch: 2, decay_start_epoch: 0, decay_epochs: 1 }, ...over,
+    // the spec's EMA as written (train.ema_decay): these tests check the EMA against it
+    sra: { student_block: 1, teacher_block: 2, loss: 'sml1', steps_per_epoch: 2, decay_start_epoch: 0, decay_epochs: 1, teacher_ema: 'literal' }, ...over,
   }),
   reg: (over: Record<string, unknown> = {}) => parseSpec({
     ...base, name: 'reg', protocol: 'reg', encoder, reg: { encoder_depth: 1, projector_dim: 24 },
@@ -146,7 +148,7 @@ describe('SRA in training', () => {
       const t = new Trainer(spec, openTrainData(spec));
       perturb(t.model, 1);
       t.ema.copyFrom();
-      makeIdentity(t.heads!.head());
+      makeIdentity((t.heads!.of('sra') as unknown as { ap_head: SimpleHead }).ap_head);
       return t.trainStep().terms.align;
     };
     expect(run({})).toBeLessThan(1e-10);
@@ -181,13 +183,13 @@ describe('method sections in the spec', () => {
     expect(r.repa).toEqual({ encoder_depth: 4, proj_coeff: 0.5, projector_dim: 2048 });
     expect(r.encoder).toMatchObject({ checkpoint: null, preset: 'ViT-P/4', normalization: 'identity' });
     expect(parseSpec({ name: 'b' }).repa).toBeUndefined();
-    expect(() => parseSpec({ name: 'x', protocol: 'sra', repa: {} })).toThrow(/repa: section 'repa' is not read by protocol sra \(it reads: sra\)/);
-    expect(() => parseSpec({ name: 'x', encoder: {} })).toThrow(/section 'encoder' is not read by protocol sit-baseline/);
+    expect(() => parseSpec({ name: 'x', protocol: 'sra', repa: {} })).toThrow(/repa: section 'repa' is not read by sra \(it reads: sra\)/);
+    expect(() => parseSpec({ name: 'x', encoder: {} })).toThrow(/section 'encoder' is not read by sit-baseline/);
     expect(() => parseSpec({ name: 'x', protocol: 'sra', sra: { loss: 'huber' } })).toThrow(/sra.loss/);
     const deep = specs.repa({ repa: { encoder_depth: 5 } });
     expect(() => new Trainer(deep, openTrainData(deep))).toThrow(/repa.encoder_depth = 5 but the model has 2 blocks/);
     const ode = specs.reg({ sample: { sampler: 'heun' } });
-    expect(() => new Trainer(ode, openTrainData(ode))).toThrow(/REG samples with its SDE sampler only/);
+    expect(() => new Trainer(ode, openTrainData(ode))).toThrow(/REG samples with sde only \(sample\.sampler: sde, got heun\)/);
     expect(parseSpec(JSON.parse(JSON.stringify(specs.sra())))).toEqual(specs.sra()); // resolved specs re-parse to themselves
   });
 });
@@ -199,7 +201,7 @@ describe('shipped specs', () => {
     expect(spec.name).toBe(file.replace(/\.yaml$/, ''));
     // A spec whose encoder or VAE stand-in was trained on its own dataset (1-channel Fashion-MNIST)
     // needs that data (installed by .ci/run); the others build on the always-available built-in set.
-    const ownData = !!(spec.encoder?.checkpoint || spec.repa_e?.vae_checkpoint);
+    const ownData = !!(spec.encoder?.checkpoint || (spec.repa_e as { vae_checkpoint?: string | null } | undefined)?.vae_checkpoint);
     const t = new Trainer(spec, ownData ? openTrainData(spec) : openTrainData(spec, 'builtin'));
     const T = (t.config.inputSize / t.config.patchSize) ** 2;
     // The encoder reads images: REPA-E's SiT reads latents, its VAE (and encoder) the image channels.

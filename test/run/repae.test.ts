@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { parseSpec } from '../../src/spec/load.ts';
-import { runTraining } from '../../src/train/run.ts';
-import { loadCheckpoint } from '../../src/train/checkpoint.ts';
-import { Trainer } from '../../src/train/trainer.ts';
-import { openTrainData } from '../../src/train/setup.ts';
+import { runTraining } from '../../src/run/run.ts';
+import { loadCheckpoint } from '../../src/build/checkpoint.ts';
+import { Trainer } from '../../src/run/reference.ts';
+import { openTrainData } from '../../src/build/setup.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 import { tidy } from '../../src/tensor/tidy.ts';
 import { detach } from '../../src/autograd/index.ts';
@@ -24,6 +24,9 @@ import { RepaESiT, repaeSitLoss, vaeAlignGrad } from '../../src/methods/index.ts
 import { createVAE, vaePreset } from '../../src/models/vae.ts';
 import { saveSdVae } from '../../src/models/sdVae.ts';
 import { expectClose } from '../kernels/expectClose.ts';
+import { sectionOf } from '../../src/methods/registry.ts';
+import { repaE } from '../../src/methods/repa-e/index.ts';
+import type { ProjectorHeads } from '../../src/methods/projectorHeads.ts';
 
 const base = {
   name: 'repa-e', seed: 3, protocol: 'repa-e',
@@ -97,7 +100,7 @@ describe('protocol repa-e', () => {
     oneDraw('posterior', (r) => r.normalArray(latent));
     oneDraw('dropout', (r) => r.uniformArray(batch));
     tidy(() => {
-      const s = Bt.spec.repa_e!, model = Bt.model as RepaESiT, projector = Bt.heads!.projector();
+      const s = sectionOf(Bt.spec, repaE), model = Bt.model as RepaESiT, projector = (Bt.heads!.of('repa-e') as ProjectorHeads).projector();
       const { x, y } = Bt.loader.next();
       const feats = Bt.encoder!.features(x);
       const post = Bt.vae!.forward(x, Bt.rngs.posterior);
@@ -183,7 +186,7 @@ describe('protocol repa-e', () => {
     expect(() => spec({ repa_e: { bn_momentum: 0 } })).toThrow(/repa_e\.bn_momentum/);
     expect(() => spec({ repa_e: { kl_weight: -1 } })).toThrow(/repa_e\.kl_weight/);
     expect(() => spec({ repa_e: { vae_lr: -1e-4 } })).toThrow(/repa_e\.vae_lr/);
-    expect(() => spec({ protocol: 'repa' })).toThrow(/section 'repa_e' is not read by protocol repa/);
+    expect(() => spec({ protocol: 'repa' })).toThrow(/section 'repa_e' is not read by repa /);
     expect(() => trainer({ repa_e: { vae: 'VAE-X' } })).toThrow(/repa_e\.vae .*unknown VAE preset 'VAE-X'/);
     expect(() => trainer({ data: { ...base.data, size: 18 } })).toThrow(/repa_e\.vae downsamples by 4 but data\.size is 18/);
     const filled = spec({ repa_e: undefined });
