@@ -119,7 +119,7 @@ export function benchDataset(): string {
 export function actorBenchSpec(raw: Record<string, any>, c: ActorBenchConfig, dataset: string, steps: number, source: string): RunSpec {
   return parseSpec({
     ...raw,
-    name: `${raw.name ?? 'repa'}-bench-${c.config}`,
+    name: `${raw.name ?? 'spec'}-bench-${c.config}`,
     data: { ...raw.data, dataset, size: c.size },
     model: { preset: c.preset },
     // A seed-initialised ViT-P/4 encoder whatever the spec ships: it fits any dataset and image side,
@@ -177,7 +177,6 @@ export async function benchActors(opts: {
   const steps = opts.steps ?? (opts.quick ? 3 : 20), warmup = opts.warmup ?? (opts.quick ? 1 : 3);
   const specFile = opts.specFile ?? ACTOR_BENCH_SPEC;
   const raw = parseYaml(readFileSync(specFile, 'utf8')) as Record<string, any>;
-  if (raw?.protocol !== 'repa') throw new Error(`bench actors: ${specFile} has protocol '${raw?.protocol}', expected 'repa'`);
   const dataset = opts.dataset ?? benchDataset();
   const log = (s: string) => { if (!opts.json) process.stderr.write(s); };
   const loadStart = os.loadavg();

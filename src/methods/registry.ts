@@ -20,6 +20,22 @@ export const METHODS: readonly MethodDefinition[] = [
   layerSync,
 ];
 
+/** The method a spec without `methods:` trains. */
+export const DEFAULT_METHOD = sitBaseline.name;
+
+/**
+ * The papers' orderings a study checks, by the names of the runs compared (a spec's name; the
+ * study runs one spec per method, plus controls such as repa-latent: REPA-E's run with its VAE frozen).
+ */
+export const CLAIMS: readonly { better: string; than: string; claim: string }[] = [
+  { better: 'repa', than: 'sit-baseline', claim: 'REPA better than the baseline at equal steps' },
+  { better: 'reg', than: 'repa', claim: 'REG better than REPA' },
+  { better: 'sra', than: 'sit-baseline', claim: 'SRA better than the baseline without an external encoder' },
+  { better: 'layersync', than: 'sit-baseline', claim: 'LayerSync better than the baseline (self-alignment, no encoder, no parameters)' },
+  { better: 'repa-e', than: 'repa-latent', claim: 'REPA-E better than REPA on the same VAE kept frozen (the end-to-end tuning itself)' },
+  { better: 'repa-e', than: 'repa', claim: 'REPA-E (latent) better than REPA (pixels) — this also changes the space the SiT works in' },
+];
+
 const byName = new Map(METHODS.map((m) => [m.name, m]));
 
 export function methodNames(): string[] {

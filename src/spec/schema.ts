@@ -3,7 +3,7 @@
 // methods (src/methods/registry.ts); each method's section (its schema lives in its module) is
 // allowed only when a listed method reads it and is filled with its defaults when one does.
 import { z } from 'zod';
-import { METHODS, incompatibility, methodByName, methodNames, sectionsRead } from '../methods/registry.ts';
+import { DEFAULT_METHOD, METHODS, incompatibility, methodByName, methodNames, sectionsRead } from '../methods/registry.ts';
 
 const positiveInt = z.number().int().positive();
 
@@ -145,7 +145,7 @@ export const RunSpec = z.strictObject({
   encoder: EncoderSpec.optional(),
   ...METHOD_SECTIONS,
 }).superRefine((s, ctx) => {
-  const methods = s.methods ?? (s.protocol !== undefined ? s.protocol.split('+') : ['sit-baseline']);
+  const methods = s.methods ?? (s.protocol !== undefined ? s.protocol.split('+') : [DEFAULT_METHOD]);
   const unknown = methods.filter((m) => !METHOD_NAMES.includes(m));
   if (unknown.length) {
     ctx.addIssue({ code: 'custom', path: [s.methods ? 'methods' : 'protocol'], message: `unknown method ${unknown.map((m) => `'${m}'`).join(', ')} (registered: ${METHOD_NAMES.join(', ')})` });
@@ -164,7 +164,7 @@ export const RunSpec = z.strictObject({
     }
   }
 }).transform((s) => {
-  const methods = s.methods ?? (s.protocol !== undefined ? s.protocol.split('+') : ['sit-baseline']);
+  const methods = s.methods ?? (s.protocol !== undefined ? s.protocol.split('+') : [DEFAULT_METHOD]);
   const out: Record<string, unknown> = { ...s, methods, protocol: methods.join('+') };
   for (const k of sectionsRead(methods.map(methodByName))) if (out[k] === undefined) out[k] = SECTION_SCHEMAS[k].parse({});
   return out as typeof s & { methods: string[]; protocol: string } & MethodSections;

@@ -11,6 +11,7 @@ import type { RunRecord, Study } from './compare.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { evalSampleSettings } from '../eval/evaluate.ts';
 import { modelCallsPerSample } from '../build/draw.ts';
+import { CLAIMS } from '../methods/registry.ts';
 
 /** How a method's evaluation draws were made: sampler, steps and model evaluations per image. */
 export function evalDrawLabel(spec: RunSpec, evalNfe?: number): string {
@@ -136,11 +137,7 @@ export function writeReport(study: Study, o: { docs: string; command: string }):
   lines.push('## The papers\' orderings at this scale', '');
   if (step === null) lines.push('No evaluation step was reached by every run; nothing can be compared.');
   else {
-    lines.push(ordering(methods, step, 'repa', 'sit-baseline', 'REPA better than the baseline at equal steps'));
-    lines.push(ordering(methods, step, 'reg', 'repa', 'REG better than REPA'));
-    lines.push(ordering(methods, step, 'sra', 'sit-baseline', 'SRA better than the baseline without an external encoder'));
-    lines.push(ordering(methods, step, 'repa-e', 'repa-latent', 'REPA-E better than REPA on the same VAE kept frozen (the end-to-end tuning itself)'));
-    lines.push(ordering(methods, step, 'repa-e', 'repa', 'REPA-E (latent) better than REPA (pixels) — this also changes the space the SiT works in'));
+    for (const c of CLAIMS) lines.push(ordering(methods, step, c.better, c.than, c.claim));
   }
   lines.push('', 'Claims are checked on FD only; "holds" needs every seed of the first method to beat every seed of the second.', '');
   const file = path.join(o.docs, 'results.md');

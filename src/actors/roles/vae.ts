@@ -30,14 +30,14 @@ export function vaeRole(init: RoleInit & { vaeConfig: VAEConfig }) {
         const post = vae.forward(b.x, posterior); // z (B, L, h, w), recon (B, C, H, W)
         const reg = hooks.regularizer(m.s, b.x, post.recon, post);
         ctx.scratch().set('z', post.z);
-        ctx.scratch().set('reg', reg.loss);
+        ctx.scratch().set('regularizer', reg.loss);
         return { z: post.z, regLoss: reg.loss.item(), terms: reg.terms };
       });
     },
 
     /** g = ∂(c·L_align)/∂z from the Student; clip over the VAE's own parameters. */
     update(b: { grad: Tensor; lrFactor: number }, ctx: MessageContext): { gradNorm: number } {
-      const z = ctx.scratch().get('z') as Tensor | undefined, reg = ctx.scratch().get('reg') as Tensor;
+      const z = ctx.scratch().get('z') as Tensor | undefined, reg = ctx.scratch().get('regularizer') as Tensor;
       if (!z) throw new Error(`update for step ${ctx.step} without its encode`);
       backward([[reg, ones(reg.shape, reg.dtype)], [z, b.grad]], { tape: ctx.tape() });
       const gradNorm = clipGradNorm(params, spec.train.grad_clip);
