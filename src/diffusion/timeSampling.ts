@@ -1,6 +1,6 @@
 // Training-time distributions in diffactor's convention (t=0 data, t=1 noise): uniform U(0,1)
 // and REPA's `lognormal` (n ~ N(mean, std), σ/α = eⁿ, so t = sigmoid(n) on the linear path and
-// (2/π)·atan(eⁿ) on the cosine one), the timestep shift τ_s of methods-b P2 (RAE, SVG, DDT's
+// (2/π)·atan(eⁿ) on the cosine one), the timestep shift τ_s of timestep shift (RAE, SVG and DDT's official code) (RAE, SVG, DDT's
 // sampling grid) and DDPM's integer timesteps. All randomness comes from the Rng passed in.
 // Not here: sampler time grids (odeSampler.ts, sdeSampler.ts build their own).
 import type { Rng } from '../tensor/rng.ts';

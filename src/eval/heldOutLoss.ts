@@ -2,7 +2,7 @@
 // stratified grid of times (sample i of n at t = (i + 0.5) / n) with fixed noise, so values at
 // different steps and of different methods are comparable. SiT/DiT: the velocity (or ε) MSE. REG:
 // the same image velocity MSE, with the encoder's class token of each test image fed in noised at
-// the image's t with its own fixed noise (methods-a.md §3, training step 2) — the class-token and
+// the image's t with its own fixed noise (REG loss.py) — the class-token and
 // alignment terms are left out so the number means the same as the others'. REPA-E is not measured:
 // its latent space moves with the VAE, so a latent loss is not comparable across steps.
 import { noGrad } from '../autograd/tape.ts';

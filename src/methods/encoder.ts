@@ -1,5 +1,5 @@
-// The frozen representation encoder of REPA and REG (methods-a.md §1 step 2, §3 step 1, §7 item 2;
-// methods-b.md §0 P4): a ViT (models/vit.ts, DINOv2 layout) whose patch grid equals the
+// The frozen representation encoder of REPA and REG (REPA and REG: github.com/sihyun-yu/REPA
+// train.py, github.com/Martinser/REG train.py): a ViT (models/vit.ts, DINOv2 layout) whose patch grid equals the
 // diffusion model's token grid, run under noGrad on the clean image, returning its normalised patch
 // tokens z* (B, T, Dz) and class token g (B, Dz). Its parameters have requiresGrad off and are never
 // handed to an optimiser. Input preprocessing from the data range [-1, 1] is one named choice:

@@ -1,5 +1,5 @@
 // The student's forward of a flow-matching step on the plain SiT: x_t and the velocity target from
-// the interpolant, the model on x_t with its taps (methods-a §0). Every method that does not change
+// the interpolant, the model on x_t with its taps (REPA/SiT training code: github.com/sihyun-yu/REPA loss.py). Every method that does not change
 // the backbone trains through this; the engines add the velocity loss (the `diff` term).
 import type { Rng } from '../tensor/rng.ts';
 import type { Tensor } from '../tensor/tensor.ts';

@@ -1,4 +1,4 @@
-// The SRA teacher's forward up to one block (methods-a.md §2 step 4: "stopping after block L_T is
+// The SRA teacher's forward up to one block (SRA, github.com/vvvvvjdy/SRA SiT-SRA/train.py: "stopping after block L_T is
 // equivalent" to the official full forward, whose later blocks and final layer do not touch h_T).
 // Embeds like SiT.forward (patches + pos_embed, t and label embeddings), runs blocks 1..k and
 // returns the hidden state after block k (B, T, D). Labels are used as given (no dropout): the

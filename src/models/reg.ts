@@ -1,4 +1,4 @@
-// REG's SiT (methods-a.md §3 "REG", model changes): the SiT of sit.ts plus one extra input token,
+// REG's SiT (github.com/Martinser/REG models/sit.py): the SiT of sit.ts plus one extra input token,
 // the noisy class token of the frozen encoder, "entangled" with the patch tokens. Names follow
 // Martinser/REG models/sit.py: `cls_projectors2` Linear(d_enc → D) and `wg_norm` LayerNorm(D,
 // affine, eps 1e-6) embed g_t into token 0; `pos_embed` is (1, 1+T, D) with row 0 zero (the class

@@ -9,7 +9,9 @@ import fc from 'fast-check';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { sraTeacherTimes } from '../../src/methods/sra/loss.ts';
-import { SraSection as SraSpec, sra as sraMethod } from '../../src/methods/sra/index.ts';
+import { SraSection as SraSpec, sra as sraMethod, scaledTeacherDecay } from '../../src/methods/sra/index.ts';
+import { emaDecay } from '../../src/build/parts.ts';
+import { parseSpec } from '../../src/spec/load.ts';
 import { sectionOf } from '../../src/methods/registry.ts';
 import { loadSpec } from '../../src/spec/load.ts';
 
@@ -74,5 +76,28 @@ describe('SRA blocks', () => {
       expect(sec.teacher_block, s.name).toBeGreaterThan(sec.student_block);
       expect(sec.teacher_block, s.name).toBeLessThanOrEqual(s.model.depth!);
     }
+  });
+});
+
+describe('SRA teacher EMA scaled to the run (teacher_ema)', () => {
+  it('keeps the paper\'s lag as a fraction of the run: τ = 1/(1 − d) = N/40, 0.9999 at 400K steps, no warm-up', () => {
+    expect(scaledTeacherDecay(400_000)).toBeCloseTo(0.9999, 12);
+    fc.assert(fc.property(fc.integer({ min: 41, max: 10_000_000 }), (n) => {
+      const d = scaledTeacherDecay(n);
+      expect(1 / (1 - d) / n).toBeCloseTo(1 / 40, 9);
+    }));
+    expect(scaledTeacherDecay(40)).toBe(0); // the teacher is the student itself at or below 40 steps
+    expect(scaledTeacherDecay(20)).toBe(0);
+  });
+
+  it('scaled overrides train.ema_decay / ema_warmup for the whole run; literal uses them as written', () => {
+    const spec = (teacher_ema: 'scaled' | 'literal') => parseSpec({
+      name: 's', methods: ['sra'], sra: { teacher_ema }, train: { steps: 600, ema_decay: 0.995, ema_warmup: true },
+    });
+    for (const k of [0, 1, 10, 599]) expect(emaDecay(spec('scaled'), k)).toBe(1 - 40 / 600);
+    expect(emaDecay(spec('literal'), 0)).toBe(Math.min(0.995, 1 / 10));
+    expect(emaDecay(spec('literal'), 599)).toBe(Math.min(0.995, 600 / 609));
+    // Other methods leave the spec's EMA alone.
+    expect(emaDecay(parseSpec({ name: 'r', methods: ['sit-baseline'], train: { steps: 600, ema_decay: 0.99 } }), 500)).toBe(0.99);
   });
 });

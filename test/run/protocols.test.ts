@@ -19,6 +19,7 @@ import { makeIdentity, perturb } from '../methods/tiny.ts';
 import { createViT, vitPreset } from '../../src/models/vit.ts';
 import { saveDinov2 } from '../../src/models/dinov2.ts';
 import type { SimpleHead } from '../../src/methods/sra/loss.ts';
+import { methodsOf } from '../../src/build/parts.ts';
 
 const base = {
   seed: 3,
@@ -207,6 +208,7 @@ describe('shipped specs', () => {
     // The encoder reads images: REPA-E's SiT reads latents, its VAE (and encoder) the image channels.
     const imageChannels = t.vae ? t.vae.config.inChannels : t.config.inChannels;
     if (t.encoder) expect(t.encoder.features(new Rng(0).normal([2, imageChannels, 32, 32])).patch.shape).toEqual([2, T, t.encoder.dim]);
-    expect(t.heads === null).toBe(spec.protocol.endsWith('baseline'));
+    // Heads exactly when a listed method declares some (the baselines and LayerSync add none).
+    expect(t.heads === null).toBe(!methodsOf(spec).some((m) => m.def.heads));
   });
 });

@@ -1,4 +1,4 @@
-// The Teacher actor: the EMA copy of the student (methods-a §0.3; DiT's update_ema), always in
+// The Teacher actor: the EMA copy of the student (DiT's update_ema), always in
 // eval mode and never differentiated. `ema` folds in the parameters the student lent for this
 // step (decay 'copy' = the exact start-of-training copy); `forward` gives a method (SRA) its target
 // hidden state at a teacher time, under noGrad; `weights` sends copies for sampling (a piscina

@@ -1,4 +1,4 @@
-// REG's training targets and loss (methods-a.md §3 "REG", training steps 1-5): the encoder's
+// REG's training targets and loss (Wu et al., NeurIPS 2025; github.com/Martinser/REG loss.py): the encoder's
 // class token g (B, d_enc) is noised with the image's t (shared) and its own noise ε_g
 // (independent of the image noise), g_t = α(t)·g + σ(t)·ε_g with velocity target v_g* (linear:
 // ε_g − g); the alignment target is [g ; P] (B, 1+T, d_enc) so REPA's loss covers the class token

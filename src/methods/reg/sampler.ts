@@ -1,4 +1,4 @@
-// REG's Euler–Maruyama sampler with the class-token stream (methods-a.md §3 "Inference"; the
+// REG's Euler–Maruyama sampler with the class-token stream (github.com/Martinser/REG samplers.py; the
 // image part is §0.4's SDE sampler, diffusion/sdeSampler.ts): the image x and the class token g
 // start from independent N(0, I); each step makes one model call on (x, g) giving (v, v_g), and
 // each stream takes the same update — score from its own velocity, drift d = v − ½·w·s, its own

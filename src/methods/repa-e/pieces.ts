@@ -1,4 +1,4 @@
-// REPA-E's pure pieces (methods-b.md §2, alignment loss §0 P1): the latent SiT with its BatchNorm,
+// REPA-E's pure pieces (Leng et al., ICCV 2025; github.com/End2End-Diffusion/REPA-E train_repae.py, models/sit.py): the latent SiT with its BatchNorm,
 // the BN helpers (init_bn / extract_latents_stats / the inverse of the eval transform), the VAE's
 // regulariser, the alignment-only forward through blocks 1..k, the two halves of the VAE step's
 // gradient and the SiT's loss. Each half touches one side's parameters only, so a VAE actor and a

@@ -1,4 +1,4 @@
-// REPA's alignment loss (methods-a.md §1 "REPA", training steps 4 and 6; methods-b.md §0 P1):
+// REPA's alignment loss (Yu et al., ICLR 2025; github.com/sihyun-yu/REPA loss.py):
 // the projected hidden tokens z̃ (B, T, Dz) against the frozen encoder's patch tokens z* (B, T, Dz),
 // index-wise (token n of the student is compared with token n of the encoder, both in row-major
 // raster order), L_proj = −mean_{enc, b, n} cos(z̃_bn, z*_bn) with F.normalize's eps 1e-12, and

@@ -12,8 +12,12 @@ import { SimpleHead, sraAlignLoss, sraAlignWeight, sraTeacherTimes } from './los
 
 const positiveInt = z.number().int().positive();
 
-/** SRA's teacher EMA (SiT-SRA train.py: decay 0.9999, no warm-up) and the run length of its headline results (400K steps). */
+/**
+ * SRA's teacher EMA (SiT-SRA train.py: decay 0.9999, no warm-up: time constant 1/(1 − d) = 10⁴
+ * steps) and the run length of its headline results (400K steps).
+ */
 export const SRA_PAPER_EMA = 0.9999;
+const SRA_PAPER_TAU = 10_000;
 export const SRA_PAPER_STEPS = 400_000;
 
 export const SraSection = z.strictObject({
@@ -49,9 +53,9 @@ export const SraSection = z.strictObject({
 }));
 export type SraSection = z.infer<typeof SraSection>;
 
-/** The decay whose lag is the paper's fraction of a run of `steps` steps: 1 − (1 − d_paper)·N_paper / N, at least 0. */
+/** The decay whose lag is the paper's fraction of a run of `steps` steps: 1 − N_paper / (τ_paper·N) (= 1 − 40/N), at least 0. */
 export function scaledTeacherDecay(steps: number): number {
-  return Math.max(0, 1 - ((1 - SRA_PAPER_EMA) * SRA_PAPER_STEPS) / steps);
+  return Math.max(0, 1 - SRA_PAPER_STEPS / (SRA_PAPER_TAU * steps));
 }
 
 class SraHeads extends Module {

@@ -1,4 +1,4 @@
-// SRA, self-representation alignment (methods-a.md §2 "SRA"): the pieces that differ from a plain
+// SRA, self-representation alignment (Jiang et al. 2025; github.com/vvvvvjdy/SRA SiT-SRA/loss.py): the pieces that differ from a plain
 // SiT step. Teacher times t_T = clamp(t_s − t_max·u, 0, 1) (step 1: the teacher is never noisier
 // than the student); the student head `ap_head` = SimpleHead(D, D) (Linear(D → 2D) − SiLU −
 // Linear(2D → D), SiT-SRA models/sit.py, xavier weights, zero biases); the alignment losses
