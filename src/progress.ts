@@ -4,6 +4,22 @@ import cliProgress from 'cli-progress';
 
 export interface Progress { update(step: number, fields: Record<string, string | number>): void; stop(): void }
 
+/**
+ * A remaining time as people write it: 42s, 7m05s, 1h02m. Rounded to whole seconds first, so a
+ * minute never shows as 60s (cli-progress's own eta printed `7m60s`); no estimate: –.
+ */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '–';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+/** The ETA after `step` of `total` steps in `elapsed` seconds (– before the first step). */
+const eta = (step: number, total: number, elapsed: number): string => (step > 0 ? formatDuration(((total - step) * elapsed) / step) : '–');
+
 export function progressBar(total: number, label: string, every = Math.max(1, Math.floor(total / 10))): Progress {
   const t0 = Date.now();
   const fmt = (f: Record<string, string | number>) => Object.entries(f).map(([k, v]) => `${k} ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : v}`).join('  ');
@@ -13,22 +29,21 @@ export function progressBar(total: number, label: string, every = Math.max(1, Ma
         if (step % every !== 0 && step !== total) return;
         const s = (Date.now() - t0) / 1000;
         const rate = step / Math.max(s, 1e-9);
-        const eta = step > 0 ? `${((total - step) / rate).toFixed(0)}s` : '–'; // no rate yet at step 0
-        console.error(`${label} ${step}/${total}  ${fmt(fields)}  ${rate.toFixed(1)} it/s  eta ${eta}`);
+        console.error(`${label} ${step}/${total}  ${fmt(fields)}  ${rate.toFixed(1)} it/s  eta ${eta(step, total, s)}`);
       },
       stop() {},
     };
   }
   const bar = new cliProgress.SingleBar({
-    format: `${label} |{bar}| {value}/{total}  {fields}  {rate} it/s  eta {eta_formatted}`,
+    format: `${label} |{bar}| {value}/{total}  {fields}  {rate} it/s  eta {left}`,
     hideCursor: true,
     etaBuffer: 50,
   }, cliProgress.Presets.shades_classic);
-  bar.start(total, 0, { fields: '', rate: '0.0' });
+  bar.start(total, 0, { fields: '', rate: '0.0', left: '–' });
   return {
     update(step, fields) {
       const s = (Date.now() - t0) / 1000;
-      bar.update(step, { fields: fmt(fields), rate: (step / Math.max(s, 1e-9)).toFixed(1) });
+      bar.update(step, { fields: fmt(fields), rate: (step / Math.max(s, 1e-9)).toFixed(1), left: eta(step, total, s) });
     },
     stop() { bar.stop(); },
   };

@@ -1,7 +1,7 @@
 // The non-TTY progress lines (CI logs, pipes): one line every `every` steps and at the end, with no
 // made-up ETA before any step has finished.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { progressBar } from '../src/progress.ts';
+import { formatDuration, progressBar } from '../src/progress.ts';
 
 describe('progressBar on a non-TTY', () => {
   afterEach(() => vi.restoreAllMocks());
@@ -19,5 +19,17 @@ describe('progressBar on a non-TTY', () => {
     expect(lines.map((l) => l.split('  ')[0])).toEqual(['job 0/10', 'job 5/10', 'job 10/10']);
     expect(lines[0]).toMatch(/loss 0\.5000 {2}step 0 {2}0\.0 it\/s {2}eta –$/); // counts print as integers
     expect(lines[2]).toMatch(/eta 0s$/);
+  });
+});
+
+describe('formatDuration (the ETA)', () => {
+  it('never prints 60 seconds or a NaN: 7m60s and eta NFs were printed before', () => {
+    expect(formatDuration(419.6)).toBe('7m00s');
+    expect(formatDuration(59.6)).toBe('1m00s');
+    expect(formatDuration(59.4)).toBe('59s');
+    expect(formatDuration(3599.7)).toBe('1h00m');
+    expect(formatDuration(4 * 3600 + 5 * 60 + 9)).toBe('4h05m');
+    expect(formatDuration(0)).toBe('0s');
+    for (const bad of [NaN, Infinity, -1]) expect(formatDuration(bad)).toBe('–');
   });
 });

@@ -1,6 +1,9 @@
 // The diffactor command line: one sub-command per job. Each command lives in its own module and
 // is loaded only when used, so `diffactor info` does not pay for the trainer.
 import { Argument, Command, Option } from 'commander';
+import { nonNegativeInt, numberIn, positiveInt } from './args.ts';
+
+const int = positiveInt;
 
 const program = new Command();
 program
@@ -17,8 +20,8 @@ program
 program
   .command('demo')
   .description('train a small MLP classifier with the engine and print the loss falling (what `npm start` runs)')
-  .option('--steps <n>', 'optimisation steps', (v) => parseInt(v, 10), 600)
-  .option('--seed <n>', 'seed', (v) => parseInt(v, 10), 0)
+  .option('--steps <n>', 'optimisation steps', int, 600)
+  .option('--seed <n>', 'seed', nonNegativeInt, 0)
   .action(async (o: { steps: number; seed: number }) => (await import('./demo.ts')).demo(o));
 
 program
@@ -29,11 +32,6 @@ program
   .addOption(new Option('--quick', 'fewer repetitions (for smoke tests)'))
   .action(async (what: string, o: { json?: boolean; quick?: boolean }) => (await import('./bench.ts')).bench(what, o));
 
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a positive integer, got '${v}'`);
-  return n;
-};
 
 program
   .command('train')
@@ -83,12 +81,12 @@ program
   .option('--out <file>', 'PNG to write', 'samples.png')
   .addOption(new Option('--sampler <name>', 'sampler').choices(['euler', 'heun', 'sde', 'ddpm', 'ddim']))
   .option('--steps <n>', 'sampling steps', int)
-  .option('--cfg <w>', 'classifier-free guidance scale (1 = none)', parseFloat)
-  .option('--guidance-low <t>', 'guidance interval start (flow time)', parseFloat)
-  .option('--guidance-high <t>', 'guidance interval end (flow time)', parseFloat)
+  .option('--cfg <w>', 'classifier-free guidance scale (1 = none)', numberIn(1, Infinity, '1 = no guidance'))
+  .option('--guidance-low <t>', 'guidance interval start (flow time)', numberIn(0, 1))
+  .option('--guidance-high <t>', 'guidance interval end (flow time)', numberIn(0, 1))
   .option('--classes <list>', 'comma-separated class indices (default all)')
   .option('--per-class <n>', 'samples per class (columns)', int)
-  .option('--seed <n>', 'sampling seed', (v) => parseInt(v, 10))
+  .option('--seed <n>', 'sampling seed', nonNegativeInt)
   .option('--raw', 'use the raw (non-EMA) weights')
   .action(async (o) => (await import('./sample.ts')).sample(o));
 
@@ -116,19 +114,19 @@ standin
   .addOption(new Option('--data <name>', 'training data').choices(['fashion-mnist', 'builtin']).default('fashion-mnist'))
   .option('--epochs <n>', 'passes over the training split (default 3)', int)
   .option('--out <file>', 'safetensors to write (default: the shipped specs/standins/classifier-<data>.safetensors)')
-  .option('--seed <n>', 'seed', (v) => parseInt(v, 10), 0)
+  .option('--seed <n>', 'seed', nonNegativeInt, 0)
   .action(async (o) => (await import('./standin.ts')).standinClassifier(o));
 
 standin
   .command('vae')
   .description('train the VAE (diffusers AutoencoderKL layout, 32×32 → 4×8×8) with L1 + KL; latent stats go in the metadata')
   .addOption(new Option('--data <name>', 'training data').choices(['fashion-mnist', 'builtin']).default('fashion-mnist'))
-  .option('--minutes <m>', 'training budget in minutes, turned into a step count before training (default 15)', parseFloat)
+  .option('--minutes <m>', 'training budget in minutes, turned into a step count before training (default 15)', numberIn(0.01))
   .option('--steps <n>', 'exact step count (replays a budgeted run; overrides --minutes)', int)
   .option('--preset <name>', 'VAE preset (VAE-T, VAE-P)', 'VAE-T')
   .option('--out <file>', 'safetensors to write (default: the shipped specs/standins/vae-<data>.safetensors)')
   .option('--png <file>', 'also write originals over reconstructions of the first 12 test images')
-  .option('--seed <n>', 'seed', (v) => parseInt(v, 10), 0)
+  .option('--seed <n>', 'seed', nonNegativeInt, 0)
   .action(async (o) => (await import('./standin.ts')).standinVae(o));
 
 standin
@@ -136,11 +134,11 @@ standin
   .description('train the self-supervised ViT encoder for REPA/REG (no labels; DINOv2 layout, 8×8 patch tokens) and linear-probe it')
   .addOption(new Option('--data <name>', 'training data').choices(['fashion-mnist', 'builtin']).default('fashion-mnist'))
   .addOption(new Option('--objective <name>', 'SSL objective (docs/models/encoder.md)').choices(['contrastive', 'dino']).default('contrastive'))
-  .option('--minutes <m>', 'wall-clock training budget; schedules follow elapsed/budget (default 15)', parseFloat)
+  .option('--minutes <m>', 'wall-clock training budget; schedules follow elapsed/budget (default 15)', numberIn(0.01))
   .option('--steps <n>', 'exact step count, schedules follow step/steps (overrides --minutes)', int)
   .option('--out <file>', 'safetensors to write (default: the shipped specs/standins/encoder-<data>.safetensors)')
-  .option('--probe-train <n>', 'training images for the linear probe (0 skips probing)', (v) => parseInt(v, 10), 10000)
-  .option('--seed <n>', 'seed', (v) => parseInt(v, 10), 0)
+  .option('--probe-train <n>', 'training images for the linear probe (0 skips probing)', nonNegativeInt, 10000)
+  .option('--seed <n>', 'seed', nonNegativeInt, 0)
   .action(async (o) => (await import('../standins/ssl/cli.ts')).standinEncoder(o));
 
 try {
