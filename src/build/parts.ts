@@ -108,6 +108,17 @@ export function samplingWeights(spec: RunSpec, ema: Map<string, Tensor>): Map<st
   return b?.hook.sampleWeights ? b.hook.sampleWeights(b.m.s, ema) : ema;
 }
 
+/**
+ * The model that samples with a checkpoint's weights, loaded: the method's backbone, or a plain SiT
+ * of the weights it samples with (REPA-E's SiT without its latent BN: it draws in BN-normalised space).
+ */
+export function samplingModel(spec: RunSpec, config: SiTConfig, weights: Map<string, Tensor>): Backbone {
+  const plain = samplingWeights(spec, weights);
+  const model = plain.size === weights.size ? backboneForWeights(spec, config, weights) : createSiT(config, 0);
+  model.loadStateDict(plain);
+  return model;
+}
+
 /** The tensors the EMA averages, and those it copies (counters). */
 export function emaTensors(spec: RunSpec, model: Backbone): { averaged: [string, Tensor][]; copied: [string, Tensor][] } {
   const b = backboneHook(spec)?.hook;

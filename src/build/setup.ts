@@ -64,10 +64,8 @@ export function checkSpecConsistency(spec: RunSpec, depth?: number): void {
   if (objective === 'velocity' && (spec.model.family === 'DiT' || spec.model.learn_sigma) && ms.some((a) => a.def.family !== 'SiT' || a.def.section)) {
     throw new Error(`spec '${spec.name}': ${spec.protocol} trains a SiT (model.family SiT, learn_sigma false)`);
   }
+  checkSampler(spec, spec.sample.sampler, 'sample.sampler');
   for (const a of ms) {
-    if (a.def.samplers && !a.def.samplers.includes(spec.sample.sampler)) {
-      throw new Error(`spec '${spec.name}': ${a.def.title} samples with ${a.def.samplers.join(' or ')} only (sample.sampler: ${a.def.samplers[0]}, got ${spec.sample.sampler})`);
-    }
     a.def.check?.(a.s, spec as never);
     if (depth !== undefined) {
       for (const [field, k] of Object.entries(a.def.blocks?.(a.s) ?? {})) {
@@ -80,8 +78,31 @@ export function checkSpecConsistency(spec: RunSpec, depth?: number): void {
     const ignored = (['patch_size', 'embed_dim', 'depth'] as const).filter((k) => e[k] !== undefined);
     if (ignored.length) throw new Error(`spec '${spec.name}': encoder.${ignored.join(', encoder.')} only apply to the seed-initialised encoder, not to encoder.checkpoint`);
   }
-  const flowSampler = ['euler', 'heun', 'sde'].includes(spec.sample.sampler);
-  if (flowSampler !== (spec.diffusion.objective === 'velocity')) {
-    throw new Error(`spec '${spec.name}': sample.sampler ${spec.sample.sampler} does not fit objective ${spec.diffusion.objective} (velocity: euler|heun|sde; ddpm: ddpm|ddim)`);
+}
+
+/** The samplers of each objective: a flow model integrates its velocity, a DDPM model reverses its chain. */
+export const OBJECTIVE_SAMPLERS = { velocity: ['euler', 'heun', 'sde'], ddpm: ['ddpm', 'ddim'] } as const;
+
+/** The samplers a model trained by `spec` can draw with: its objective's, narrowed by each method's (REG: sde). */
+export function samplersFor(spec: RunSpec): string[] {
+  return methodsOf(spec).reduce<string[]>((ok, a) => (a.def.samplers ? ok.filter((s) => a.def.samplers!.includes(s)) : ok), [...OBJECTIVE_SAMPLERS[spec.diffusion.objective]]);
+}
+
+/**
+ * Refuses a sampler the spec's model was not trained for, in one line naming the ones it takes.
+ * `where` names the setting (`sample.sampler` in a spec, `--sampler` on the command line). Another
+ * family does not fail loudly by itself: DDPM on a velocity model draws blobs, an ODE on a
+ * learn-sigma DiT reads twice the channels.
+ */
+export function checkSampler(spec: RunSpec, sampler: string, where: string): void {
+  const allowed = samplersFor(spec).join(' or ');
+  const objective = spec.diffusion.objective;
+  if (!(OBJECTIVE_SAMPLERS[objective] as readonly string[]).includes(sampler)) {
+    throw new Error(`spec '${spec.name}': ${where} ${sampler} does not fit objective ${objective} (velocity: euler|heun|sde; ddpm: ddpm|ddim): use ${allowed}`);
+  }
+  for (const a of methodsOf(spec)) {
+    if (a.def.samplers && !a.def.samplers.includes(sampler)) {
+      throw new Error(`spec '${spec.name}': ${a.def.title} samples with ${a.def.samplers.join(' or ')} only (${where}: ${allowed}, got ${sampler})`);
+    }
   }
 }

@@ -1,11 +1,10 @@
 // `diffactor sample`: draw a class-per-row PNG grid from a checkpoint's EMA (default) or raw weights.
 import { loadCheckpoint } from '../build/checkpoint.ts';
-import { backboneForWeights, samplesToImages, samplingWeights, vaeForCheckpoint } from '../build/parts.ts';
+import { samplesToImages, samplingModel, vaeForCheckpoint } from '../build/parts.ts';
+import { checkSampler } from '../build/setup.ts';
 import { drawSamples, gridLabels, type SampleSettings } from '../build/draw.ts';
 import { writePngGrid } from '../io/png.ts';
 import { progressBar } from '../progress.ts';
-import { SiT } from '../models/sit.ts';
-import { Rng } from '../tensor/rng.ts';
 
 export interface SampleCliOptions {
   checkpoint: string; out: string; sampler?: SampleSettings['sampler']; steps?: number; cfg?: number;
@@ -14,12 +13,11 @@ export interface SampleCliOptions {
 
 export function sample(o: SampleCliOptions): void {
   const c = loadCheckpoint(o.checkpoint);
+  // The checkpoint's spec fixes the sampler family (its objective, its methods); refuse another before any work.
+  if (o.sampler) checkSampler(c.spec, o.sampler, '--sampler');
   const weights = o.raw ? c.model : c.ema;
   const vae = vaeForCheckpoint(c, o.checkpoint);
-  // A backbone that samples as a plain SiT of some of its weights (REPA-E's drops its BN) does so here.
-  const plain = samplingWeights(c.spec, weights);
-  const model = plain.size === weights.size ? backboneForWeights(c.spec, c.config, weights) : new SiT(c.config, new Rng(0));
-  model.loadStateDict(plain);
+  const model = samplingModel(c.spec, c.config, weights);
   const s: SampleSettings = {
     ...c.spec.sample,
     ...(o.sampler && { sampler: o.sampler }),
