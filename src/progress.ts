@@ -17,6 +17,9 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
 
+/** Steps per second, or – while too little time has passed to say (a first update within milliseconds printed 1e9 it/s). */
+const rateOf = (step: number, elapsed: number): string => (elapsed >= 0.1 ? (step / elapsed).toFixed(1) : '–');
+
 /** The ETA after `step` of `total` steps in `elapsed` seconds (– before the first step). */
 const eta = (step: number, total: number, elapsed: number): string => (step > 0 ? formatDuration(((total - step) * elapsed) / step) : '–');
 
@@ -28,8 +31,7 @@ export function progressBar(total: number, label: string, every = Math.max(1, Ma
       update(step, fields) {
         if (step % every !== 0 && step !== total) return;
         const s = (Date.now() - t0) / 1000;
-        const rate = step / Math.max(s, 1e-9);
-        console.error(`${label} ${step}/${total}  ${fmt(fields)}  ${rate.toFixed(1)} it/s  eta ${eta(step, total, s)}`);
+        console.error(`${label} ${step}/${total}  ${fmt(fields)}  ${rateOf(step, s)} it/s  eta ${s >= 0.1 ? eta(step, total, s) : '–'}`);
       },
       stop() {},
     };
@@ -39,11 +41,11 @@ export function progressBar(total: number, label: string, every = Math.max(1, Ma
     hideCursor: true,
     etaBuffer: 50,
   }, cliProgress.Presets.shades_classic);
-  bar.start(total, 0, { fields: '', rate: '0.0', left: '–' });
+  bar.start(total, 0, { fields: '', rate: '–', left: '–' });
   return {
     update(step, fields) {
       const s = (Date.now() - t0) / 1000;
-      bar.update(step, { fields: fmt(fields), rate: (step / Math.max(s, 1e-9)).toFixed(1), left: eta(step, total, s) });
+      bar.update(step, { fields: fmt(fields), rate: rateOf(step, s), left: s >= 0.1 ? eta(step, total, s) : '–' });
     },
     stop() { bar.stop(); },
   };

@@ -10,15 +10,35 @@ describe('progressBar on a non-TTY', () => {
     Object.defineProperty(process.stderr, 'isTTY', { value: false, configurable: true });
     const lines: string[] = [];
     vi.spyOn(console, 'error').mockImplementation((s: string) => { lines.push(s); });
+    let now = 1_000_000;
+    vi.spyOn(Date, 'now').mockImplementation(() => now);
     try {
       const p = progressBar(10, 'job', 5);
-      for (const step of [0, 1, 5, 7, 10]) p.update(step, { loss: 0.5, step });
+      for (const step of [0, 1, 5, 7, 10]) { p.update(step, { loss: 0.5, step }); now += 1000; } // 1 s a step
     } finally {
       Object.defineProperty(process.stderr, 'isTTY', { value: tty, configurable: true });
     }
     expect(lines.map((l) => l.split('  ')[0])).toEqual(['job 0/10', 'job 5/10', 'job 10/10']);
-    expect(lines[0]).toMatch(/loss 0\.5000 {2}step 0 {2}0\.0 it\/s {2}eta –$/); // counts print as integers
+    expect(lines[0]).toMatch(/loss 0\.5000 {2}step 0 {2}– it\/s {2}eta –$/); // counts print as integers; no rate yet
+    expect(lines[1]).toMatch(/ 2\.5 it\/s {2}eta 2s$/); // step 5 after 2 s
     expect(lines[2]).toMatch(/eta 0s$/);
+  });
+
+  it('says – instead of a rate within the first 0.1 s (a sampler\'s first step printed 1000000000.0 it/s)', () => {
+    const tty = process.stderr.isTTY;
+    Object.defineProperty(process.stderr, 'isTTY', { value: false, configurable: true });
+    const lines: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((s: string) => { lines.push(s); });
+    let now = 5_000;
+    vi.spyOn(Date, 'now').mockImplementation(() => now);
+    try {
+      const p = progressBar(2, 'sample', 1);
+      now += 1; // 1 ms
+      p.update(1, {});
+    } finally {
+      Object.defineProperty(process.stderr, 'isTTY', { value: tty, configurable: true });
+    }
+    expect(lines[0]).toBe('sample 1/2    – it/s  eta –');
   });
 });
 

@@ -3,7 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import path from 'node:path';
 import { RunSpec } from './schema.ts';
+import { activeMethods } from '../methods/registry.ts';
 
 export class SpecError extends Error {}
 
@@ -37,5 +39,33 @@ export function loadSpec(file: string): RunSpec {
   } catch (e) {
     throw new SpecError(`${file}: not valid YAML: ${(e as Error).message}`);
   }
-  return parseSpec(raw, file);
+  return resolvePaths(parseSpec(raw, file), path.dirname(path.resolve(file)));
+}
+
+/** Dataset names that are not paths (src/data/open.ts). */
+const NAMED_DATASETS = new Set(['builtin', 'fashion-mnist', 'cifar10']);
+
+/**
+ * A spec file's relative paths are relative to the file, not to the working directory: a spec
+ * runs the same from anywhere. The fields: the encoder's and the evaluation's files, each method's
+ * files (MethodDefinition.files), and a dataset given as a folder. They come back absolute.
+ */
+export function resolvePaths(spec: RunSpec, dir: string): RunSpec {
+  const out = structuredClone(spec) as RunSpec & Record<string, Record<string, unknown> | undefined>;
+  const fix = (section: string, field: string) => {
+    const obj = out[section];
+    const v = obj?.[field];
+    if (typeof v === 'string' && v && !path.isAbsolute(v)) obj![field] = path.resolve(dir, v);
+  };
+  fix('encoder', 'checkpoint');
+  fix('eval', 'classifier');
+  fix('eval', 'encoder');
+  for (const m of activeMethods(out)) {
+    for (const key of Object.keys(m.def.files?.(m.s) ?? {})) {
+      const [section, field] = key.split('.');
+      fix(section, field);
+    }
+  }
+  if (!NAMED_DATASETS.has(out.data.dataset)) fix('data', 'dataset');
+  return out;
 }
