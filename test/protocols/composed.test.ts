@@ -5,7 +5,8 @@
 // bit, and the gradient routing is checked against the single methods: at w = 0 it is plain REPA,
 // at λ = 0 plain SRA (with the REPA projector untouched), exactly. Incompatible methods are refused.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { sample } from '../../src/cli/sample.ts';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createActor, waitFor } from 'xstate';
@@ -306,4 +307,21 @@ describe('gradient routing against the shipped protocols', () => {
     const init = new Map([...initialHeads(both)].filter(([k]) => k.startsWith('repa.')));
     expectSameTensors(new Map([...c.proj].filter(([k]) => k.startsWith('repa.'))), init, 'REPA projector after 10 steps at λ = 0 vs its initial weights');
   });
+});
+
+describe('three methods composed in one spec (REPA + SRA + REG)', () => {
+  it('trains on worker actors, samples its grid with REG\'s SDE sampler, and `diffactor sample` reads the checkpoint', async () => {
+    const out = tmp('three');
+    const spec = tinySpec('repa+sra+reg', { train: { ...tinySpec('repa').train, steps: 4 } });
+    const r = await runActors({ spec, out, quiet: true });
+    // Every method's term is logged: REPA's and REG's projections share the name, so each carries its method.
+    expect(Object.keys(r.logs[3].terms).sort()).toEqual(['align', 'align_weight', 'cls', 'diff', 'reg.proj', 'repa.proj']);
+    expect(existsSync(path.join(out, 'samples.png'))).toBe(true);
+    const c = ckpt(out);
+    expect([...c.model.keys()].some((k) => k.startsWith('cls_projectors2.'))).toBe(true); // REG's backbone
+    for (const m of ['repa', 'reg', 'sra']) expect([...c.proj.keys()].some((k) => k.startsWith(`${m}.`)), m).toBe(true);
+    const again = path.join(out, 'again.png');
+    sample({ checkpoint: path.join(out, 'checkpoint.safetensors'), out: again, perClass: 1, steps: 2, classes: '0,1' });
+    expect(existsSync(again)).toBe(true);
+  }, 120_000);
 });
