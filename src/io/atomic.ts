@@ -27,6 +27,26 @@ function fsyncDir(dir: string): void {
   }
 }
 
+/** `.NAME.PID.HEX.tmp`: the temporary file of writeFileAtomic, named after its writer's pid. */
+const TEMP = /^\.(.+)\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+/**
+ * Remove temporary files left in `dir` by writers that died mid-write (a kill during a checkpoint
+ * write leaves one, up to the checkpoint's size). A file of a live process is kept: it may be
+ * writing. `alive` says whether a pid runs (default: process.kill(pid, 0)). Returns what it removed.
+ */
+export function removeStaleTemps(dir: string, alive: (pid: number) => boolean): string[] {
+  if (!fs.existsSync(dir)) return [];
+  const removed: string[] = [];
+  for (const name of fs.readdirSync(dir)) {
+    const m = TEMP.exec(name);
+    if (!m || alive(Number(m[2]))) continue;
+    fs.rmSync(path.join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
 export function writeFileAtomic(target: string, data: AtomicData): void {
   const dir = path.dirname(path.resolve(target));
   // Same directory: rename is atomic only within one file system.
