@@ -92,9 +92,10 @@ program
 
 program
   .command('predict')
-  .description('run the model on tensors x (B,C,H,W), t (B), y (B) from a safetensors file; writes tensor `out`')
+  .description('run the model on tensors x (B,C,H,W), t (B), y (B) from a safetensors file; writes tensor `out`. ' +
+    'REPA-E: x is the BN-normalised latent (the SiT without its BN, as it samples). REG: also cls (B, d_enc), the noisy class token; writes `cls` too')
   .requiredOption('--checkpoint <file>', 'checkpoint.safetensors')
-  .requiredOption('--inputs <file>', 'safetensors with x, t, y')
+  .requiredOption('--inputs <file>', 'safetensors with x, t, y (REG: and cls)')
   .requiredOption('--out <file>', 'safetensors to write')
   .option('--ema', 'use the EMA weights')
   .action(async (o) => (await import('./predict.ts')).predict(o));
