@@ -10,13 +10,15 @@ import { loadProtocolModule, readProtocolRecord } from '../protocols/module.ts';
 
 export interface TrainCliOptions {
   spec?: string; steps?: number; out?: string; data?: string; resume?: string; samples?: boolean; fresh?: boolean;
-  engine?: 'actors' | 'reference'; trace?: boolean; protocolModule?: string;
+  engine?: 'actors' | 'reference'; trace?: boolean; protocolModule?: string; ignoreMemory?: boolean;
 }
 
 export async function train(o: TrainCliOptions): Promise<void> {
   if (!o.spec && !o.resume) throw new Error('train: pass --spec FILE, or --resume DIR to continue a run');
   const engine = o.engine ?? 'actors';
   if (o.trace && engine !== 'actors') throw new Error('train: --trace records actor messages; it needs --engine actors');
+  // Read by the memory check of either engine (build/memory.ts), in this process and its workers.
+  if (o.ignoreMemory) process.env.DIFFACTOR_IGNORE_MEMORY = '1';
   const spec = o.spec ? loadSpec(o.spec) : undefined;
   const out = o.resume ?? o.out ?? path.join('runs', spec!.name);
   if (o.fresh && !o.resume && existsSync(out)) {

@@ -26,6 +26,7 @@ import { plainFlowForward } from '../methods/flowForward.ts';
 import type { StepValues, WeightedTerm } from '../methods/method.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from '../build/setup.ts';
+import { checkFitsMemory } from '../build/memory.ts';
 import type { Checkpoint, TrainState } from '../build/checkpoint.ts';
 import {
   backboneHook, buildBackbone, buildEncoder, buildHeads, buildVae, emaDecay, emaTensors, hiddenAt, samplingWeights, type Backbone, type MethodHeads,
@@ -78,6 +79,7 @@ export class Trainer {
     const vaeConfig = vaeConfigFor(spec, data);
     this.config = modelConfigFor(spec, data, vaeConfig);
     checkSpecConsistency(spec, this.config.depth);
+    checkFitsMemory(spec, this.config); // before anything is allocated
     this.plan = stepPlan(spec);
     this.encoder = this.plan.encoder ? buildEncoder(spec, data, this.config) : null;
     const encoderDim = this.encoder?.dim ?? null;
