@@ -45,6 +45,7 @@ program
   .option('--no-samples', 'skip the end-of-run sample grid')
   .addOption(new Option('--engine <name>', 'actors (worker threads) or reference (one in-process loop)').choices(['actors', 'reference']).default('actors'))
   .option('--trace', 'record every actor message: OUT/trace.jsonl, OUT/trace.json (Perfetto), OUT/step-1.mmd')
+  .option('--ignore-memory', 'train even when the memory estimate says the spec does not fit this machine')
   .option('--protocol-module <file>', 'a protocol composed in code: a .ts/.js module whose default export is a ProtocolDefinition (docs/protocols.md); --resume reloads it by itself')
   .action(async (o) => (await import('./train.ts')).train(o));
 
