@@ -2,15 +2,19 @@
 // checkpoint (EMA weights unless --raw): FD, sFID, IS, precision/recall, CKNNA, linear probe.
 import { loadCheckpoint } from '../build/checkpoint.ts';
 import { backboneForWeights, vaeForCheckpoint } from '../build/parts.ts';
-import { Evaluation, evalSampleSettings, type Metrics } from '../eval/evaluate.ts';
+import { Evaluation, checkEvalCount, evalSampleSettings, type Metrics } from '../eval/evaluate.ts';
 import { modelCallsPerSample } from '../build/draw.ts';
 import type { SiT } from '../models/sit.ts';
 import type { RegSiT } from '../models/reg.ts';
+
+/** Below about this many samples FD is noticeably biased (it falls as the sample count grows). */
+const FD_UNBIASED_SAMPLES = 1000;
 
 export interface EvalCliOptions { checkpoint: string; samples?: number; sampleSteps?: number; raw?: boolean; json?: boolean; data?: string }
 
 export function evaluateCheckpoint(o: EvalCliOptions): Metrics {
   const c = loadCheckpoint(o.checkpoint);
+  if (o.samples !== undefined) checkEvalCount(o.samples, c.spec.eval.k, '--samples');
   const spec = { ...c.spec, eval: { ...c.spec.eval, ...(o.samples && { samples: o.samples }), ...(o.sampleSteps && { steps: o.sampleSteps, nfe: undefined }) } };
   const draw = evalSampleSettings(spec);
   const weights = o.raw ? c.model : c.ema;
@@ -19,6 +23,8 @@ export function evaluateCheckpoint(o: EvalCliOptions): Metrics {
   const vae = vaeForCheckpoint(c, o.checkpoint) ?? undefined;
   const t0 = performance.now();
   const ev = Evaluation.prepare(spec, c.config, { data: o.data });
+  // FD's covariance estimate from few samples inflates it; such numbers compare only at equal counts.
+  if (spec.eval.samples < FD_UNBIASED_SAMPLES) console.error(`eval: warning: FD from ${spec.eval.samples} samples (< ~${FD_UNBIASED_SAMPLES}) is biased upwards; compare it only with FDs from as many samples`);
   const m = ev.run(model as SiT | RegSiT, { vae, onProgress: (what) => { if (!o.json) console.error(`eval: ${what}…`); } });
   if (o.json) console.log(JSON.stringify({ checkpoint: o.checkpoint, step: c.state.step, samples: spec.eval.samples, sample_steps: draw.steps, nfe: modelCallsPerSample(draw.sampler, draw.steps), sampler: draw.sampler, ...m }));
   else {

@@ -18,13 +18,13 @@ import { SiT } from '../models/sit.ts';
 import { RegSiT } from '../models/reg.ts';
 import { loadDinov2 } from '../models/dinov2.ts';
 import type { SiTConfig } from '../models/config.ts';
-import type { VAE } from '../models/vae.ts';
+import { vaeFactor, type VAE } from '../models/vae.ts';
 import { FrozenEncoder } from '../methods/encoder.ts';
 import { hiddenAfterBlock } from '../methods/partialForward.ts';
 import { RepaESiT, decodeLatentSamples } from '../methods/repa-e/pieces.ts';
 import { drawSamples, stepsForNfe, type SampleSettings } from '../build/draw.ts';
 import { openTrainData } from '../build/setup.ts';
-import { backboneHook, buildEncoder, type Backbone } from '../build/parts.ts';
+import { backboneHook, buildEncoder, jointVae, type Backbone } from '../build/parts.ts';
 import { loadFeatureClassifier, type ClassifierFeatures, type FeatureClassifier } from '../standins/features.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import type { FeatureMatrix } from './matrix.ts';
@@ -66,6 +66,17 @@ export function evalFiles(spec: RunSpec, data: string): { classifier: () => stri
   };
 }
 
+/**
+ * Precision/recall take each point's eval.k-th nearest neighbour within its own set, so both the
+ * samples and the reference need more than k points. `where` names the setting (eval.samples, --samples).
+ */
+export function checkEvalCount(n: number, k: number, where: string): void {
+  if (n <= k) throw new Error(`eval: ${where} ${n} must exceed eval.k = ${k} (precision/recall's k nearest neighbours): use at least ${k + 1}`);
+}
+
+/** An image shape for messages: C×H×W. */
+const chw = (s: readonly number[]) => s.join('×');
+
 const matrix = (t: Tensor): FeatureMatrix => ({ data: t.data, n: t.shape[0], d: t.size / t.shape[0] });
 
 /** Images [from, from + n) of a dataset as one (n, C, H, W) tensor (not pooled; the caller owns it). */
@@ -102,15 +113,28 @@ export class Evaluation {
 
   static prepare(spec: RunSpec, config: SiTConfig, o: { data?: string } = {}): Evaluation {
     const e = spec.eval;
+    checkEvalCount(e.samples, e.k, 'eval.samples');
+    checkEvalCount(e.reference, e.k, 'eval.reference');
     const name = o.data ?? spec.data.dataset;
+    const dataWhere = o.data !== undefined ? `--data ${o.data}` : `data.dataset ${name}`;
+    const test = openDataset(name, { split: 'test', size: spec.data.size, seed: spec.seed, count: name === 'builtin' ? Math.max(e.reference, e.probe_test) : undefined });
+    // The model's samples, the real images and the classifier must share one image shape; a
+    // mismatch otherwise surfaces as a tensor-length error deep in the feature pass.
+    const dataShape = [test.channels, test.height, test.width];
+    const drawn = [config.inChannels, config.inputSize, config.inputSize];
+    if (!jointVae(spec) && chw(drawn) !== chw(dataShape)) {
+      throw new Error(`eval: the model draws ${chw(drawn)} images but ${dataWhere} gives ${chw(dataShape)}: evaluate on the data it was trained on (${spec.data.dataset}, data.size ${spec.data.size})`);
+    }
     const files = evalFiles(spec, name);
     const classifier = loadFeatureClassifier(files.classifier());
+    if (chw(classifier.inputShape) !== chw(dataShape)) {
+      throw new Error(`eval: the evaluation classifier ${files.classifier()} reads ${chw(classifier.inputShape)} images but ${dataWhere} gives ${chw(dataShape)}: set eval.classifier to one trained on such images (npx diffactor standin classifier)`);
+    }
     const encFile = files.encoder();
     // The encoder reads the raw images at its own patch size: grid = image side / patch.
     const patch = loadDinov2(encFile).config.patchSize;
     const grid = Math.floor(spec.data.size / patch);
     const encoder = new FrozenEncoder(loadDinov2(encFile, { resampleTo: grid }), { normalization: spec.encoder?.normalization ?? 'identity', grid });
-    const test = openDataset(name, { split: 'test', size: spec.data.size, seed: spec.seed, count: name === 'builtin' ? Math.max(e.reference, e.probe_test) : undefined });
     if (test.count < Math.max(e.reference, e.probe_test)) throw new Error(`eval: the test split of ${name} has ${test.count} images; eval.reference and eval.probe_test must not exceed it`);
     const train = openTrainData(spec, o.data);
     const ref = images(test, 0, e.reference);
@@ -127,6 +151,13 @@ export class Evaluation {
    */
   run(model: SiT | RegSiT | Backbone, o: { vae?: VAE; onProgress?: (what: string) => void } = {}): Metrics {
     const e = this.spec.eval, K = this.config.numClasses;
+    if (o.vae) {
+      // REPA-E: the VAE decides the image shape (prepare could not see it).
+      const v = o.vae.config, side = this.config.inputSize * vaeFactor(v), img = this.probe.test.x.shape.slice(1);
+      if (chw([v.outChannels, side, side]) !== chw(img)) {
+        throw new Error(`eval: the model's VAE draws ${chw([v.outChannels, side, side])} images but the evaluation data gives ${chw(img)}: evaluate on the data it was trained on (${this.spec.data.dataset}, data.size ${this.spec.data.size})`);
+      }
+    }
     model.eval();
     o.onProgress?.('samples');
     const labels = Array.from({ length: e.samples }, (_, i) => i % K);
