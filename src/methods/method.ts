@@ -9,7 +9,7 @@
 // The loss of a step is always L = Σ own terms (computed by the Student from its own forward) +
 // Σ align terms (computed by the Projector from a tapped hidden state and a target), each with its
 // weight; the reference engine evaluates that sum on one tape (the formula), the step machine
-// splits it across actors and routes the gradients. test/methods/routing.test.ts checks, for every
+// splits it across actors and routes the gradients. test/actors/equivalence.test.ts checks, for every
 // registered method, that both give the same gradients.
 // Not here: any particular method; the order of a step (protocols/compose.ts).
 import type { z } from 'zod';

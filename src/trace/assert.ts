@@ -1,6 +1,6 @@
 // Trace assertions for tests: select messages with a filter, require that none (or some) match, and
 // normalise a trace to `{from, to, type, step}` for golden traces. For example, REPA-E's stop-gradient
-// is `expectNoMessage(events, { to: 'vae', type: 'backward', gradOf: 'diff' })`.
+// is `expectNoMessage(events, { to: 'vae', gradOf: 'diff' })` (REPA-E: only 'vae_align' reaches the VAE).
 // Not here: recording (bus.ts and the recorders).
 import type { TraceEvent } from './event.ts';
 import { byTime } from './exchanges.ts';

@@ -1,4 +1,4 @@
-// Property tests of REG's loss weighting (methods-a.md §3 "Training step" 5):
+// Property tests of REG's loss weighting (REG (github.com/Martinser/REG) "Training step" 5):
 // L = L_diff + λ·L_proj + β·L_cls. Over random terms and weights the total is that sum and its
 // gradient with respect to the three terms is (1, λ, β); on a tiny REG model the class-token
 // head (linear_cls, which only the class-token velocity reaches) gets exactly β times the

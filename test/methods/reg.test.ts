@@ -1,4 +1,4 @@
-// REG's training pieces (methods-a.md §3 "Invariants"): the class token shares t with the image
+// REG's training pieces (REG (github.com/Martinser/REG) "Invariants"): the class token shares t with the image
 // and has its own noise, g_t and v_g* in closed form; the alignment target is [g ; P] with the
 // class token at index 0 and the loss covers it; at init both velocities are 0, so the loss terms
 // are closed forms; gradient routing through the REG model (projector only from L_proj, deeper

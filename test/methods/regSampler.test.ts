@@ -1,4 +1,4 @@
-// REG's SDE sampler with the class-token stream (methods-a.md §3 "Inference"): with a model whose
+// REG's SDE sampler with the class-token stream (REG (github.com/Martinser/REG) "Inference"): with a model whose
 // two velocities are the exact ones of two independent Gaussians, each stream is exactly the
 // §0.4 Euler–Maruyama sampler (diffusion/sdeSampler.ts, itself checked against closed forms) run
 // on its own noise — same grid, noiseless last step, independent Brownian noise; one model call

@@ -1,4 +1,4 @@
-// Property tests of REPA's alignment loss (methods-a.md §1 "Invariants to property-test"), over
+// Property tests of REPA's alignment loss (REPA (github.com/sihyun-yu/REPA) "Invariants to property-test"), over
 // values fast-check generates (not only Gaussian draws): L_proj lies in [−1, 1]; it only sees
 // directions, so a positive per-token rescaling of either side leaves it unchanged and, as the
 // consequence of that invariance, its gradient is orthogonal to each projected token; a negative

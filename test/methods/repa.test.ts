@@ -1,4 +1,4 @@
-// REPA invariants (methods-a.md §1 "Invariants to property-test"): L_proj against a float64 loop
+// REPA invariants (REPA (github.com/sihyun-yu/REPA) "Invariants to property-test"): L_proj against a float64 loop
 // reference and in [−1, 1], −1 exactly when every projected token is parallel to its target;
 // token counts must match; gradient routing — the projector learns only from L_proj, blocks deeper
 // than encoder_depth and the final layer get nothing from it, the encoder never gets a gradient;

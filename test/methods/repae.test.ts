@@ -1,4 +1,4 @@
-// REPA-E's invariants (methods-b.md §2 "Invariants to property-test") on tiny models, as fast-check
+// REPA-E's invariants (REPA-E (github.com/End2End-Diffusion/REPA-E) "Invariants to property-test") on tiny models, as fast-check
 // properties over seeds and the method's coefficients:
 //   (a) the SiT's backward on z.detach() leaves every VAE gradient empty
 //   (b) the VAE step's align pass gives the SiT and projector no gradient and leaves the BN's

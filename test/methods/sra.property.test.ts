@@ -1,4 +1,4 @@
-// Property tests of SRA's teacher/student geometry (methods-a.md §2 "Invariants"): the teacher
+// Property tests of SRA's teacher/student geometry (SRA (github.com/vvvvvjdy/SRA) "Invariants"): the teacher
 // time t_T = clamp(t_s − t_max·u, 0, 1) is never noisier than the student's, stays in [0, 1], lags
 // by at most t_max, is the student's time when t_max = 0, and moves monotonically with t_s, u and
 // t_max; the teacher's block is deeper than the student's in the schema's defaults and in every

@@ -1,4 +1,4 @@
-// SRA invariants (methods-a.md §2 "Invariants"): teacher times t_T = clamp(t_s − t_max·u) with
+// SRA invariants (SRA (github.com/vvvvvjdy/SRA) "Invariants"): teacher times t_T = clamp(t_s − t_max·u) with
 // t_T ≤ t_s, t_T ∈ [0, 1], t_max = 0 ⇒ t_T = t_s; the four alignment losses against float64 loop
 // references (cos over the official token axis and per token), cos ∈ [0, 2]; SimpleHead layout;
 // the partial teacher forward equals the full forward's tap; gradient routing (the head learns only

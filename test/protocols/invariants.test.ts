@@ -1,4 +1,4 @@
-// Each method's invariants (methods-a.md §1-§3 "Invariants") checked on real actor runs: tiny
+// Each method's invariants (REPA (github.com/sihyun-yu/REPA)-§3 "Invariants") checked on real actor runs: tiny
 // specs (test/actors/specs.ts) trained a few steps with every actor in this thread (placement
 // 'local'), the message trace recorded (runActors' `trace`, read back from OUT/trace.jsonl), state
 // fetched between steps through the actors' own `save` / `weights` / `features` messages, and the
@@ -119,7 +119,7 @@ describe('EMA teacher', () => {
           for (let k = 1; k <= STEPS; k++) {
             const j = k - 1;
             const d = warm ? Math.min(decay, (1 + j) / (10 + j)) : decay;
-            // REPA-E: the BN's running stats are averaged too, its batch counter is copied (methods-b §2 (i)).
+            // REPA-E: the BN's running stats are averaged too, its batch counter is copied (REPA-E (github.com/End2End-Diffusion/REPA-E) (i)).
             out.push(Object.fromEntries(Object.entries(out[k - 1]).map(([n, e]) => [n, n === 'bn.num_batches_tracked' ? S[k][n] : e.map((v, i) => d * v + (1 - d) * S[k][n][i])])));
           }
           return out;

@@ -1,4 +1,4 @@
-// REPA-E's gradient routing on actors (methods-b §2), read from the message trace of a short run:
+// REPA-E's gradient routing on actors (REPA-E (github.com/End2End-Diffusion/REPA-E)), read from the message trace of a short run:
 // the VAE receives exactly one gradient per step — the alignment loss's ∂(c_vae·L_REPA)/∂z, sent
 // by the student after the frozen align-only pass — and never one that carries the diffusion
 // loss; the SiT's pass reads z detached (its forward comes with no tape link back to the VAE);
