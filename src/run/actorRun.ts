@@ -1,45 +1,34 @@
 // A whole training run on actors: the run machine (src/protocols/runMachine.ts) decides, this file
 // provides what it invokes — start the actors, save and load checkpoints (the reference trainer's
 // format, so `--resume`, `sample` and PyTorch work on either), recover from a dead actor, finish
-// with the EMA sample grid — plus the run directory, metrics.jsonl, the progress bar and the trace
-// recorders (`--trace` → DIR/trace.jsonl, trace.json, step-1.mmd). Same files and numbers as runTraining (run.ts).
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { stringify as toYaml } from 'yaml';
+// with the EMA sample grid drawn by a pool — plus the trace recorders (`--trace` → DIR/trace.jsonl,
+// trace.json, step-1.mmd). The run directory, checkpoint checks and the grid file are runDir.ts,
+// metrics.jsonl and the bar runLog.ts, shared with runTraining (run.ts): same files and numbers.
+import { existsSync } from 'node:fs';
 import { createActor, fromPromise, waitFor } from 'xstate';
 import { ActorSystem, type ActorSpec, type Placement } from '../actors/system.ts';
 import type { TraceSink } from '../actors/ref.ts';
 import { CountingSink } from '../actors/system.ts';
-import { K } from '../kernels/index.ts';
 import { Rng } from '../tensor/rng.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { runContext, type RunContext, type StepFailure } from '../protocols/context.ts';
 import { protocolFor, runMachine, type ProtocolDefinition } from '../protocols/index.ts';
-import { CHECKPOINT_FILE, truncateMetrics } from './run.ts';
-import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../build/checkpoint.ts';
+import { openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type RunOptions } from './runDir.ts';
+import { RunLog } from './runLog.ts';
+import { loadCheckpoint, type Checkpoint } from '../build/checkpoint.ts';
 import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from '../build/setup.ts';
 import { backboneHook, jointVae, samplingWeights } from '../build/parts.ts';
 import { vaeFactor, type VAEConfig } from '../models/vae.ts';
-import { gridLabels } from '../build/draw.ts';
-import { writePngGrid } from '../io/png.ts';
 import { SamplePool, sampleGrid } from '../actors/samplePool.ts';
 import { checkResumeProtocol, protocolOf, writeProtocolRecord, type ProtocolSource } from '../protocols/module.ts';
-import { writeFileAtomic } from '../io/atomic.ts';
-import { progressBar, type Progress } from '../progress.ts';
+import { progressBar } from '../progress.ts';
 import { TraceBus } from '../trace/bus.ts';
 import { recordTrace } from '../trace/record.ts';
 import type { SiTConfig } from '../models/config.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import type { StepLog } from './reference.ts';
 
-export interface ActorRunOptions {
-  spec?: RunSpec;
-  out: string;
-  data?: string;
-  steps?: number;
-  resume?: boolean;
-  samples?: boolean;
-  quiet?: boolean;
+export interface ActorRunOptions extends RunOptions {
   /** Record the message trace into OUT (trace.jsonl, trace.json, step-<n>.mmd). */
   trace?: boolean;
   /** Worker threads (default) or all actors in this thread (tests, debugging). */
@@ -83,23 +72,8 @@ export class RunFailure extends Error {
 const split = (m: Map<string, Tensor>, pred: (k: string) => boolean) => Object.fromEntries([...m].filter(([k]) => pred(k)));
 
 export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
-  const ckptFile = path.join(o.out, CHECKPOINT_FILE);
-  const metricsFile = path.join(o.out, 'metrics.jsonl');
-  let spec: RunSpec;
-  let resumeFrom: Checkpoint | null = null;
-  if (o.resume) {
-    if (!existsSync(ckptFile)) throw new Error(`--resume ${o.out}: no ${CHECKPOINT_FILE} there to resume from`);
-    resumeFrom = loadCheckpoint(ckptFile);
-    spec = o.steps ? { ...resumeFrom.spec, train: { ...resumeFrom.spec.train, steps: o.steps } } : resumeFrom.spec;
-    truncateMetrics(metricsFile, resumeFrom.state.step);
-  } else {
-    if (!o.spec) throw new Error('runActors: a spec is needed unless resuming');
-    if (existsSync(ckptFile)) throw new Error(`${o.out} already holds a run (${CHECKPOINT_FILE}); continue it with --resume ${o.out} or choose another --out`);
-    spec = o.steps ? { ...o.spec, train: { ...o.spec.train, steps: o.steps } } : o.spec;
-    mkdirSync(o.out, { recursive: true });
-    writeFileSync(path.join(o.out, 'spec.yaml'), toYaml(spec));
-    if (existsSync(metricsFile)) writeFileSync(metricsFile, '');
-  }
+  const { spec, resumeFrom, files } = openRun(o, 'runActors');
+  const ckptFile = files.checkpoint;
   const protocol = o.protocol ? protocolOf(o.protocol, spec) : protocolFor(spec);
   // A run continues with the protocol that trained it (protocols/module.ts).
   if (o.resume) checkResumeProtocol(o.out, protocol);
@@ -112,17 +86,15 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
   const recorder = bus ? recordTrace(bus, o.out, { step: 1 }) : null;
 
   const total = spec.train.steps;
-  const logs: StepLog[] = [];
+  const log = new RunLog(files.metrics, spec.train);
   const evals: ActorRunResult['evals'] = [];
   const pendingEvals: Promise<void>[] = [];
   let sys: ActorSystem | null = null;
   let run: RunContext | null = null;
   let config: SiTConfig | null = null;
   let specs: ActorSpec[] = [];
-  let bar: Progress | null = null;
   let latentFactor = 1;
   let wallSeconds = resumeFrom?.state.wallSeconds ?? 0;
-  let lastLogAt = performance.now();
   let stepStart = performance.now();
 
   // ------------------------------------------------------------ state in and out of the actors
@@ -186,12 +158,7 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
   }
 
   async function save(step: number): Promise<void> {
-    const c = await gather(step);
-    // A checkpoint is only as good as its weights: refuse to replace the last one with Inf/NaN.
-    for (const [name, t] of c.model) {
-      if (!Number.isFinite(K.sumSquares(t.data, t.size))) throw new Error(`parameter '${name}' is not finite at step ${step}; ${ckptFile} was not overwritten`);
-    }
-    saveCheckpoint(ckptFile, c);
+    saveCheckedCheckpoint(ckptFile, await gather(step), (name) => new Error(`parameter '${name}' is not finite at step ${step}; ${ckptFile} was not overwritten`));
   }
 
   // ------------------------------------------------------------ what the run machine invokes
@@ -220,26 +187,18 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
     await sys.spawn(specs);
     run = runContext(spec, config, info.count, encoderDim);
     const step = resumeFrom ? await restore(resumeFrom) : (await syncTeacher(), 0);
-    if (!o.quiet) bar = progressBar(total, `train ${spec.protocol} on actors`);
-    bar?.update(step, {});
+    log.startBar(`train ${spec.protocol} on actors`, step, o.quiet);
     o.onStarted?.(sys);
     stepStart = performance.now();
     return { sys, run, step };
   }
 
-  function logStep(log: StepLog): void {
+  function logStep(l: StepLog): void {
     const now = performance.now();
     wallSeconds += (now - stepStart) / 1000;
     stepStart = now;
-    logs.push(log);
-    if (log.step % spec.train.log_every === 0 || log.step === total) {
-      const n = log.step % spec.train.log_every === 0 ? spec.train.log_every : 1;
-      const itS = (1000 / Math.max(now - lastLogAt, 1e-6)) * n;
-      lastLogAt = now;
-      appendFileSync(metricsFile, `${JSON.stringify({ ...log, ...log.terms, terms: undefined, wall_s: +wallSeconds.toFixed(3), it_s: +itS.toFixed(3) })}\n`);
-    }
-    bar?.update(log.step, { loss: log.loss });
-    o.onStep?.(log, sys!);
+    log.step(l, wallSeconds);
+    o.onStep?.(l, sys!);
   }
 
   function evaluate(step: number): void {
@@ -251,7 +210,7 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
       const [w, v] = await Promise.all([sys!.ask('teacher', 'weights'), has('vae') ? sys!.ask('vae', 'save') : null]);
       const metrics = await sys!.ask('evaluator', 'evaluate', { ema: w.ema, ...(v && { vae: v.vae }), step }, { from: 'teacher' });
       evals.push({ step, wall_s: wall, metrics });
-      appendFileSync(metricsFile, `${JSON.stringify({ step, eval: true, wall_s: +wall.toFixed(3), ...metrics })}\n`);
+      log.evaluation(step, wall, metrics);
     })());
   }
 
@@ -266,29 +225,25 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
     if (existsSync(ckptFile)) {
       const c = loadCheckpoint(ckptFile);
       const step = await restore(c);
-      truncateMetrics(metricsFile, step);
-      logs.splice(logs.findIndex((l) => l.step > step) >>> 0);
+      log.truncate(step);
       return { step };
     }
     // No checkpoint yet: every actor starts over from its seed.
     for (const name of [...s.refs.keys()]) await s.restart(name);
     run = runContext(spec, config!, (await s.ask('data', 'describe')).count, run!.encoderDim);
     await syncTeacher();
-    writeFileSync(metricsFile, '');
-    logs.length = 0;
+    log.clear();
     wallSeconds = 0;
     return { step: 0 };
   }
 
   async function finish({ step }: { step: number }): Promise<void> {
-    bar?.stop();
-    bar = null;
+    log.stopBar();
     await save(step);
     await Promise.all(pendingEvals);
     if (o.samples !== false) {
       const s = spec.sample;
-      const classes = Array.from({ length: config!.numClasses }, (_, i) => i);
-      const labels = gridLabels(classes, s.per_class);
+      const labels = samplesGridLabels(config!.numClasses, s.per_class);
       // The grid is stateless fan-out: a piscina pool samples chunks of it from copies of the EMA
       // weights (bit-identical to drawSamples in one thread, src/actors/samplePool.ts).
       const ema = new Map(Object.entries((await sys!.ask('teacher', 'weights')).ema as Record<string, Tensor>));
@@ -314,7 +269,7 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
         channels = d.channels;
       }
       const side = config!.inputSize * latentFactor;
-      writePngGrid(path.join(o.out, 'samples.png'), images, labels.length, channels, side, side, s.per_class);
+      writeSamplesGrid(o.out, images, labels.length, channels, side, s.per_class);
     }
   }
 
@@ -343,9 +298,9 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
     const final = await waitFor(actor, (s) => s.status === 'done', { timeout: Infinity });
     const c = final.context;
     if (final.value === 'failed') throw new RunFailure(c.failure?.step ?? c.step, c.failure!);
-    return { out: o.out, logs, evals, restarts: c.restarts, config: config!, spec };
+    return { out: o.out, logs: log.logs, evals, restarts: c.restarts, config: config!, spec };
   } finally {
-    (bar as Progress | null)?.stop();
+    log.stopBar();
     actor.stop();
     await Promise.allSettled(pendingEvals);
     await (sys as ActorSystem | null)?.shutdown();

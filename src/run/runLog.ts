@@ -1,0 +1,68 @@
+// What a training run reports about its steps, for both engines: the step logs it returns,
+// metrics.jsonl (a line every log_every steps and at the last step, evaluations as they land) and
+// the progress bar. It does not time steps (each engine measures its own wall time) and does not
+// decide anything about the run.
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { progressBar, type Progress } from '../progress.ts';
+import type { StepLog } from '../build/stepLog.ts';
+import type { RunSpec } from '../spec/schema.ts';
+
+/** Keep metrics.jsonl consistent with a checkpoint: drop lines logged after it. */
+export function truncateMetrics(file: string, step: number): void {
+  if (!existsSync(file)) return;
+  const keep = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() && (JSON.parse(l) as { step?: number }).step! <= step);
+  writeFileAtomic(file, keep.map((l) => `${l}\n`).join(''));
+}
+
+export class RunLog {
+  /** Every step logged in this process (what the engines return). */
+  readonly logs: StepLog[] = [];
+  private bar: Progress | null = null;
+  // it_s is measured between two metrics lines; the clock starts when the log is made.
+  private lastLineAt = performance.now();
+
+  constructor(readonly file: string, private readonly train: Pick<RunSpec['train'], 'steps' | 'log_every'>) {}
+
+  /** Show a progress bar from `step` on (unless quiet). */
+  startBar(label: string, step: number, quiet: boolean | undefined): void {
+    if (!quiet) this.bar = progressBar(this.train.steps, label);
+    this.bar?.update(step, {});
+  }
+
+  stopBar(): void {
+    this.bar?.stop();
+    this.bar = null;
+  }
+
+  /** One trained step; `wallSeconds` is the run's training time so far (resumed runs included). */
+  step(log: StepLog, wallSeconds: number): void {
+    const now = performance.now();
+    this.logs.push(log);
+    const { steps: total, log_every: every } = this.train;
+    if (log.step % every === 0 || log.step === total) {
+      // A line at the last step may follow the previous one by fewer than log_every steps; it_s counts it as 1.
+      const itS = (1000 / Math.max(now - this.lastLineAt, 1e-6)) * (log.step % every === 0 ? every : 1);
+      this.lastLineAt = now;
+      appendFileSync(this.file, `${JSON.stringify({ ...log, ...log.terms, terms: undefined, wall_s: +wallSeconds.toFixed(3), it_s: +itS.toFixed(3) })}\n`);
+    }
+    this.bar?.update(log.step, { loss: log.loss });
+  }
+
+  /** An evaluation's metrics, at the wall time of the step it evaluated. */
+  evaluation(step: number, wallSeconds: number, metrics: Record<string, number>): void {
+    appendFileSync(this.file, `${JSON.stringify({ step, eval: true, wall_s: +wallSeconds.toFixed(3), ...metrics })}\n`);
+  }
+
+  /** Back to a checkpoint at `step`: forget what was logged after it, in memory and in the file. */
+  truncate(step: number): void {
+    truncateMetrics(this.file, step);
+    this.logs.splice(this.logs.findIndex((l) => l.step > step) >>> 0);
+  }
+
+  /** Back to step 0 (no checkpoint to return to). */
+  clear(): void {
+    writeFileSync(this.file, '');
+    this.logs.length = 0;
+  }
+}
