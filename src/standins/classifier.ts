@@ -6,7 +6,7 @@
 // no training loss of any method may touch it. Not here: loading it and computing features
 // (features.ts), the command line (cli/standin.ts).
 import { Rng } from '../tensor/rng.ts';
-import { fromData } from '../tensor/tensor.ts';
+import { fromData, type Tensor } from '../tensor/tensor.ts';
 import { tidy } from '../tensor/tidy.ts';
 import { backward, crossEntropy, noGrad } from '../autograd/index.ts';
 import { AdamW, cosineSchedule } from '../optim/index.ts';
@@ -112,8 +112,15 @@ const argmax = (row: ArrayLike<number>): number => {
   return k;
 };
 
+/** What accuracy() needs of a model: the evaluation classifier, or the perceptual net (perceptual.ts). */
+export interface LogitModel {
+  readonly config: { readonly numClasses: number };
+  eval(): unknown;
+  forward(x: Tensor): { logits: Tensor };
+}
+
 /** Top-1 accuracy of model (switched to eval mode) on the first `limit` samples of ds. */
-export function accuracy(model: Classifier, ds: ImageDataset, limit = ds.count, batchSize = 250): number {
+export function accuracy(model: LogitModel, ds: ImageDataset, limit = ds.count, batchSize = 250): number {
   const n = Math.min(limit, ds.count), sz = sampleSize(ds), k = model.config.numClasses;
   model.eval();
   let correct = 0;
