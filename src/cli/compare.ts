@@ -1,10 +1,12 @@
 // `diffactor compare --specs a.yaml,b.yaml --budget 30m`: train every spec (≥ 2 seeds) for the same
-// budget and step count on actors, evaluate beside training, write docs/results.md.
+// budget and step count on actors, evaluate beside training, write <out>/docs/results.md (or
+// --docs DIR: the repository's docs/results.md is rewritten only when --docs docs asks for it).
+import path from 'node:path';
 import { compare, parseBudget } from '../study/compare.ts';
 import { writeReport } from '../study/report.ts';
 
 export interface CompareCliOptions {
-  specs: string; budget: string; seeds: number; steps?: number; evalEvery: number; evalSamples?: number; evalNfe?: number; out: string; docs: string; data?: string;
+  specs: string; budget: string; seeds: number; steps?: number; evalEvery: number; evalSamples?: number; evalNfe?: number; out: string; docs?: string; data?: string;
 }
 
 export async function compareCli(o: CompareCliOptions): Promise<void> {
@@ -15,6 +17,6 @@ export async function compareCli(o: CompareCliOptions): Promise<void> {
     evalSamples: o.evalSamples, evalNfe: o.evalNfe, out: o.out, data: o.data,
   });
   const command = `npx diffactor ${process.argv.slice(2).join(' ')}`;
-  const file = writeReport(study, { docs: o.docs, command });
+  const file = writeReport(study, { docs: o.docs ?? path.join(o.out, 'docs'), command });
   console.error(`compare: ${study.runs.length} runs; wrote ${file}`);
 }

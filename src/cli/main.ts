@@ -62,16 +62,16 @@ program
 
 program
   .command('compare')
-  .description('the reproduction study: train each spec for the same budget and steps (>= 2 seeds), evaluate, write docs/results.md')
+  .description('the reproduction study: train each spec for the same budget and steps (>= 2 seeds), evaluate, write <out>/docs/results.md')
   .requiredOption('--specs <list>', 'comma-separated spec files, e.g. specs/sit-baseline.yaml,specs/repa.yaml')
   .requiredOption('--budget <time>', 'training wall time per run, e.g. 30m')
-  .option('--seeds <n>', 'seeds per method', int, 2)
+  .option('--seeds <n>', 'seeds per method (at least 2: a claim is decided only when every seed of one method beats every seed of the other)', int, 2)
   .option('--steps <n>', 'steps per run (default: the smallest train.steps of the specs)', int)
   .option('--eval-every <n>', 'evaluate the EMA teacher every N steps', int, 250)
   .option('--eval-samples <n>', 'generated images per evaluation (overrides eval.samples)', int)
   .option('--eval-nfe <n>', 'sample every method at this many model evaluations per image (sets eval.nfe: equal cost across samplers)', int)
   .option('--out <dir>', 'where the runs go (a finished run is reused when its spec and the files it reads are unchanged)', 'runs/compare')
-  .option('--docs <dir>', 'where results.md and its images go', 'docs')
+  .option('--docs <dir>', 'where results.md and its images go (default <out>/docs; --docs docs rewrites the repository\'s docs/results.md)')
   .option('--data <name|path>', 'dataset override')
   .action(async (o) => (await import('./compare.ts')).compareCli(o));
 

@@ -1,7 +1,7 @@
 // `diffactor compare`: the reproduction study. Each spec is trained on actors for the same
 // wall-clock budget and the same step count (whichever ends first), with ≥ 2 seeds, the Evaluator
 // measuring the EMA teacher every `evalEvery` steps beside training; then report.ts writes
-// docs/results.md with the table, plots and sample grids. Runs go one after another (each uses
+// results.md (under --docs) with the table, plots and sample grids. Runs go one after another (each uses
 // both cores). Not here: the metrics (src/eval), the report's layout (report.ts).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import { loadSpec } from '../spec/load.ts';
 import { runActors } from '../run/actorRun.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { runInputs, staleReasons, writeRunInputs } from './runInputs.ts';
+import { MIN_SEEDS } from './report.ts';
 
 export interface CompareOptions {
   specs: string[];
@@ -55,7 +56,7 @@ export function readRun(dir: string, method: string, protocol: string, seed: num
 }
 
 export async function compare(o: CompareOptions): Promise<Study> {
-  if (o.seeds < 1) throw new Error('compare: --seeds must be at least 1');
+  if (!Number.isInteger(o.seeds) || o.seeds < MIN_SEEDS) throw new Error(`compare: --seeds ${o.seeds}: needs at least ${MIN_SEEDS} (a claim is decided only when every seed of one method beats every seed of the other)`);
   const specs = o.specs.map((f) => {
     if (!existsSync(f)) throw new Error(`compare: spec file ${f} not found`);
     return loadSpec(f);

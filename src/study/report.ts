@@ -1,9 +1,10 @@
-// docs/results.md for a study: per method (mean ± half-range over seeds) the metrics at the last
+// results.md for a study: per method (mean ± half-range over seeds) the metrics at the last
 // evaluation step every run reached, the steps and wall time used, SVG plots (FD versus steps and
 // versus wall time, training loss), each method's sample grid, and the papers' orderings checked
-// against the measured FD — stated as holding only when the seed ranges do not overlap. Text a
+// against the measured FD — decided only when the seed ranges do not overlap. Text a
 // person wrote below the NOTES marker of an existing results.md is kept when the report is rewritten.
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { writeLinePlot, type Series } from '../io/svgPlot.ts';
@@ -51,16 +52,33 @@ function byMethod(runs: RunRecord[]): Map<string, RunRecord[]> {
 /** The metric of each of a method's runs at `step`. */
 const at = (rs: RunRecord[], step: number, k: string) => rs.map((r) => r.evals.find((e) => e.step === step)?.metrics[k] ?? NaN);
 
-/** "A better than B on FD at step s": holds when A's worst seed beats B's best; else not shown. */
+/** Seeds each method needs before its FD range can decide a claim either way. */
+export const MIN_SEEDS = 2;
+
+/**
+ * "A better than B on FD at step s": holds when A's worst seed beats B's best, does not hold when
+ * B's worst beats A's best, each with ≥ MIN_SEEDS seeds; anything else is inconclusive (a gap
+ * between single seeds, or between overlapping ranges, is within seed noise).
+ */
 export function ordering(methods: Map<string, RunRecord[]>, step: number, a: string, b: string, claim: string): string {
   const ra = methods.get(a), rb = methods.get(b);
   if (!ra || !rb) return `- ${claim}: not measured (needs specs named ${a} and ${b}).`;
   const fa = spread(at(ra, step, 'fd')), fb = spread(at(rb, step, 'fd'));
-  const verdict = fa.hi < fb.lo ? '**holds**' : fa.mean < fb.mean ? '**not shown** (the better mean, but the seed ranges overlap)' : '**does not hold**';
+  const verdict = Math.min(fa.n, fb.n) < MIN_SEEDS ? `**inconclusive** (needs ≥ ${MIN_SEEDS} seeds of each; has ${fa.n} and ${fb.n})`
+    : fa.hi < fb.lo ? '**holds**'
+    : fb.hi < fa.lo ? '**does not hold**'
+    : '**inconclusive** (the seed ranges overlap)';
   return `- ${claim}: ${verdict} — FD at step ${step}: ${a} ${fmt(fa, 2)} vs ${b} ${fmt(fb, 2)}.`;
 }
 
-export function writeReport(study: Study, o: { docs: string; command: string }): string {
+/** The machine a report was made on, read from it (the study runs on the CPU only: no GPU is used). */
+export function describeMachine(cpus: Pick<os.CpuInfo, 'model'>[] = os.cpus(), memBytes = os.totalmem()): string {
+  const models = [...new Set(cpus.map((c) => c.model.trim()).filter(Boolean))];
+  const cores = cpus.length ? `${cpus.length} CPU core${cpus.length === 1 ? '' : 's'}${models.length ? ` (${models.join(', ')})` : ''}` : 'an unknown number of CPU cores';
+  return `${cores}, ${(memBytes / 2 ** 30).toFixed(1)} GiB memory, no GPU`;
+}
+
+export function writeReport(study: Study, o: { docs: string; command: string; machine?: string }): string {
   const imgDir = path.join(o.docs, 'img', 'results');
   mkdirSync(imgDir, { recursive: true });
   const methods = byMethod(study.runs);
@@ -68,7 +86,7 @@ export function writeReport(study: Study, o: { docs: string; command: string }):
   const ev = study.specs[0]?.eval;
   const lines: string[] = [];
   lines.push('# Results: the reproduction study', '');
-  lines.push(`Made by \`${o.command}\` on ${new Date().toISOString().slice(0, 10)} (two shared CPU cores, no GPU).`);
+  lines.push(`Made by \`${o.command}\` on ${new Date().toISOString().slice(0, 10)} (${o.machine ?? describeMachine()}).`);
   const seeds = `${study.options.seeds} seed${study.options.seeds === 1 ? '' : 's'}`;
   lines.push(`Every run: ${study.options.steps} steps or ${(study.options.budgetSeconds / 60).toFixed(1)} min of training wall time, whichever came first; ${seeds} per method; the Evaluator measured the EMA teacher every ${study.options.evalEvery} steps beside training (FD, sFID, IS, precision/recall through the evaluation classifier; CKNNA and linear probe of the hidden state against the stand-in encoder — src/eval, docs/models/).`);
   const nfe = study.options.evalNfe ?? ev?.nfe;
@@ -139,7 +157,7 @@ export function writeReport(study: Study, o: { docs: string; command: string }):
   else {
     for (const c of CLAIMS) lines.push(ordering(methods, step, c.better, c.than, c.claim));
   }
-  lines.push('', 'Claims are checked on FD only; "holds" needs every seed of the first method to beat every seed of the second.', '');
+  lines.push('', `Claims are checked on FD only; "holds" needs every seed of the first method to beat every seed of the second, "does not hold" the reverse, each with ≥ ${MIN_SEEDS} seeds; anything else is "inconclusive".`, '');
   const file = path.join(o.docs, 'results.md');
   const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
   const kept = old.includes(NOTES_MARKER) ? old.slice(old.indexOf(NOTES_MARKER) + NOTES_MARKER.length) : '\n';

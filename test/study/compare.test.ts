@@ -1,13 +1,15 @@
 // The study end to end at toy size: two methods × two seeds on tiny specs, evaluated beside
 // training with seed-weight stand-ins the test writes, the budget stopping a run early, finished
-// runs reused, and docs/results.md written with the table, plots, grids and the orderings.
+// runs reused, and docs/results.md written with the table, plots, grids and the orderings (by
+// `diffactor compare` under <out>/docs unless --docs says otherwise, with the machine it ran on).
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { compare, parseBudget } from '../../src/study/compare.ts';
-import { writeReport, commonEvalStep, ordering, NOTES_MARKER } from '../../src/study/report.ts';
+import { writeReport, commonEvalStep, describeMachine, ordering, NOTES_MARKER } from '../../src/study/report.ts';
 import type { RunRecord, Study } from '../../src/study/compare.ts';
 import { writeTestStandins } from '../eval/standinFiles.ts';
 import { tinySpec } from '../actors/specs.ts';
@@ -39,6 +41,13 @@ describe('compare', () => {
     // A second call reuses the finished runs (same records, no training).
     const again = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true });
     expect(again.runs.map((r) => r.evals)).toEqual(study.runs.map((r) => r.evals));
+    // The command writes the report beside the runs by default, never into the working directory's docs/.
+    const bin = path.resolve(import.meta.dirname, '../../bin/diffactor.js');
+    const cli = spawnSync(process.execPath, [bin, 'compare', '--specs', files.join(','), '--budget', '1h', '--seeds', '2', '--steps', '6', '--eval-every', '3', '--eval-nfe', '3', '--out', 'runs'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(cli.stderr).toMatch(/wrote runs\/docs\/results\.md/);
+    expect(existsSync(path.join(out, 'docs', 'results.md'))).toBe(true);
+    expect(existsSync(path.join(dir, 'docs'))).toBe(false);
     // Other inputs (here: a retrained evaluation encoder, same file name) stop it before any training.
     appendFileSync(encoder, Buffer.from([0]));
     await expect(compare({ specs: files, budgetSeconds: 3600, seeds: 3, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true }))
@@ -52,20 +61,26 @@ describe('compare', () => {
     expect(md).toMatch(/\| sit-baseline \| sit-baseline \| euler 3 \(3 NFE\) \| 6 \|/);
     expect(md).toMatch(/\| repa \| repa \| heun 2 \(3 NFE\) \| 6 \|/);
     expect(md).toMatch(/within 3 model evaluations per image \(equal cost/);
-    expect(md).toMatch(/REPA better than the baseline at equal steps: \*\*(holds|not shown|does not hold)/);
+    expect(md).toMatch(/REPA better than the baseline at equal steps: \*\*(holds|inconclusive|does not hold)/);
+    expect(md).toContain(`(${describeMachine()}).`);
+    expect(md).not.toMatch(/two shared CPU cores/);
     expect(md).toMatch(/REG better than REPA: not measured/);
     for (const f of ['fd-vs-steps.svg', 'fd-vs-wall.svg', 'loss.svg', 'repa.png', 'sit-baseline.png']) expect(existsSync(path.join(docs, 'img', 'results', f)), f).toBe(true);
   }, 180_000);
 
-  it('orderings: holds only when every seed of A beats every seed of B', () => {
+  it('orderings: decided only when every seed of one method beats every seed of the other, with ≥ 2 seeds each', () => {
     const run = (method: string, seed: number, fd: number): RunRecord => ({
       method, protocol: method, seed, dir: '/nonexistent', steps: 10, wallSeconds: 60, losses: [{ step: 10, loss: 1 }],
       evals: [{ step: 10, wall_s: 60, metrics: { fd } }],
     });
     const methods = (a: number[], b: number[]) => new Map([['a', a.map((f, i) => run('a', i, f))], ['b', b.map((f, i) => run('b', i, f))]]);
     expect(ordering(methods([1, 2], [3, 4]), 10, 'a', 'b', 'A beats B')).toBe('- A beats B: **holds** — FD at step 10: a 1.50 ± 0.50 vs b 3.50 ± 0.50.');
-    expect(ordering(methods([1, 3.5], [3, 4]), 10, 'a', 'b', 'A beats B')).toMatch(/\*\*not shown\*\* \(the better mean/);
+    expect(ordering(methods([1, 3.5], [3, 4]), 10, 'a', 'b', 'A beats B')).toMatch(/\*\*inconclusive\*\* \(the seed ranges overlap\)/);
+    expect(ordering(methods([3.5, 5], [1, 4]), 10, 'a', 'b', 'A beats B')).toMatch(/\*\*inconclusive\*\* \(the seed ranges overlap\)/);
     expect(ordering(methods([5, 6], [3, 4]), 10, 'a', 'b', 'A beats B')).toMatch(/\*\*does not hold\*\*/);
+    // One seed each: an FD gap of 0.21 is seed noise, not a verdict either way.
+    expect(ordering(methods([5.21], [5]), 10, 'a', 'b', 'A beats B')).toBe('- A beats B: **inconclusive** (needs ≥ 2 seeds of each; has 1 and 1) — FD at step 10: a 5.21 vs b 5.00.');
+    expect(ordering(methods([1], [5, 6]), 10, 'a', 'b', 'A beats B')).toMatch(/\*\*inconclusive\*\* \(needs ≥ 2 seeds of each; has 1 and 2\)/);
     expect(ordering(methods([1], [2]), 10, 'a', 'c', 'A beats C')).toMatch(/not measured \(needs specs named a and c\)/);
   });
 
@@ -93,7 +108,18 @@ describe('compare', () => {
     writeFileSync(f, stringify({ ...tinySpec('sit-baseline'), name: 'sit' }));
     const g = path.join(dir, 'sit2.yaml');
     writeFileSync(g, stringify({ ...tinySpec('sit-baseline'), name: 'sit2' }));
-    const study = await compare({ specs: [f, g], budgetSeconds: 0.05, seeds: 1, steps: 500, evalEvery: 1000, out: path.join(dir, 'runs'), quiet: true });
+    const study = await compare({ specs: [f, g], budgetSeconds: 0.05, seeds: 2, steps: 500, evalEvery: 1000, out: path.join(dir, 'runs'), quiet: true });
     for (const r of study.runs) expect(r.steps).toBeLessThan(500);
   }, 60_000);
+
+  it('refuses fewer than two seeds before anything runs', async () => {
+    await expect(compare({ specs: ['nonexistent-a.yaml', 'nonexistent-b.yaml'], budgetSeconds: 60, seeds: 1, evalEvery: 10, out: path.join(tmpdir(), 'never'), quiet: true }))
+      .rejects.toThrow('compare: --seeds 1: needs at least 2 (a claim is decided only when every seed of one method beats every seed of the other)');
+  });
+
+  it('reads the machine it reports', () => {
+    expect(describeMachine([{ model: 'Acme CPU @ 2.0GHz' }, { model: 'Acme CPU @ 2.0GHz' }], 8 * 2 ** 30)).toBe('2 CPU cores (Acme CPU @ 2.0GHz), 8.0 GiB memory, no GPU');
+    expect(describeMachine([], 2 ** 30)).toBe('an unknown number of CPU cores, 1.0 GiB memory, no GPU');
+    expect(describeMachine()).toContain(`${os.cpus().length} CPU core`);
+  });
 });
