@@ -6,7 +6,10 @@
 // moments and per-parameter steps; the heads' entries are `opt.proj.*`). Exact integers that float32 tensors cannot hold
 // (RNG counters, loader position, step) live in `__metadata__` as JSON, next to the model config
 // and the run spec. Written atomically (temp file + rename): a crash never loses the previous one.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import type { RngState } from '../tensor/rng.ts';
 import type { LoaderState } from '../data/loader.ts';
@@ -42,6 +45,22 @@ export interface Checkpoint {
   vaeOpt?: Map<string, Tensor>;
 }
 
+/**
+ * Wall time is not part of what a run computes, so it stays out of the checkpoint (two identical
+ * runs write identical files): it goes to `timing.json` beside it, one entry per checkpointed step,
+ * so a crash between the two writes never pairs a checkpoint with another step's time.
+ */
+export const timingFile = (checkpoint: string) => path.join(path.dirname(checkpoint), 'timing.json');
+
+function readTiming(file: string): Record<string, number> {
+  try {
+    const t = JSON.parse(readFileSync(timingFile(file), 'utf8')) as Record<string, number>;
+    return t && typeof t === 'object' ? t : {};
+  } catch {
+    return {}; // none yet, or unreadable: the time is a statistic, never a reason to refuse a checkpoint
+  }
+}
+
 export function saveCheckpoint(file: string, c: Checkpoint): void {
   const tensors = new Map<string, Tensor>(c.model);
   for (const [k, t] of c.ema) tensors.set(`ema.${k}`, t);
@@ -53,8 +72,9 @@ export function saveCheckpoint(file: string, c: Checkpoint): void {
     format: CHECKPOINT_FORMAT,
     config: sitConfigToJSON(c.config),
     spec: JSON.stringify(c.spec),
-    train_state: JSON.stringify(c.state),
+    train_state: JSON.stringify({ ...c.state, wallSeconds: undefined }),
   });
+  writeFileAtomic(timingFile(file), `${JSON.stringify({ ...readTiming(file), [c.state.step]: c.state.wallSeconds })}\n`);
 }
 
 export function loadCheckpoint(file: string): Checkpoint {
@@ -81,6 +101,8 @@ export function loadCheckpoint(file: string): Checkpoint {
   } catch (e) {
     throw new Error(`${file}: __metadata__.train_state is not valid JSON: ${(e as Error).message}`);
   }
+  // Older checkpoints kept the time inside; newer ones in timing.json.
+  state.wallSeconds = readTiming(file)[state.step] ?? state.wallSeconds ?? 0;
   return {
     config: parseSiTConfig(need('config')),
     spec: parseSpec(JSON.parse(need('spec')), `${file} (__metadata__.spec)`),

@@ -57,7 +57,7 @@ describe('training time distributions', () => {
   });
 });
 
-describe('timestep shift τ_s(t) = s t / (1 + (s−1) t) (the method's paper and official code)', () => {
+describe('timestep shift τ_s(t) = s t / (1 + (s−1) t) (RAE, SVG and DDT official code)', () => {
   it('τ_1 is the identity; τ_s fixes 0 and 1; τ_s(1/2) = s/(1+s)', () => {
     fc.assert(fc.property(unit, shift, (t, s) => {
       expect(shiftTime(t, 1)).toBeCloseTo(t, 15);
