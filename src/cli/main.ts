@@ -109,13 +109,13 @@ program
   .action(async (dir: string, o: { json?: boolean }) => (await import('./trace.ts')).trace(dir, o));
 
 // Stand-in models (issue 5): one sub-command per model under `standin`; attach new ones here.
-const standin = program.command('standin').description('train a stand-in model that diffactor ships (no downloads): classifier, ...');
+const standin = program.command('standin').description('train a stand-in model that diffactor ships (no downloads): classifier, ...; writes runs/standins/, not the shipped specs/standins/, unless --out names it');
 standin
   .command('classifier')
   .description('train the evaluation classifier (a small ResNet, labels, cross-entropy) whose features the metrics use')
   .addOption(new Option('--data <name>', 'training data').choices(['fashion-mnist', 'builtin']).default('fashion-mnist'))
   .option('--epochs <n>', 'passes over the training split (default 3)', int)
-  .option('--out <file>', 'safetensors to write (default: the shipped specs/standins/classifier-<data>.safetensors)')
+  .option('--out <file>', 'safetensors to write (default runs/standins/classifier-<data>.safetensors; --out specs/standins/classifier-<data>.safetensors replaces the shipped one)')
   .option('--seed <n>', 'seed', nonNegativeInt, 0)
   .action(async (o) => (await import('./standin.ts')).standinClassifier(o));
 
@@ -126,7 +126,7 @@ standin
   .option('--minutes <m>', 'training budget in minutes, turned into a step count before training (default 15)', numberIn(0.01))
   .option('--steps <n>', 'exact step count (replays a budgeted run; overrides --minutes)', int)
   .option('--preset <name>', 'VAE preset (VAE-T, VAE-P)', 'VAE-T')
-  .option('--out <file>', 'safetensors to write (default: the shipped specs/standins/vae-<data>.safetensors)')
+  .option('--out <file>', 'safetensors to write (default runs/standins/vae-<data>.safetensors; --out specs/standins/vae-<data>.safetensors replaces the shipped one)')
   .option('--png <file>', 'also write originals over reconstructions of the first 12 test images')
   .option('--seed <n>', 'seed', nonNegativeInt, 0)
   .action(async (o) => (await import('./standin.ts')).standinVae(o));
@@ -138,7 +138,7 @@ standin
   .addOption(new Option('--objective <name>', 'SSL objective (docs/models/encoder.md)').choices(['contrastive', 'dino']).default('contrastive'))
   .option('--minutes <m>', 'wall-clock training budget; schedules follow elapsed/budget (default 15)', numberIn(0.01))
   .option('--steps <n>', 'exact step count, schedules follow step/steps (overrides --minutes)', int)
-  .option('--out <file>', 'safetensors to write (default: the shipped specs/standins/encoder-<data>.safetensors)')
+  .option('--out <file>', 'safetensors to write (default runs/standins/encoder-<data>.safetensors; --out specs/standins/encoder-<data>.safetensors replaces the shipped one)')
   .option('--probe-train <n>', 'training images for the linear probe (0 skips probing)', nonNegativeInt, 10000)
   .option('--seed <n>', 'seed', nonNegativeInt, 0)
   .action(async (o) => (await import('../standins/ssl/cli.ts')).standinEncoder(o));

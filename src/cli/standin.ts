@@ -1,11 +1,12 @@
 // `diffactor standin classifier`: train the evaluation classifier stand-in on Fashion-MNIST or the
 // built-in shapes with a progress bar, report test accuracy and wall time, and write the
-// safetensors (default: the shipped file under specs/standins/ that features.ts loads).
+// safetensors (default runs/standins/classifier-<data>.safetensors; the shipped file under
+// specs/standins/ that features.ts loads is replaced only when --out names it).
 // Not here: the training loop (standins/classifier.ts), feature extraction (standins/features.ts).
 import path from 'node:path';
 import { backendInfo } from '../kernels/index.ts';
 import { saveClassifier, trainClassifier, STANDIN_DATA, type StandinData } from '../standins/classifier.ts';
-import { defaultClassifierFile } from '../standins/features.ts';
+import { replaceShippedHint, standinRunFile } from '../standins/ssl/cli.ts';
 import { progressBar, type Progress } from '../progress.ts';
 import { mkdirSync } from 'node:fs';
 import { writePngGrid } from '../io/png.ts';
@@ -17,8 +18,9 @@ export function standinClassifier(o: StandinClassifierCliOptions): void {
   const data = (o.data ?? 'fashion-mnist') as StandinData;
   if (!STANDIN_DATA.includes(data)) throw new Error(`standin classifier: --data must be one of ${STANDIN_DATA.join(', ')}, got '${o.data}'`);
   const epochs = o.epochs ?? 3;
-  const out = o.out ?? defaultClassifierFile(data);
+  const out = o.out ?? standinRunFile('classifier', data);
   console.error(`diffactor standin classifier: ${data}, ${epochs} epochs → ${out}  (kernels: ${backendInfo.backend}${backendInfo.backend === 'native' ? `/${backendInfo.isa}, ${backendInfo.threads} threads` : ''})`);
+  mkdirSync(path.dirname(out), { recursive: true }); // an unwritable path fails before training, not after
   let bar: Progress | null = null;
   const t = trainClassifier({
     data, epochs, seed: o.seed, maxSteps: o.maxSteps,
@@ -32,17 +34,18 @@ export function standinClassifier(o: StandinClassifierCliOptions): void {
   t.metadata.command = `npx diffactor standin classifier --data ${data} --epochs ${epochs}${o.seed ? ` --seed ${o.seed}` : ''}`;
   saveClassifier(out, t);
   console.error(`${t.steps} steps in ${(t.trainSeconds / 60).toFixed(1)} min; test accuracy ${(100 * t.testAccuracy).toFixed(2)}% on ${t.testCount} images; wrote ${path.relative(process.cwd(), out) || out}`);
+  if (o.out === undefined) console.error(replaceShippedHint('classifier', data));
 }
 
 // `diffactor standin vae`: train the VAE stand-in (standins/vae.ts) for a wall-clock budget or a
-// step count, then write the diffusers-layout safetensors (default specs/standins/vae-<data>.safetensors)
+// step count, then write the diffusers-layout safetensors (default runs/standins/vae-<data>.safetensors)
 // and, with --png, originals (top row) over reconstructions (bottom row) of the first test images.
 export interface StandinVaeCliOptions { data?: string; minutes?: number; steps?: number; out?: string; png?: string; preset?: string; seed?: number }
 
 export function standinVae(o: StandinVaeCliOptions): void {
   const data = (o.data ?? 'fashion-mnist') as VaeStandinData;
   if (!VAE_STANDIN_DATA.includes(data)) throw new Error(`standin vae: --data must be one of ${VAE_STANDIN_DATA.join(', ')}, got '${o.data}'`);
-  const out = o.out ?? `specs/standins/vae-${data}.safetensors`;
+  const out = o.out ?? standinRunFile('vae', data);
   const budget = o.steps !== undefined ? `${o.steps} steps` : `${o.minutes ?? 15} minutes`;
   console.error(`diffactor standin vae: ${data}, ${budget} → ${out}  (kernels: ${backendInfo.backend}${backendInfo.backend === 'native' ? `/${backendInfo.isa}, ${backendInfo.threads} threads` : ''})`);
   // Fail on an unwritable path before a long run, not after it.
@@ -67,4 +70,5 @@ export function standinVae(o: StandinVaeCliOptions): void {
   console.error(`test (${e.count} images, posterior mean): MSE ${e.mse.toFixed(5)}, PSNR ${e.psnr.toFixed(2)} dB (per image ${e.psnrPerImage.toFixed(2)} dB), L1 ${e.l1.toFixed(4)}, KL ${e.kl.toFixed(1)}`);
   console.error(`latents over ${s.count} training images: shift_factor ${s.shiftFactor.toFixed(5)}, scaling_factor ${s.scalingFactor.toFixed(5)}; per channel mean [${s.channelMean.map((v) => v.toFixed(3)).join(', ')}], std [${s.channelStd.map((v) => v.toFixed(3)).join(', ')}]`);
   console.error(`wrote ${path.relative(process.cwd(), out) || out}${o.png ? ` and ${o.png}` : ''}`);
+  if (o.out === undefined) console.error(replaceShippedHint('vae', data));
 }

@@ -49,7 +49,7 @@ export function standinFile(kind: 'classifier' | 'encoder', data: string): strin
   const known = ['fashion-mnist', 'builtin'];
   if (!known.includes(data)) throw new Error(`no shipped ${kind} stand-in for dataset '${data}' (have: ${known.join(', ')}); set eval.${kind} to a file`);
   const file = new URL(`../../specs/standins/${kind}-${data}.safetensors`, import.meta.url).pathname;
-  if (!existsSync(file)) throw new Error(`${file} not found; train it with \`npx diffactor standin ${kind} --data ${data}\``);
+  if (!existsSync(file)) throw new Error(`${file} not found; train it with \`npx diffactor standin ${kind} --data ${data} --out ${file}\``);
   return file;
 }
 
