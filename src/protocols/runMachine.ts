@@ -39,7 +39,7 @@ export const runMachine = setup({
     start: fromPromise<Started, void>(async () => { throw new Error('provide start'); }),
     step: anyStep,
     checkpoint: fromPromise<void, { step: number }>(async () => { throw new Error('provide checkpoint'); }),
-    recover: fromPromise<{ step: number }, { failure: StepFailure & { step: number } }>(async () => { throw new Error('provide recover'); }),
+    recover: fromPromise<{ step: number; run?: RunContext }, { failure: StepFailure & { step: number } }>(async () => { throw new Error('provide recover'); }),
     finish: fromPromise<void, { step: number }>(async () => { throw new Error('provide finish'); }),
   },
   actions: {
@@ -117,7 +117,9 @@ export const runMachine = setup({
       invoke: {
         src: 'recover',
         input: ({ context: c }) => ({ failure: c.failure! }),
-        onDone: { target: 'training', actions: assign(({ event, context: c }) => ({ step: event.output.step, restarts: c.restarts + 1, failure: null })) },
+        // Starting over from nothing brings a fresh run context (its random streams from the seed):
+        // the machine must step with that one, not the one whose streams had already advanced.
+        onDone: { target: 'training', actions: assign(({ event, context: c }) => ({ step: event.output.step, run: event.output.run ?? c.run, restarts: c.restarts + 1, failure: null })) },
         onError: { target: 'failed', actions: assign(({ event, context: c }) => ({ failure: { kind: 'error' as const, error: event.error as Error, where: 'recover', step: c.step } })) },
       },
     },

@@ -214,7 +214,7 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
     })());
   }
 
-  async function recover({ failure }: { failure: StepFailure & { step: number } }): Promise<{ step: number }> {
+  async function recover({ failure }: { failure: StepFailure & { step: number } }): Promise<{ step: number; run?: RunContext }> {
     const s = sys!;
     s.abandonAll();
     for (const [name, ref] of s.refs) {
@@ -234,7 +234,7 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
     await syncTeacher();
     log.clear();
     wallSeconds = 0;
-    return { step: 0 };
+    return { step: 0, run: run! };
   }
 
   async function finish({ step }: { step: number }): Promise<void> {

@@ -62,3 +62,39 @@ describe('supervision', () => {
     expect(loadCheckpoint(ckpt).state.step).toBe(5);
   }, 60_000);
 });
+
+describe('a worker crash before the first checkpoint', () => {
+  // 8 steps, first checkpoint at 6: a crash at step 3 restarts every actor from its seed. It used
+  // to rebuild the run context into a variable the run machine never read (its random streams had
+  // already advanced), so the run diverged from step 1 and still reported success.
+  const cases: [string, string[]][] = [
+    ['sit-baseline', ['student', 'data', 'teacher']],
+    ['repa', ['student', 'projector', 'data', 'encoder']],
+    ['repa-e', ['student', 'projector', 'vae']],
+  ];
+  const whole = new Map<string, string>();
+  describe.each(cases)('%s', (method, victims) => {
+    const spec = tinySpec(method, { train: { ...tinySpec(method).train, steps: 8, checkpoint_every: 6 } });
+    it.each(victims)('killing the %s worker at step 3 gives exactly the uninterrupted run', async (victim) => {
+      if (!whole.has(method)) {
+        const a = dir('early-a-');
+        await runActors({ spec, out: a, quiet: true, samples: false });
+        whole.set(method, a);
+      }
+      const a = whole.get(method)!, b = dir('early-b-');
+      let killed = false;
+      const r = await runActors({
+        spec, out: b, quiet: true, samples: false, onFailure: () => {},
+        onStep: (log, sys) => { if (log.step === 3 && !killed) { killed = true; sys.ref(victim).crash(); } },
+      });
+      expect(killed).toBe(true);
+      expect(r.restarts).toBe(1);
+      expect(metrics(b)).toEqual(metrics(a));
+      const ca = loadCheckpoint(path.join(a, 'checkpoint.safetensors')), cb = loadCheckpoint(path.join(b, 'checkpoint.safetensors'));
+      expect(cb.state.rng).toEqual(ca.state.rng);
+      for (const key of ['model', 'ema', 'proj', 'opt', 'vae'] as const) {
+        for (const [k, t] of ca[key] ?? []) expect(Array.from(cb[key]!.get(k)!.data), `${key} ${k}`).toEqual(Array.from(t.data));
+      }
+    }, 120_000);
+  });
+});
