@@ -13,7 +13,7 @@ import { Rng } from '../tensor/rng.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { runContext, type RunContext, type StepFailure } from '../protocols/context.ts';
 import { protocolFor, runMachine, type ProtocolDefinition } from '../protocols/index.ts';
-import { openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type RunOptions } from './runDir.ts';
+import { openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
 import { RunLog } from './runLog.ts';
 import { loadCheckpoint, type Checkpoint } from '../build/checkpoint.ts';
 import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from '../build/setup.ts';
@@ -72,7 +72,15 @@ export class RunFailure extends Error {
 const split = (m: Map<string, Tensor>, pred: (k: string) => boolean) => Object.fromEntries([...m].filter(([k]) => pred(k)));
 
 export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
-  const { spec, resumeFrom, files } = openRun(o, 'runActors');
+  const { spec, resumeFrom, files, lock } = openRun(o, 'runActors');
+  try {
+    return await trainOnActors(o, spec, resumeFrom, files);
+  } finally {
+    lock.release();
+  }
+}
+
+async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resumeFrom: OpenedRun['resumeFrom'], files: OpenedRun['files']): Promise<ActorRunResult> {
   const ckptFile = files.checkpoint;
   const protocol = o.protocol ? protocolOf(o.protocol, spec) : protocolFor(spec);
   // A run continues with the protocol that trained it (protocols/module.ts).
@@ -119,9 +127,11 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
     if (vae) Object.assign(rng, vae.rng);
     return {
       config: config!, spec,
-      state: { step, rng, loader, optStep: st.opt.step, wallSeconds, ...(vae && { vaeOptStep: vae.opt.step }) },
+      state: { step, rng, loader, optStep: st.opt.step, wallSeconds, ...(vae && { vaeOptStep: vae.opt.step }), ...(vae?.disc && { discOptStep: vae.disc.opt.step }) },
       model: new Map(Object.entries(st.model)), ema: new Map(Object.entries(teacher.ema)), proj, opt,
       ...(vae && { vae: new Map(Object.entries(vae.vae as Record<string, Tensor>)), vaeOpt: new Map(Object.entries(vae.opt.tensors as Record<string, Tensor>)) }),
+      // The discriminator of the VAE's loss (REPA-E's PatchGAN) lives in the VAE actor.
+      ...(vae?.disc && { disc: new Map(Object.entries(vae.disc.weights as Record<string, Tensor>)), discOpt: new Map(Object.entries(vae.disc.opt.tensors as Record<string, Tensor>)) }),
     };
   }
 
@@ -147,7 +157,9 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
     if (!c.vae?.size || c.state.vaeOptStep === undefined || !c.state.rng[stream]) {
       throw new Error(`checkpoint: ${spec.protocol} needs 'vae.' tensors, the VAE optimiser's step and the '${stream}' RNG state`);
     }
-    return sys!.ask('vae', 'load', { vae: Object.fromEntries(c.vae), opt: { step: c.state.vaeOptStep, tensors: Object.fromEntries(c.vaeOpt ?? []) }, rng: { [stream]: c.state.rng[stream] } });
+    // The discriminator of the VAE's loss, when the checkpoint has one; the actor refuses a mismatch (build/checkpoint.ts checkDiscState).
+    const disc = c.disc?.size ? { weights: Object.fromEntries(c.disc), opt: { step: c.state.discOptStep, tensors: Object.fromEntries(c.discOpt ?? []) } } : null;
+    return sys!.ask('vae', 'load', { vae: Object.fromEntries(c.vae), opt: { step: c.state.vaeOptStep, tensors: Object.fromEntries(c.vaeOpt ?? []) }, rng: { [stream]: c.state.rng[stream] }, disc });
   }
 
   /** The teacher starts as an exact copy of the student (DiT's update_ema(decay=0)). */

@@ -6,7 +6,7 @@ import { NonFiniteLossError, Trainer, type StepLog } from './reference.ts';
 import { openTrainData } from '../build/setup.ts';
 import { drawSamples } from '../build/draw.ts';
 import { progressBar } from '../progress.ts';
-import { openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type RunOptions } from './runDir.ts';
+import { openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
 import { RunLog } from './runLog.ts';
 
 export type { RunOptions };
@@ -14,8 +14,16 @@ export type { RunOptions };
 export interface RunResult { trainer: Trainer; logs: StepLog[]; out: string }
 
 export function runTraining(o: RunOptions): RunResult {
-  const { spec, resumeFrom, files } = openRun(o, 'runTraining');
-  const trainer = new Trainer(spec, openTrainData(spec, o.data));
+  const { spec, resumeFrom, files, lock } = openRun(o, 'runTraining');
+  try {
+    return train(o, spec, resumeFrom, files);
+  } finally {
+    lock.release();
+  }
+}
+
+function train(o: RunOptions, spec: OpenedRun['spec'], resumeFrom: OpenedRun['resumeFrom'], files: OpenedRun['files']): RunResult {
+  const trainer = new Trainer(spec, openTrainData(spec, o.data), { dataset: o.data });
   if (resumeFrom) trainer.restore(resumeFrom);
   const total = spec.train.steps;
   const log = new RunLog(files.metrics, spec.train);

@@ -10,6 +10,9 @@ import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../build/checkp
 import { gridLabels } from '../build/draw.ts';
 import { writePngGrid } from '../io/png.ts';
 import { truncateMetrics } from './runLog.ts';
+import { lockRunDir, processAlive, type RunLock } from '../io/lock.ts';
+import { removeStaleTemps, writeFileAtomic } from '../io/atomic.ts';
+import type { Tensor } from '../tensor/tensor.ts';
 import type { RunSpec } from '../spec/schema.ts';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
@@ -22,6 +25,8 @@ export interface OpenedRun {
   /** The checkpoint to continue from (resume), or null (fresh). */
   resumeFrom: Checkpoint | null;
   files: RunFiles;
+  /** This run's hold on the directory: release it when the run ends, however it ends. */
+  lock: RunLock;
 }
 
 export interface OpenRunOptions {
@@ -31,6 +36,8 @@ export interface OpenRunOptions {
   /** Total steps (overrides the spec's train.steps). */
   steps?: number;
   resume?: boolean;
+  /** No notices on stderr (tests). */
+  quiet?: boolean;
 }
 
 /** What a run takes on either engine (runActors adds its own options). */
@@ -51,30 +58,57 @@ export interface RunOptions extends OpenRunOptions {
 export function openRun(o: OpenRunOptions, engine: string): OpenedRun {
   const files = { checkpoint: path.join(o.out, CHECKPOINT_FILE), metrics: path.join(o.out, 'metrics.jsonl') };
   const withSteps = (s: RunSpec) => (o.steps ? { ...s, train: { ...s.train, steps: o.steps } } : s);
-  if (o.resume) {
-    if (!existsSync(files.checkpoint)) throw new Error(`--resume ${o.out}: no ${CHECKPOINT_FILE} there to resume from`);
-    const resumeFrom = loadCheckpoint(files.checkpoint);
-    truncateMetrics(files.metrics, resumeFrom.state.step);
-    return { spec: withSteps(resumeFrom.spec), resumeFrom, files };
-  }
-  if (!o.spec) throw new Error(`${engine}: a spec is needed unless resuming`);
-  if (existsSync(files.checkpoint)) {
-    throw new Error(`${o.out} already holds a run (${CHECKPOINT_FILE}); continue it with --resume ${o.out} or choose another --out`);
-  }
-  const spec = withSteps(o.spec);
+  if (!o.resume && !o.spec) throw new Error(`${engine}: a spec is needed unless resuming`);
+  if (o.resume && !existsSync(files.checkpoint)) throw new Error(`--resume ${o.out}: no ${CHECKPOINT_FILE} there to resume from`);
+  // The lock comes before anything is read or written: a second run on this directory is refused
+  // before it can touch spec.yaml, metrics.jsonl or the checkpoint.
   mkdirSync(o.out, { recursive: true });
-  writeFileSync(path.join(o.out, 'spec.yaml'), toYaml(spec));
-  if (existsSync(files.metrics)) writeFileSync(files.metrics, '');
-  return { spec, resumeFrom: null, files };
+  const lock = lockRunDir(o.out);
+  try {
+    if (lock.replaced) notice(o, `${o.out}: took over the lock of pid ${lock.replaced.pid} (${lock.replaced.command}), which is no longer running`);
+    const stale = removeStaleTemps(o.out, processAlive);
+    if (stale.length) notice(o, `${o.out}: removed ${stale.length} temporary file(s) a killed writer left: ${stale.join(', ')}`);
+    if (o.resume) {
+      const resumeFrom = loadCheckpoint(files.checkpoint);
+      const spec = withSteps(resumeFrom.spec);
+      const at = resumeFrom.state.step, stored = resumeFrom.spec.train.steps;
+      if (spec.train.steps < at) throw new Error(`--resume ${o.out} --steps ${spec.train.steps}: the checkpoint is already at step ${at}; --steps must be above it`);
+      if (spec.train.steps === at) throw new Error(`--resume ${o.out}: the run already finished at step ${at}; pass --steps N with N > ${at} to train further`);
+      if (spec.train.steps !== stored && spec.train.schedule === 'cosine') {
+        notice(o, `--steps ${spec.train.steps}: the cosine learning-rate schedule now spans ${spec.train.steps} steps instead of ${stored}, so from step ${at + 1} on the learning rate differs from the one the run had`);
+      }
+      truncateMetrics(files.metrics, at);
+      return { spec, resumeFrom, files, lock };
+    }
+    if (existsSync(files.checkpoint)) {
+      throw new Error(`${o.out} already holds a run (${CHECKPOINT_FILE}); continue it with --resume ${o.out} or choose another --out`);
+    }
+    const spec = withSteps(o.spec!);
+    writeFileAtomic(path.join(o.out, 'spec.yaml'), toYaml(spec));
+    if (existsSync(files.metrics)) writeFileSync(files.metrics, '');
+    return { spec, resumeFrom: null, files, lock };
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+/** One line on stderr, unless the run is quiet. */
+function notice(o: OpenRunOptions, line: string): void {
+  if (!o.quiet) console.error(line);
 }
 
 /**
  * A checkpoint is only as good as its weights: refuse to replace the last one with Inf/NaN.
  * `refuse` makes the engine's error (each engine reports a stop its own way).
  */
-export function saveCheckedCheckpoint(file: string, c: Checkpoint, refuse: (parameter: string) => Error): void {
-  for (const [name, t] of c.model) {
-    if (!Number.isFinite(K.sumSquares(t.data, t.size))) throw refuse(name);
+export function saveCheckedCheckpoint(file: string, c: Checkpoint, refuse: (tensor: string) => Error): void {
+  // Every tensor that would be saved: the weights, the EMA, the heads, the optimiser moments, a joint VAE's.
+  const parts: [string, Map<string, Tensor> | undefined][] = [['', c.model], ['ema.', c.ema], ['proj.', c.proj], ['opt.', c.opt], ['vae.', c.vae], ['vae_opt.', c.vaeOpt]];
+  for (const [prefix, m] of parts) {
+    for (const [name, t] of m ?? []) {
+      if (!Number.isFinite(K.sumSquares(t.data, t.size))) throw refuse(`${prefix}${name}`);
+    }
   }
   saveCheckpoint(file, c);
 }

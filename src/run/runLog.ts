@@ -8,11 +8,40 @@ import { progressBar, type Progress } from '../progress.ts';
 import type { StepLog } from '../build/stepLog.ts';
 import type { RunSpec } from '../spec/schema.ts';
 
-/** Keep metrics.jsonl consistent with a checkpoint: drop lines logged after it. */
-export function truncateMetrics(file: string, step: number): void {
+/**
+ * Keep metrics.jsonl consistent with a checkpoint: drop lines logged after it. A torn last line (a
+ * kill or a full disk mid-append) is dropped and said so; a bad line before it means the file was
+ * damaged some other way, and resuming stops, naming the file and the line.
+ */
+export function truncateMetrics(file: string, step: number, warn: (line: string) => void = (l) => console.error(l)): void {
   if (!existsSync(file)) return;
-  const keep = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() && (JSON.parse(l) as { step?: number }).step! <= step);
+  const lines = readFileSync(file, 'utf8').split('\n');
+  while (lines.length && !lines[lines.length - 1].trim()) lines.pop();
+  const keep: string[] = [];
+  lines.forEach((l, i) => {
+    if (!l.trim()) return;
+    let rec: { step?: number };
+    try {
+      rec = JSON.parse(l) as { step?: number };
+    } catch (e) {
+      if (i === lines.length - 1) {
+        warn(`${file}: dropped a torn last line (line ${i + 1}, ${l.length} characters: ${(e as Error).message})`);
+        return;
+      }
+      throw new Error(`${file}: line ${i + 1} is not JSON (${(e as Error).message}); it is not the last line, so the file was damaged some other way — fix or remove that line to resume`);
+    }
+    if (typeof rec.step === 'number' && rec.step <= step) keep.push(l);
+  });
   writeFileAtomic(file, keep.map((l) => `${l}\n`).join(''));
+}
+
+/** Append one line, naming the file when the disk refuses (ENOSPC and the like). */
+function appendLine(file: string, line: string): void {
+  try {
+    appendFileSync(file, line);
+  } catch (e) {
+    throw new Error(`cannot append to ${file}: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 export class RunLog {
@@ -44,14 +73,14 @@ export class RunLog {
       // A line at the last step may follow the previous one by fewer than log_every steps; it_s counts it as 1.
       const itS = (1000 / Math.max(now - this.lastLineAt, 1e-6)) * (log.step % every === 0 ? every : 1);
       this.lastLineAt = now;
-      appendFileSync(this.file, `${JSON.stringify({ ...log, ...log.terms, terms: undefined, wall_s: +wallSeconds.toFixed(3), it_s: +itS.toFixed(3) })}\n`);
+      appendLine(this.file, `${JSON.stringify({ ...log, ...log.terms, terms: undefined, wall_s: +wallSeconds.toFixed(3), it_s: +itS.toFixed(3) })}\n`);
     }
     this.bar?.update(log.step, { loss: log.loss });
   }
 
   /** An evaluation's metrics, at the wall time of the step it evaluated. */
   evaluation(step: number, wallSeconds: number, metrics: Record<string, number>): void {
-    appendFileSync(this.file, `${JSON.stringify({ step, eval: true, wall_s: +wallSeconds.toFixed(3), ...metrics })}\n`);
+    appendLine(this.file, `${JSON.stringify({ step, eval: true, wall_s: +wallSeconds.toFixed(3), ...metrics })}\n`);
   }
 
   /** Back to a checkpoint at `step`: forget what was logged after it, in memory and in the file. */
