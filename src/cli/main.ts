@@ -149,5 +149,6 @@ try {
   // Expected failures (bad spec, missing file, NaN loss) print one clear message, not a stack.
   console.error(`diffactor: ${(e as Error).message}`);
   if (process.env.DIFFACTOR_DEBUG) console.error((e as Error).stack);
-  process.exitCode = 1;
+  // A run stopped by a signal exits as signalled processes do (128 + SIGINT's 2), not as a success.
+  process.exitCode = (e as Error).name === 'RunInterrupted' ? 130 : 1;
 }

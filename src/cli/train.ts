@@ -13,8 +13,42 @@ export interface TrainCliOptions {
   engine?: 'actors' | 'reference'; trace?: boolean; protocolModule?: string; ignoreMemory?: boolean;
 }
 
+/**
+ * Ctrl-C / SIGTERM: the first stops the run after the step in flight, with a checkpoint (the run
+ * throws RunInterrupted, which names the resume command); a second exits at once. A trainer whose
+ * parent process dies (SIGTERM to the `npx` wrapper does not reach it) stops the same way, so it
+ * never trains on as an orphan.
+ */
+function stopOnSignals(): { signal: AbortSignal; dispose(): void } {
+  const ctl = new AbortController();
+  const parent = process.ppid;
+  const stop = (why: string) => {
+    if (ctl.signal.aborted) {
+      console.error(`\n${why} again: exiting at once (the last checkpoint stays as it was)`);
+      process.exit(130);
+    }
+    console.error(`\n${why}: stopping after this step and writing a checkpoint (${why === 'parent process gone' ? 'kill -9 to' : 'press Ctrl-C again to'} quit at once)`);
+    ctl.abort();
+  };
+  const onInt = () => stop('interrupted (SIGINT)');
+  const onTerm = () => stop('terminated (SIGTERM)');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  const watch = setInterval(() => { if (process.ppid !== parent && !ctl.signal.aborted) stop('parent process gone'); }, 500);
+  watch.unref();
+  return {
+    signal: ctl.signal,
+    dispose() {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      clearInterval(watch);
+    },
+  };
+}
+
 export async function train(o: TrainCliOptions): Promise<void> {
   if (!o.spec && !o.resume) throw new Error('train: pass --spec FILE, or --resume DIR to continue a run');
+  if (o.spec && o.resume) throw new Error(`train: --resume ${o.resume} continues that run with the spec it was trained with; --spec ${o.spec} would be ignored — drop --spec (or start a new run with --out)`);
   const engine = o.engine ?? 'actors';
   if (o.trace && engine !== 'actors') throw new Error('train: --trace records actor messages; it needs --engine actors');
   // Read by the memory check of either engine (build/memory.ts), in this process and its workers.
@@ -33,7 +67,14 @@ export async function train(o: TrainCliOptions): Promise<void> {
   if (moduleFile && engine !== 'actors') throw new Error('train: --protocol-module runs on actors; it needs --engine actors');
   const protocol = moduleFile ? await loadProtocolModule(moduleFile) : undefined;
   if (protocol && !o.protocolModule) console.error(`resuming with the protocol '${protocol.name}' from ${moduleFile}, as recorded in ${path.join(out, 'protocol.json')}`);
-  const r = engine === 'actors' ? await runActors({ ...common, trace: o.trace, protocol, protocolModule: moduleFile }) : runTraining(common);
+  const stop = stopOnSignals();
+  let r: Awaited<ReturnType<typeof runActors>> | ReturnType<typeof runTraining>;
+  try {
+    const run = { ...common, signal: stop.signal };
+    r = engine === 'actors' ? await runActors({ ...run, trace: o.trace, protocol, protocolModule: moduleFile }) : runTraining(run);
+  } finally {
+    stop.dispose();
+  }
   const last = r.logs.at(-1);
   const files = ['checkpoint.safetensors', 'metrics.jsonl', ...(o.samples === false ? [] : ['samples.png']), ...(o.trace ? ['trace.jsonl', 'trace.json (Perfetto)', 'step-*.mmd'] : [])];
   console.error(`done: step ${last?.step ?? '-'}${last ? `, loss ${last.loss.toFixed(4)}` : ''}; wrote ${files.map((f) => path.join(out, f)).join(', ')}`);

@@ -13,11 +13,12 @@ import { Rng } from '../tensor/rng.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { runContext, type RunContext, type StepFailure } from '../protocols/context.ts';
 import { protocolFor, runMachine, type ProtocolDefinition } from '../protocols/index.ts';
-import { openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
+import { RunInterrupted, openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
 import { RunLog } from './runLog.ts';
 import { loadCheckpoint, type Checkpoint } from '../build/checkpoint.ts';
 import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from '../build/setup.ts';
 import { backboneHook, jointVae, samplingWeights } from '../build/parts.ts';
+import { checkFitsMemory } from '../build/memory.ts';
 import { vaeFactor, type VAEConfig } from '../models/vae.ts';
 import { SamplePool, sampleGrid } from '../actors/samplePool.ts';
 import { checkResumeProtocol, protocolOf, writeProtocolRecord, type ProtocolSource } from '../protocols/module.ts';
@@ -173,6 +174,9 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
     saveCheckedCheckpoint(ckptFile, await gather(step), (name) => new Error(`parameter '${name}' is not finite at step ${step}; ${ckptFile} was not overwritten`));
   }
 
+  /** Stopped on request before the last step. */
+  const interrupted = (step: number) => !!o.signal?.aborted && step < total;
+
   // ------------------------------------------------------------ what the run machine invokes
   async function start() {
     sys = new ActorSystem(sink, o.placement ?? 'worker');
@@ -182,6 +186,7 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
     latentFactor = vaeConfig ? vaeFactor(vaeConfig) : 1;
     config = modelConfigFor(spec, info, vaeConfig);
     checkSpecConsistency(spec, config.depth);
+    checkFitsMemory(spec, config); // before any model is built
     const base = { spec, config, data: o.data, vaeConfig };
     let encoderDim: number | null = null;
     const encoders = protocol.actors.filter((a) => a.role === 'encoder');
@@ -252,6 +257,7 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
   async function finish({ step }: { step: number }): Promise<void> {
     log.stopBar();
     await save(step);
+    if (interrupted(step)) return; // no grid, no waiting for evaluations: the run resumes from here
     await Promise.all(pendingEvals);
     if (o.samples !== false) {
       const s = spec.sample;
@@ -294,7 +300,7 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
       finish: fromPromise(({ input }) => finish(input)),
     },
     guards: {
-      finished: ({ context: c }) => c.step >= c.total || (o.budgetSeconds !== undefined && wallSeconds >= o.budgetSeconds),
+      finished: ({ context: c }) => c.step >= c.total || (o.budgetSeconds !== undefined && wallSeconds >= o.budgetSeconds) || !!o.signal?.aborted,
     },
     actions: {
       logStep: (_, log) => logStep(log),
@@ -310,11 +316,13 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
     const final = await waitFor(actor, (s) => s.status === 'done', { timeout: Infinity });
     const c = final.context;
     if (final.value === 'failed') throw new RunFailure(c.failure?.step ?? c.step, c.failure!);
+    if (interrupted(c.step)) throw new RunInterrupted(c.step, o.out);
     return { out: o.out, logs: log.logs, evals, restarts: c.restarts, config: config!, spec };
   } finally {
     log.stopBar();
     actor.stop();
-    await Promise.allSettled(pendingEvals);
+    // An interrupted run does not wait for evaluations in flight: shutting the actors down ends them.
+    if (!o.signal?.aborted) await Promise.allSettled(pendingEvals);
     await (sys as ActorSystem | null)?.shutdown();
     bus?.complete();
     await recorder?.close();

@@ -6,7 +6,7 @@ import { NonFiniteLossError, Trainer, type StepLog } from './reference.ts';
 import { openTrainData } from '../build/setup.ts';
 import { drawSamples } from '../build/draw.ts';
 import { progressBar } from '../progress.ts';
-import { openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
+import { RunInterrupted, openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
 import { RunLog } from './runLog.ts';
 
 export type { RunOptions };
@@ -30,7 +30,7 @@ function train(o: RunOptions, spec: OpenedRun['spec'], resumeFrom: OpenedRun['re
   log.startBar('train', trainer.step, o.quiet);
   const save = () => saveCheckedCheckpoint(files.checkpoint, trainer.checkpoint(),
     (name) => new NonFiniteLossError(trainer.step, NaN, `parameter '${name}' is not finite`));
-  while (trainer.step < total) {
+  while (trainer.step < total && !o.signal?.aborted) {
     const t0 = performance.now();
     const l = trainer.trainStep();
     trainer.wallSeconds += (performance.now() - t0) / 1000;
@@ -39,6 +39,7 @@ function train(o: RunOptions, spec: OpenedRun['spec'], resumeFrom: OpenedRun['re
   }
   save();
   log.stopBar();
+  if (o.signal?.aborted && trainer.step < total) throw new RunInterrupted(trainer.step, o.out);
   if (o.samples !== false) {
     const s = spec.sample;
     const labels = samplesGridLabels(trainer.config.numClasses, s.per_class);

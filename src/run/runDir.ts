@@ -46,6 +46,11 @@ export interface RunOptions extends OpenRunOptions {
   data?: string;
   /** Skip the end-of-run sample grid (tests). */
   samples?: boolean;
+  /**
+   * Stop early (Ctrl-C, SIGTERM): the step in flight finishes, a checkpoint is written, no grid is
+   * drawn, and the run throws RunInterrupted. The CLI aborts it on the first signal.
+   */
+  signal?: AbortSignal;
   quiet?: boolean;
 }
 
@@ -90,6 +95,14 @@ export function openRun(o: OpenRunOptions, engine: string): OpenedRun {
   } catch (e) {
     lock.release();
     throw e;
+  }
+}
+
+/** A run stopped on request after writing its checkpoint; `--resume` continues it exactly. */
+export class RunInterrupted extends Error {
+  constructor(readonly step: number, readonly out: string) {
+    super(`interrupted after step ${step}: the checkpoint in ${out} is saved; continue with: npx diffactor train --resume ${out}`);
+    this.name = 'RunInterrupted';
   }
 }
 

@@ -15,6 +15,8 @@ describe('command-line values', () => {
     [['train', '--spec', 'specs/start.yaml', '--steps', '0'], /option '--steps <n>' argument '0' is invalid/],
     [['sample', '--checkpoint', 'none.safetensors', '--cfg', '-1'], /option '--cfg <w>' argument '-1' is invalid\. expected a number ≥ 1/],
     [['sample', '--checkpoint', 'none.safetensors', '--guidance-high', '2'], /option '--guidance-high <t>' argument '2' is invalid\. expected a number in \[0, 1\]/],
+    // --spec with --resume used to be ignored silently
+    [['train', '--resume', 'runs/x', '--spec', 'specs/start.yaml'], /--resume runs\/x continues that run with the spec it was trained with; --spec specs\/start\.yaml would be ignored/],
   ])('%j is refused naming the option', (args, message) => {
     const r = run(...args);
     expect(r.status).not.toBe(0);
