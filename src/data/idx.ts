@@ -11,7 +11,14 @@ export interface IdxArray { dims: number[]; data: Uint8Array }
 
 export function readIdx(file: string): IdxArray {
   let bytes: Buffer = readFileSync(file);
-  if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes);
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    try {
+      bytes = gunzipSync(bytes);
+    } catch (e) {
+      // zlib's own message ("unexpected end of file") names no file.
+      throw new Error(`${file}: cannot decompress (gzip: ${(e as Error).message}); the file is damaged or was cut short — ${HOW_TO_GET}`);
+    }
+  }
   if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0) {
     throw new Error(`${file}: not an IDX file (magic must start with two zero bytes)`);
   }

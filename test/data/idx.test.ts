@@ -15,6 +15,13 @@ function idx(dims: number[], payload: number[]): Buffer {
 describe('IDX reader', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'idx-'));
 
+  it('a truncated gzip names the file (zlib alone says only "unexpected end of file")', () => {
+    const gz = gzipSync(idx([4, 3], Array.from({ length: 12 }, (_, i) => i)));
+    const f = path.join(dir, 'cut.gz');
+    writeFileSync(f, gz.subarray(0, gz.length - 6));
+    expect(() => readIdx(f)).toThrow(new RegExp(`${f.replace(/[.]/g, '\\.')}: cannot decompress \\(gzip: .*\\); the file is damaged or was cut short`));
+  });
+
   it('reads plain and gzipped files alike', () => {
     const raw = idx([2, 2, 3], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255]);
     writeFileSync(path.join(dir, 'a'), raw);
