@@ -46,11 +46,6 @@ export function modelConfigFor(spec: RunSpec, data: Pick<ImageDataset, 'channels
   });
 }
 
-/** A 1-based block index of the model, named for errors. */
-function checkBlock(spec: RunSpec, depth: number, where: string, k: number): void {
-  if (k > depth) throw new Error(`spec '${spec.name}': ${where} = ${k} but the model has ${depth} blocks`);
-}
-
 /**
  * The methods fix the objective and the family (the DiT baseline: DDPM on a DiT; every other
  * method: flow matching on a SiT), some the sampler; every block a method names must exist.

@@ -12,7 +12,7 @@ import { CountingSink } from '../actors/system.ts';
 import { Rng } from '../tensor/rng.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { runContext, type RunContext, type StepFailure } from '../protocols/context.ts';
-import { protocolFor, runMachine, type ProtocolDefinition } from '../protocols/index.ts';
+import { protocolFor, runMachine } from '../protocols/index.ts';
 import { RunInterrupted, openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
 import { RunLog } from './runLog.ts';
 import { loadCheckpoint, type Checkpoint } from '../build/checkpoint.ts';
