@@ -1,5 +1,6 @@
 // The diffactor command line: one sub-command per job. Each command lives in its own module and
 // is loaded only when used, so `diffactor info` does not pay for the trainer.
+import { readFileSync } from 'node:fs';
 import { Argument, Command, Option } from 'commander';
 import { nonNegativeInt, numberIn, positiveInt } from './args.ts';
 
@@ -8,6 +9,7 @@ const int = positiveInt;
 const program = new Command();
 program
   .name('diffactor')
+  .version(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version, '-V, --version')
   .description('Diffusion/flow transformers with representation alignment, trained as actors over shared tensors.')
   .showHelpAfterError();
 
@@ -46,6 +48,8 @@ program
   .addOption(new Option('--engine <name>', 'actors (worker threads) or reference (one in-process loop)').choices(['actors', 'reference']).default('actors'))
   .option('--trace', 'record every actor message: OUT/trace.jsonl, OUT/trace.json (Perfetto), OUT/step-1.mmd')
   .option('--ignore-memory', 'train even when the memory estimate says the spec does not fit this machine')
+  .option('--seed <n>', 'the spec\'s seed (a run is fully determined by its spec and seed)', nonNegativeInt)
+  .option('--set <path=value>', 'override a spec field, e.g. --set train.lr=1e-4 (repeatable; recorded in the run\'s spec.yaml)', (v: string, acc: string[] = []) => [...acc, v])
   .option('--protocol-module <file>', 'a protocol composed in code: a .ts/.js module whose default export is a ProtocolDefinition (docs/protocols.md); --resume reloads it by itself')
   .action(async (o) => (await import('./train.ts')).train(o));
 

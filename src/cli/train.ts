@@ -11,6 +11,8 @@ import { loadProtocolModule, readProtocolRecord } from '../protocols/module.ts';
 export interface TrainCliOptions {
   spec?: string; steps?: number; out?: string; data?: string; resume?: string; samples?: boolean; fresh?: boolean;
   engine?: 'actors' | 'reference'; trace?: boolean; protocolModule?: string; ignoreMemory?: boolean;
+  /** The spec's seed, and `path=value` overrides of its fields (recorded in the run's spec.yaml). */
+  seed?: number; set?: string[];
 }
 
 /**
@@ -53,7 +55,8 @@ export async function train(o: TrainCliOptions): Promise<void> {
   if (o.trace && engine !== 'actors') throw new Error('train: --trace records actor messages; it needs --engine actors');
   // Read by the memory check of either engine (build/memory.ts), in this process and its workers.
   if (o.ignoreMemory) process.env.DIFFACTOR_IGNORE_MEMORY = '1';
-  const spec = o.spec ? loadSpec(o.spec) : undefined;
+  if (o.resume && (o.seed !== undefined || o.set?.length)) throw new Error(`train: --resume ${o.resume} continues that run as it was specified; --seed and --set apply to new runs`);
+  const spec = o.spec ? loadSpec(o.spec, [...(o.seed !== undefined ? [`seed=${o.seed}`] : []), ...(o.set ?? [])]) : undefined;
   const out = o.resume ?? o.out ?? path.join('runs', spec!.name);
   if (o.fresh && !o.resume && existsSync(out)) {
     const aside = `${out}.${new Date().toISOString().replace(/[:.]/g, '-')}`;

@@ -26,7 +26,31 @@ export function parseSpec(raw: unknown, source = 'spec'): RunSpec {
   return r.data;
 }
 
-export function loadSpec(file: string): RunSpec {
+/**
+ * `--set train.lr=1e-4 --set seed=3`: each `a.b.c=value` (value read as YAML: numbers, booleans,
+ * null, lists) replaces that field of the raw spec before validation, so a wrong path or value is
+ * refused like one written in the file, and the run's spec.yaml records the result.
+ */
+export function applyOverrides(raw: unknown, sets: readonly string[], source: string): unknown {
+  const out = structuredClone(raw ?? {}) as Record<string, unknown>;
+  for (const s of sets) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new SpecError(`${source}: --set ${s}: expected path=value, e.g. --set train.lr=1e-4`);
+    const keys = s.slice(0, eq).split('.');
+    if (keys.some((k) => !k)) throw new SpecError(`${source}: --set ${s}: empty field name in '${s.slice(0, eq)}'`);
+    let obj = out;
+    for (const k of keys.slice(0, -1)) {
+      const next = obj[k];
+      if (next === undefined || next === null) obj[k] = {};
+      else if (typeof next !== 'object' || Array.isArray(next)) throw new SpecError(`${source}: --set ${s}: '${k}' is a value, not a section`);
+      obj = obj[k] as Record<string, unknown>;
+    }
+    obj[keys[keys.length - 1]] = parseYaml(s.slice(eq + 1));
+  }
+  return out;
+}
+
+export function loadSpec(file: string, sets: readonly string[] = []): RunSpec {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -39,7 +63,8 @@ export function loadSpec(file: string): RunSpec {
   } catch (e) {
     throw new SpecError(`${file}: not valid YAML: ${(e as Error).message}`);
   }
-  return resolvePaths(parseSpec(raw, file), path.dirname(path.resolve(file)));
+  const source = sets.length ? `${file} with --set ${sets.join(' ')}` : file;
+  return resolvePaths(parseSpec(applyOverrides(raw, sets, source), source), path.dirname(path.resolve(file)));
 }
 
 /** Dataset names that are not paths (src/data/open.ts). */

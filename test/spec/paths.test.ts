@@ -48,3 +48,15 @@ describe('paths in a spec file', () => {
     }
   });
 });
+
+describe('--seed and --set', () => {
+  it('override fields before validation and are refused like the file\'s own mistakes', () => {
+    const file = path.join(specs, 'start.yaml');
+    const s = loadSpec(file, ['seed=7', 'train.lr=1e-4', 'sample.per_class=2']);
+    expect([s.seed, s.train.lr, s.sample.per_class]).toEqual([7, 1e-4, 2]);
+    expect(() => loadSpec(file, ['train.lrr=1'])).toThrow(/with --set train\.lrr=1: invalid run spec[\s\S]*train: unknown field\(s\) lrr/);
+    expect(() => loadSpec(file, ['train.lr=abc'])).toThrow(/train\.lr: .*expected number/);
+    expect(() => loadSpec(file, ['lr'])).toThrow(/--set lr: expected path=value/);
+    expect(() => loadSpec(file, ['seed.x=1'])).toThrow(/'seed' is a value, not a section/);
+  });
+});
