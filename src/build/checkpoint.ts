@@ -3,9 +3,11 @@
 // with strict=True. Everything else sits under a prefix: `ema.` (the EMA model's state_dict),
 // `proj.` (a method's trained heads under their official names: REPA/REG `projectors.0.*`, SRA
 // `ap_head.*`; strip the prefix and merge to get the official model's state_dict), `opt.` (AdamW
-// moments and per-parameter steps; the heads' entries are `opt.proj.*`). Exact integers that float32 tensors cannot hold
-// (RNG counters, loader position, step) live in `__metadata__` as JSON, next to the model config
-// and the run spec. Written atomically (temp file + rename): a crash never loses the previous one.
+// moments and per-parameter steps; the heads' entries are `opt.proj.*`), `vae.` / `vae_opt.` (a
+// jointly trained VAE, REPA-E's, and its AdamW) and `vae_disc.` / `vae_disc_opt.` (the
+// discriminator of that VAE's loss and its AdamW, taming's `main.*` names). Exact integers that
+// float32 tensors cannot hold (RNG counters, loader position, step) live in `__metadata__` as
+// JSON, next to the model config and the run spec. Written atomically (temp file + rename): a crash never loses the previous one.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
@@ -29,6 +31,8 @@ export interface TrainState {
   wallSeconds: number;
   /** REPA-E: the VAE AdamW's global step count. */
   vaeOptStep?: number;
+  /** REPA-E: the discriminator AdamW's global step count (when its loss has one). */
+  discOptStep?: number;
 }
 
 export interface Checkpoint {
@@ -43,6 +47,20 @@ export interface Checkpoint {
   /** REPA-E's VAE weights and its AdamW state (absent or empty otherwise). */
   vae?: Map<string, Tensor>;
   vaeOpt?: Map<string, Tensor>;
+  /** The discriminator of the VAE's loss (its weights and BatchNorm buffers) and its AdamW state (absent or empty otherwise). */
+  disc?: Map<string, Tensor>;
+  discOpt?: Map<string, Tensor>;
+}
+
+/**
+ * A checkpoint's discriminator state fits the run: present (weights and optimiser step) exactly
+ * when the run's VAE loss trains one. Both engines check before loading it.
+ */
+export function checkDiscState(c: { disc?: Map<string, Tensor>; state: { discOptStep?: number } }, trainsDisc: boolean, protocol: string): void {
+  if (trainsDisc && (!c.disc?.size || c.state.discOptStep === undefined)) {
+    throw new Error(`checkpoint: ${protocol} trains a discriminator with its VAE and needs 'vae_disc.' tensors and its optimiser's step (a checkpoint written without one continues only with disc_weight 0)`);
+  }
+  if (!trainsDisc && c.disc?.size) throw new Error(`checkpoint: ${c.disc.size} 'vae_disc.' tensors but ${protocol} trains no discriminator`);
 }
 
 /**
@@ -68,6 +86,8 @@ export function saveCheckpoint(file: string, c: Checkpoint): void {
   for (const [k, t] of c.opt) tensors.set(`opt.${k}`, t);
   for (const [k, t] of c.vae ?? []) tensors.set(`vae.${k}`, t);
   for (const [k, t] of c.vaeOpt ?? []) tensors.set(`vae_opt.${k}`, t);
+  for (const [k, t] of c.disc ?? []) tensors.set(`vae_disc.${k}`, t);
+  for (const [k, t] of c.discOpt ?? []) tensors.set(`vae_disc_opt.${k}`, t);
   writeSafetensors(file, tensors, {
     format: CHECKPOINT_FORMAT,
     config: sitConfigToJSON(c.config),
@@ -87,8 +107,11 @@ export function loadCheckpoint(file: string): Checkpoint {
   if (need('format') !== CHECKPOINT_FORMAT) throw new Error(`${file}: checkpoint format '${metadata.format}', expected '${CHECKPOINT_FORMAT}'`);
   const model = new Map<string, Tensor>(), ema = new Map<string, Tensor>(), opt = new Map<string, Tensor>();
   const proj = new Map<string, Tensor>(), vae = new Map<string, Tensor>(), vaeOpt = new Map<string, Tensor>();
+  const disc = new Map<string, Tensor>(), discOpt = new Map<string, Tensor>();
   for (const [k, t] of tensors) {
     if (k.startsWith('ema.')) ema.set(k.slice(4), t);
+    else if (k.startsWith('vae_disc.')) disc.set(k.slice(9), t);
+    else if (k.startsWith('vae_disc_opt.')) discOpt.set(k.slice(13), t);
     else if (k.startsWith('vae.')) vae.set(k.slice(4), t);
     else if (k.startsWith('vae_opt.')) vaeOpt.set(k.slice(8), t);
     else if (k.startsWith('proj.')) proj.set(k.slice(5), t);
@@ -113,5 +136,7 @@ export function loadCheckpoint(file: string): Checkpoint {
     opt,
     vae,
     vaeOpt,
+    disc,
+    discOpt,
   };
 }

@@ -20,6 +20,7 @@ import type { SiT } from '../models/sit.ts';
 import type { SiTConfig } from '../models/config.ts';
 import type { VAE, VAEConfig } from '../models/vae.ts';
 import type { Interpolant } from '../diffusion/interpolant.ts';
+import type { AdamW } from '../optim/adamw.ts';
 import type { EncoderFeatures } from './encoder.ts';
 
 /** The parsed run spec as methods see it (sections by key; see spec/schema.ts). */
@@ -154,20 +155,49 @@ export interface AlignTarget {
 /** The EMA teacher's hidden state a method aligns to (SRA): block and times, after the student's label dropout. */
 export interface TeacherQuery { block: number; t: Float64Array }
 
+/** What a joint VAE's loss parts are built for: the run's dataset (after --data), its image channels, the seed, the train section. */
+export interface VaeLossContext {
+  dataset: string;
+  channels: number;
+  seed: number;
+  train: SpecView['train'];
+}
+
+/**
+ * Modules a joint VAE's loss uses besides the VAE, built once per run by whichever engine owns the
+ * VAE (the reference Trainer, the VAE actor): frozen ones the method keeps to itself (REPA-E's
+ * perceptual net), and at most one trained adversary with its own optimiser (REPA-E's PatchGAN
+ * discriminator), whose weights and optimiser state the checkpoint carries under `vae_disc.` /
+ * `vae_disc_opt.` (state.discOptStep).
+ */
+export interface VaeLossParts {
+  disc?: { module: Module; opt: AdamW } | null;
+}
+
 /**
  * A VAE trained with the backbone (REPA-E): the VAE actor runs it; the student is noised from its
  * latent, detached. Its loss is its regulariser plus `alignCoeff` · the align term `alignTerm`
- * evaluated through the frozen, eval-mode backbone (backbone.alignForward).
+ * evaluated through the frozen, eval-mode backbone (backbone.alignForward). Per step both engines
+ * call, in this order: regularizer (where the posterior is computed, on the VAE's tape), one
+ * backward, clip and the VAE's AdamW step, then afterUpdate (an adversary's own step on x and the
+ * reconstruction, detached: nothing of it reaches the VAE).
  */
-export interface JointVae<S> {
+export interface JointVae<S, P extends VaeLossParts = VaeLossParts> {
   /** The RNG stream its posterior samples from (drawn by the VAE actor). */
   stream: string;
   config(s: S, data: { channels: number; height: number }, specName: string): VAEConfig;
   build(s: S, config: VAEConfig, seed: number): VAE;
   /** The VAE's own AdamW learning rate. */
   lr(s: S): number;
-  /** Its regularisers on (x, reconstruction, posterior): a loss on the VAE's tape and logged parts. */
-  regularizer(s: S, x: Tensor, recon: Tensor, post: { mean: Tensor; logvar: Tensor }): { loss: Tensor; terms: Record<string, number> };
+  /** The modules its loss needs besides the VAE (default: none). */
+  lossParts?(s: S, c: VaeLossContext): P;
+  /**
+   * Its regularisers on (x, reconstruction, posterior) at 1-based step `step`: a loss on the VAE's
+   * tape and logged parts. `parts` is what lossParts built ({} without it).
+   */
+  regularizer(s: S, x: Tensor, recon: Tensor, post: { mean: Tensor; logvar: Tensor }, parts: P, step: number): { loss: Tensor; terms: Record<string, number> };
+  /** After the VAE's AdamW step: an adversary's update on x and recon (detached); logged numbers. */
+  afterUpdate?(s: S, parts: P, x: Tensor, recon: Tensor, step: number, lrFactor: number): Record<string, number>;
   /** Weight and block of the alignment pass that reaches the VAE. */
   alignCoeff(s: S): number;
   alignTerm: AlignTerm<S>;
@@ -211,7 +241,7 @@ export interface MethodDefinition<S = any> {
   alignTerms?: readonly AlignTerm<S>[];
   /** The EMA teacher's hidden state this method's align terms read (SRA). */
   teacher?(s: S, v: StepValues): TeacherQuery;
-  vae?: JointVae<S>;
+  vae?: JointVae<S, any>;
   /** The EMA teacher's decay when the method fixes it (SRA's scaled lag); null: the spec's train section. */
   ema?(s: S, spec: SpecView): { decay: number; warmup: boolean } | null;
   /** Files its section names, by spec field (a run's inputs: study/runInputs.ts). */

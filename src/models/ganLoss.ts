@@ -25,7 +25,7 @@
 // again by then would collect the generator's gradient), discriminatorStep unfreezes them for its
 // own pass on its own tape and freezes them again, after checking that no gradient leaked in.
 // Not here: the discriminator (patchGan.ts), the perceptual term (perceptualLoss.ts), the wiring
-// into REPA-E's VAE step (methods/repae.ts, train/).
+// into REPA-E's VAE step (methods/repa-e/pieces.ts and index.ts, JointVae.afterUpdate).
 import { tensor, type Tensor } from '../tensor/tensor.ts';
 import { tidy } from '../tensor/tidy.ts';
 import { fmtShape } from '../tensor/shape.ts';

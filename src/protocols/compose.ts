@@ -5,7 +5,8 @@
 // joint VAE's pass on the VAE and the Student — and this file lays those routes out in one step:
 //
 //   fetch → [features ∥ VAE encode]? → t, ε, draws → (VAE align pass: student.alignForward →
-//   projector.align (frozen) → student.alignBackward)? → [student forward ∥ features? ∥ VAE update?]
+//   projector.align (frozen) → student.alignBackward)? → [student forward ∥ features? ∥ VAE update
+//   (its AdamW, then its loss's adversary, e.g. REPA-E's discriminator, inside the VAE actor)?]
 //   → teacher forward per query → projector align per term → loss → student backward (gradients
 //   summed per block) → clip → AdamW on every trainable actor → EMA → release
 //
@@ -113,7 +114,8 @@ export function composeProtocol(spec: RunSpec): ProtocolDefinition {
       terms[a.key] = c.out[`align_${i}`].loss;
     });
     if (v) for (const m of plan.methods) Object.assign(terms, m.def.logged?.(m.s, v) ?? {});
-    if (vae) Object.assign(terms, c.out.vae.terms, { vae_align: c.out.vaeAlign.loss, vae_grad_norm: c.out.vaeUpdate.gradNorm });
+    // The VAE's regulariser terms (encode), its alignment, and from its update the grad norm and what its loss's adversary logged.
+    if (vae) Object.assign(terms, c.out.vae.terms, { vae_align: c.out.vaeAlign.loss, vae_grad_norm: c.out.vaeUpdate.gradNorm }, c.out.vaeUpdate.terms);
     return { loss, terms };
   }, n));
   add('backward', (n) => ask('student', 'backward', (c) => ({ grads: blockGrads(plan.aligns.map((a, i) => [a.tap, c.out[`align_${i}`].grad])) }), {

@@ -2,8 +2,9 @@
 // one tape. One `trainStep()` is fetch → (the joint VAE's forward) → t, ε → the methods' draws →
 // encoder features → (the VAE's alignment pass through the frozen backbone) → the student's forward
 // → the teacher's hidden states → L = Σ own terms + Σ align terms (+ the VAE's loss) → one backward
-// → clip (the VAE on its own) → AdamW → EMA. It knows no method: the step plan (build/stepPlan.ts)
-// and the registry's definitions say what each step holds. The actor runtime is proven equal to it
+// → clip (the VAE on its own) → the VAE's AdamW, then its loss's adversary's (JointVae.afterUpdate)
+// → AdamW → EMA. It knows no method: the step plan (build/stepPlan.ts) and the registry's
+// definitions say what each step holds. The actor runtime is proven equal to it
 // step for step (test/actors/equivalence.test.ts), method by method. Every random draw comes from a
 // named child stream of the spec's seed (time, noise, label dropout, loader, and the methods'), and
 // those streams' counters are checkpointed, so a resumed run reproduces an uninterrupted one bit for bit.
@@ -17,17 +18,16 @@ import { tidy } from '../tensor/tidy.ts';
 import { ones, type Tensor } from '../tensor/tensor.ts';
 import { backward, detach, noGrad } from '../autograd/index.ts';
 import {
-  interpolantByName, interpolate, uniformTimesteps, DdpmSchedule, qSample, epsLoss, hybridLoss, type Interpolant,
+  interpolantByName, uniformTimesteps, DdpmSchedule, qSample, epsLoss, hybridLoss, type Interpolant,
 } from '../diffusion/index.ts';
 import { vaeFactor, type VAE } from '../models/vae.ts';
 import type { FrozenEncoder } from '../methods/encoder.ts';
-import { hiddenAfterBlock } from '../methods/partialForward.ts';
 import { plainFlowForward } from '../methods/flowForward.ts';
-import type { StepValues, WeightedTerm } from '../methods/method.ts';
+import type { StepValues, VaeLossParts, WeightedTerm } from '../methods/method.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from '../build/setup.ts';
 import { checkFitsMemory } from '../build/memory.ts';
-import type { Checkpoint, TrainState } from '../build/checkpoint.ts';
+import { checkDiscState, type Checkpoint, type TrainState } from '../build/checkpoint.ts';
 import {
   backboneHook, buildBackbone, buildEncoder, buildHeads, buildVae, emaDecay, emaTensors, hiddenAt, samplingWeights, type Backbone, type MethodHeads,
 } from '../build/parts.ts';
@@ -60,6 +60,8 @@ export class Trainer {
   /** A VAE trained with the backbone and its own AdamW; null otherwise. */
   readonly vae: VAE | null;
   readonly vaeOpt: AdamW | null;
+  /** The modules of the VAE's loss (JointVae.lossParts: a frozen perceptual net, a discriminator and its AdamW); null without a VAE. */
+  readonly vaeParts: VaeLossParts | null;
   readonly ema: Ema;
   private readonly emaCopied: [Tensor, Tensor][];
   readonly opt: AdamW;
@@ -74,7 +76,8 @@ export class Trainer {
   wallSeconds = 0;
   private readonly ddpm: DdpmSchedule | null;
 
-  constructor(spec: RunSpec, data: ImageDataset) {
+  /** `o.dataset`: the --data override the data was opened with (default spec.data.dataset); a joint VAE's loss parts read it. */
+  constructor(spec: RunSpec, data: ImageDataset, o: { dataset?: string } = {}) {
     this.spec = spec;
     const vaeConfig = vaeConfigFor(spec, data);
     this.config = modelConfigFor(spec, data, vaeConfig);
@@ -96,6 +99,10 @@ export class Trainer {
     this.vae = vaeConfig ? buildVae(spec, vaeConfig) : null;
     this.vaeOpt = this.vae
       ? new AdamW(this.vae.namedParameters(), { lr: this.plan.vae!.vae.lr(this.plan.vae!.m.s), betas: [t.beta1, t.beta2], weightDecay: t.weight_decay })
+      : null;
+    const j = this.plan.vae;
+    this.vaeParts = j && this.vae
+      ? j.vae.lossParts?.(j.m.s, { dataset: o.dataset ?? spec.data.dataset, channels: data.channels, seed: spec.seed, train: spec.train }) ?? {}
       : null;
     this.loader = new Loader(data, { batchSize: t.batch_size, seed: spec.seed, hflip: spec.data.hflip });
     this.schedule = scheduleFor(spec);
@@ -123,6 +130,9 @@ export class Trainer {
         this.vaeOpt!.step(factor);
         this.vaeOpt!.zeroGrad();
         r.terms.vae_grad_norm = vaeGradNorm;
+        // The adversary of the VAE's loss steps right after it, on x̂ detached (as the VAE actor's update).
+        const { m, vae } = this.plan.vae!;
+        if (vae.afterUpdate) Object.assign(r.terms, vae.afterUpdate(m.s, this.vaeParts!, x, r.recon!, stepNo, factor));
       }
       const gradNorm = clipGradNorm(this.opt.params, this.spec.train.grad_clip);
       if (!Number.isFinite(gradNorm)) throw new NonFiniteLossError(stepNo, gradNorm, 'gradient norm');
@@ -137,7 +147,7 @@ export class Trainer {
   }
 
   /** DiT's objective: ε-prediction on the DDPM schedule, the hybrid loss when the model learns Σ. */
-  private ddpmLoss(x: Tensor, y: Int32Array): { loss: Tensor; terms: Record<string, number>; vaeLoss?: Tensor } {
+  private ddpmLoss(x: Tensor, y: Int32Array): { loss: Tensor; terms: Record<string, number>; vaeLoss?: Tensor; recon?: Tensor } {
     if (!(this.model instanceof SiT)) throw new Error('DDPM training needs the plain SiT/DiT model');
     const eps = this.rngs.noise.normal(x.shape); // (B, C, H, W)
     const t = uniformTimesteps(this.rngs.time, x.shape[0], this.ddpm!.T);
@@ -153,7 +163,7 @@ export class Trainer {
    * with a joint VAE its loss (regulariser + c·align through the frozen, eval-mode backbone on z in
    * the graph), while the student reads z detached — so one backward gives each its own gradients.
    */
-  private flowLoss(x: Tensor, y: Int32Array, stepNo: number): { loss: Tensor; terms: Record<string, number>; vaeLoss?: Tensor } {
+  private flowLoss(x: Tensor, y: Int32Array, stepNo: number): { loss: Tensor; terms: Record<string, number>; vaeLoss?: Tensor; recon?: Tensor } {
     const plan = this.plan, B = x.shape[0];
     const terms: Record<string, number> = {};
     const feats = this.encoder ? this.encoder.features(x) : null; // patch (B, T, Dz), cls (B, Dz); noGrad
@@ -167,7 +177,7 @@ export class Trainer {
     let vaeLoss: Tensor | undefined;
     if (post && plan.vae) {
       const { m, vae } = plan.vae;
-      const reg = vae.regularizer(m.s, x, post.recon, post);
+      const reg = vae.regularizer(m.s, x, post.recon, post, this.vaeParts!, stepNo);
       const term = vae.alignTerm, heads = this.heads!.of(m.def.name);
       const align = frozenEval([this.model, heads], () => {
         const h = hiddenAt(this.spec, this.model, { input: post.z, eps, t, y, feats, draws }, term.tap(m.s), this.path); // (B, T, D)
@@ -198,7 +208,7 @@ export class Trainer {
       parts.push({ value, weight: a.term.weight(a.m.s, v) });
     }
     Object.assign(terms, loggedNumbers(plan, v));
-    return { loss: weightedSum(parts), terms, vaeLoss };
+    return { loss: weightedSum(parts), terms, vaeLoss, recon: post?.recon };
   }
 
   /**
@@ -230,6 +240,7 @@ export class Trainer {
       optStep: this.opt.state().step,
       wallSeconds: this.wallSeconds,
       ...(this.vaeOpt && { vaeOptStep: this.vaeOpt.state().step }),
+      ...(this.vaeParts?.disc && { discOptStep: this.vaeParts.disc.opt.state().step }),
     };
   }
 
@@ -243,6 +254,7 @@ export class Trainer {
       proj: this.heads?.stateDict() ?? new Map(),
       opt: this.opt.state().tensors,
       ...(this.vae && { vae: this.vae.stateDict(), vaeOpt: this.vaeOpt!.state().tensors }),
+      ...(this.vaeParts?.disc && { disc: this.vaeParts.disc.module.stateDict(), discOpt: this.vaeParts.disc.opt.state().tensors }),
     };
   }
 
@@ -254,6 +266,12 @@ export class Trainer {
       this.vaeOpt!.loadState({ step: c.state.vaeOptStep, tensors: c.vaeOpt ?? new Map() });
     } else if (c.vae?.size) {
       throw new Error(`checkpoint: ${c.vae.size} 'vae.' tensors but ${this.spec.protocol} trains no VAE`);
+    }
+    const disc = this.vaeParts?.disc ?? null;
+    checkDiscState(c, !!disc, this.spec.protocol);
+    if (disc) {
+      disc.module.loadStateDict(c.disc!);
+      disc.opt.loadState({ step: c.state.discOptStep!, tensors: c.discOpt ?? new Map() });
     }
     this.model.loadStateDict(c.model);
     this.emaModel.loadStateDict(c.ema);

@@ -1,27 +1,28 @@
-// Training and loading of the perceptual loss's feature net (models/perceptualNet.ts), the
-// stand-in for LPIPS' ImageNet VGG-16: a small VGG-style net trained here as a classifier (labels,
-// cross-entropy) on Fashion-MNIST or the built-in shapes, then frozen. Its convolutional taps feed
+// Training of the perceptual loss's feature net (models/perceptualNet.ts; loading is
+// models/perceptualFile.ts, re-exported here), the stand-in for LPIPS' ImageNet VGG-16: a small
+// VGG-style net trained here as a classifier (labels, cross-entropy) on Fashion-MNIST or the
+// built-in shapes, then frozen. Its convolutional taps feed
 // the LPIPS-like distance of models/perceptualLoss.ts (REPA-E's perceptual term).
 // It is deliberately not the evaluation classifier (standins/classifier.ts): another architecture
 // (plain convs, no BatchNorm, no residuals), another seed (1, not 0), another file
 // (specs/standins/perceptual-<data>.safetensors) and format tag. A loss must never read the
 // evaluator's features, or FD would grade samples by their own training target.
 // The loop reuses the classifier's helpers (data, random shifts, accuracy) and its recipe (AdamW,
-// warm-up + cosine, batch 32). Not here: the command line (scripts/train-perceptual.ts), the net
-// and the distance (models/).
-import { fileURLToPath } from 'node:url';
-import { existsSync } from 'node:fs';
+// warm-up + cosine, batch 32). Not here: the command line (scripts/train-perceptual.ts), the net,
+// its loader and the distance (models/).
 import { Rng } from '../tensor/rng.ts';
 import { tidy } from '../tensor/tidy.ts';
 import { backward, crossEntropy } from '../autograd/index.ts';
 import { AdamW, cosineSchedule } from '../optim/index.ts';
 import { Loader } from '../data/index.ts';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import { writeSafetensors } from '../io/safetensors.ts';
 import { createPerceptualNet, parsePerceptualNetConfig, type PerceptualNet, type PerceptualNetConfig } from '../models/perceptualNet.ts';
-import { STANDIN_DATA, accuracy, openStandinData, randomShiftInPlace, type StandinData } from './classifier.ts';
+import { PERCEPTUAL_FORMAT, freezePerceptualNet as freeze } from '../models/perceptualFile.ts';
+import { accuracy, openStandinData, randomShiftInPlace, type StandinData } from './classifier.ts';
 
-/** The format tag in __metadata__.format; loadPerceptualNet refuses files without it. */
-export const PERCEPTUAL_FORMAT = 'diffactor.standin.perceptual/1';
+// Loading lives below the methods (models/perceptualFile.ts: REPA-E's VAE loss loads the net); re-exported here.
+export { PERCEPTUAL_FORMAT, defaultPerceptualFile, loadPerceptualNet } from '../models/perceptualFile.ts';
+
 
 export interface TrainPerceptualOptions {
   data: StandinData;
@@ -142,33 +143,6 @@ export function trainPerceptualNet(o: TrainPerceptualOptions): TrainedPerceptual
   return { model, config, steps, trainSeconds, testAccuracy, testCount: test.count, firstLoss, lastLoss: ema, metadata };
 }
 
-/** Eval mode, no parameter requires grad, and writes through the in-place API throw. */
-function freeze(model: PerceptualNet): PerceptualNet {
-  model.eval();
-  for (const p of model.parameters()) p.requireGrad(false).freeze();
-  return model;
-}
-
 export function savePerceptualNet(file: string, t: Pick<TrainedPerceptual, 'model' | 'metadata'>): void {
   writeSafetensors(file, t.model.stateDict(), t.metadata);
-}
-
-/** The shipped weights: specs/standins/perceptual-<data>.safetensors in the repo. */
-export function defaultPerceptualFile(data: StandinData): string {
-  return fileURLToPath(new URL(`../../specs/standins/perceptual-${data}.safetensors`, import.meta.url));
-}
-
-/**
- * The frozen feature net of a shipped file (by dataset name) or of a path: strict state_dict load,
- * eval mode, no parameter requiring grad, parameters write-protected. `metadata` is the file's.
- */
-export function loadPerceptualNet(dataOrFile: StandinData | string): { net: PerceptualNet; metadata: Record<string, string>; file: string } {
-  const file = (STANDIN_DATA as readonly string[]).includes(dataOrFile) ? defaultPerceptualFile(dataOrFile as StandinData) : dataOrFile;
-  if (!existsSync(file)) throw new Error(`loadPerceptualNet: ${file} does not exist (train it: npx tsx scripts/train-perceptual.ts --data ${dataOrFile})`);
-  const { tensors, metadata } = readSafetensors(file);
-  if (metadata?.format !== PERCEPTUAL_FORMAT) throw new Error(`loadPerceptualNet: ${file} is not a perceptual-net file (format '${metadata?.format}', want '${PERCEPTUAL_FORMAT}')`);
-  const config = parsePerceptualNetConfig(metadata.config);
-  const net = createPerceptualNet(config, 0);
-  net.loadStateDict(tensors, true);
-  return { net: freeze(net), metadata: { ...metadata }, file };
 }

@@ -1,8 +1,8 @@
 // Training of the VAE stand-in (issue 5): a diffusers-layout KL-VAE (models/vae.ts, preset VAE-T
 // by default: 32×32 → 4×8×8, f4; VAE-T beats VAE-P at an equal wall-clock budget of minutes on
 // two CPU cores, see docs/models/vae.md) trained from scratch on Fashion-MNIST or the built-in shapes with
-// REPA-E's own regulariser, L1 + 1e-6·KL (methods/repa-e/pieces.ts vaeRegLoss; no LPIPS and no GAN: there
-// is no pretrained VGG here), AdamW, linear warm-up and a cosine lr. Then the latent statistics
+// the L1 + 1e-6·KL part of REPA-E's VAE loss (methods/repa-e/pieces.ts vaeRegLoss; REPA-E adds its
+// perceptual and GAN terms when it takes the file over, this stand-in is trained without them), AdamW, linear warm-up and a cosine lr. Then the latent statistics
 // over a seeded subset of the training split become SD-style scaling_factor (1/std) and
 // shift_factor (mean) in the file's metadata, which loadSdVae and REPA-E's BN init read, and the
 // reconstruction error (MSE, PSNR, L1) is measured on the test split with the posterior mean.

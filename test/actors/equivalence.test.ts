@@ -1,7 +1,8 @@
 // The proof that the actor system is exact: for every protocol, a run on actors (each role in its
 // own worker thread, gradients crossing as messages) and the in-process reference trainer
 // (src/run/reference.ts, one tape, one backward over the total loss) give the same losses and the
-// same parameters — student, EMA teacher, heads, optimiser moments, REPA-E's VAE — after 20 steps from the same
+// same parameters — student, EMA teacher, heads, optimiser moments, REPA-E's VAE and the
+// discriminator of its loss (weights, BatchNorm buffers, AdamW) — after 20 steps from the same
 // spec and seed, to 1e-6 relative (per tensor: max |a − b| / max |b|).
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
@@ -73,6 +74,12 @@ describe.each(RUNS)('%s: routed gradients == the formula\'s on one tape, after o
     expect(g.size).toBeGreaterThan(0);
     expectClose(g, rg, 'gradient (AdamW first moment)');
     if (rc.vaeOpt) expectClose(firstMoments(c.vaeOpt!), firstMoments(rc.vaeOpt), 'VAE gradient (its AdamW first moment)');
+    expect(c.discOpt?.size ?? 0).toBe(rc.discOpt?.size ?? 0);
+    if (rc.discOpt?.size) {
+      expectClose(firstMoments(c.discOpt!), firstMoments(rc.discOpt), 'discriminator gradient (its AdamW first moment)');
+      expectClose(c.disc!, rc.disc!, 'discriminator after its first step (weights, BatchNorm buffers)');
+      expect([...firstMoments(rc.discOpt).values()].some((t) => t.data.some((v) => v !== 0))).toBe(true);
+    }
     // Not vacuous: the gradients are not all zero.
     expect([...rg.values()].some((t) => t.data.some((v) => v !== 0))).toBe(true);
   }, 60_000);
@@ -104,6 +111,14 @@ describe.each(RUNS)('%s: actors == reference trainer after 20 steps', (protocol)
       expectClose(c.vae!, rc.vae, 'REPA-E VAE');
       expectClose(c.vaeOpt!, rc.vaeOpt!, 'REPA-E VAE AdamW state');
       expect(c.state.vaeOptStep).toBe(rc.state.vaeOptStep);
+    }
+    expect(c.disc?.size ?? 0).toBe(rc.disc?.size ?? 0);
+    // Not vacuous: REPA-E's tiny spec trains its VAE with the full loss, discriminator included.
+    if (protocol.split('+').includes('repa-e')) expect(rc.disc?.size ?? 0).toBeGreaterThan(0);
+    if (rc.disc?.size) {
+      expectClose(c.disc!, rc.disc, 'discriminator of the VAE loss (weights, BatchNorm buffers)');
+      expectClose(c.discOpt!, rc.discOpt!, 'discriminator AdamW state');
+      expect(c.state.discOptStep).toBe(rc.state.discOptStep);
     }
     expect(c.state.rng).toEqual(rc.state.rng);
     expect(c.state.loader).toEqual(rc.state.loader);

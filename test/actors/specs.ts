@@ -23,10 +23,11 @@ export const TINY: Record<string, Record<string, unknown>> = {
   repa: { encoder, repa: { encoder_depth: 1, projector_dim: 24 } },
   sra: { sra: { student_block: 1, teacher_block: 2, loss: 'sml1', steps_per_epoch: 4, decay_start_epoch: 0, decay_epochs: 2, weight_schedule: 'epoch-decay' } },
   reg: { encoder, reg: { encoder_depth: 1, projector_dim: 24 }, sample: { sampler: 'sde', steps: 3, per_class: 1, cfg: 1.5, cls_cfg: 1.5 } },
-  // 16 px → VAE f4 → 4×4×4 latents, patch 1: 16 tokens, like the encoder's patch 4 on 16 px.
+  // 16 px → VAE f4 → 4×4×4 latents, patch 1: 16 tokens, like the encoder's patch 4 on 16 px. The
+  // VAE's full loss (L1, KL, the builtin perceptual stand-in, the GAN term) with the tiny PatchGAN.
   'repa-e': {
     encoder, model: { ...base.model, preset: 'SiT-S/1' },
-    repa_e: { encoder_depth: 1, projector_dim: 24, vae: 'VAE-T', vae_lr: 1e-3 },
+    repa_e: { encoder_depth: 1, projector_dim: 24, vae: 'VAE-T', vae_lr: 1e-3, disc: 'PatchGAN-T', disc_lr: 1e-3 },
   },
   layersync: { layersync: { student_block: 1, teacher_block: 3 } },
 };

@@ -8,7 +8,8 @@
 //   (e) initLatentBn then latentStats round-trips (up to eps); denormalizeLatent inverts BN eval
 //   (f) one (t, ε) serves both passes — in test/train/repae.test.ts, on the trainer
 //   (g) the REPA gradient reaches the VAE's encoder and not its decoder; L1 reaches both, KL the encoder
-//   (h) N/A: no discriminator (no LPIPS / GAN here, see src/methods/repa-e/pieces.ts)
+//   (h) the discriminator's loss never reaches the VAE — in test/run/repaeVaeLoss.test.ts (with where the
+//       perceptual and GAN terms go)
 //   (i) the EMA averages the BN buffers — in test/train/repae.test.ts
 // plus: the VAE's gradient equals the gradient of (alignment + regulariser) alone — against one
 // graph through VAE, BN and frozen SiT (the official formulation), and unchanged when the

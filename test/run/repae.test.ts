@@ -1,6 +1,7 @@
 // The repa-e protocol on the reference trainer: exact resume (6 steps = 3 + resume + 3, bit for bit:
-// metrics with every term, SiT with BN buffers, EMA with BN buffers, projector, VAE, both AdamWs,
-// RNG streams), the checkpoint layout (`vae.`, `vae_opt.`, `bn.*` as model entries), invariant (f)
+// metrics with every term, SiT with BN buffers, EMA with BN buffers, projector, VAE, the
+// discriminator of its loss, all three AdamWs, RNG streams), the checkpoint layout (`vae.`,
+// `vae_opt.`, `vae_disc.`, `vae_disc_opt.`, `bn.*` as model entries), invariant (f)
 // (one (t, ε) per step for both passes: each stream advances by one draw, and a step recomputed by
 // hand from the pieces with that pair gives the logged terms exactly), (i) (the EMA averages the
 // BN buffers, closed form), the VAE step leaving BN alone (the counter counts SiT steps only), a
@@ -33,7 +34,7 @@ const base = {
   data: { dataset: 'builtin', size: 16, builtin_count: 64 },
   model: { preset: 'SiT-S/1', hidden_size: 32, depth: 2, num_heads: 2 },
   encoder: { preset: 'ViT-T/4', embed_dim: 16, depth: 1, num_heads: 2 },
-  repa_e: { encoder_depth: 1, projector_dim: 24, vae: 'VAE-T', vae_lr: 1e-3 },
+  repa_e: { encoder_depth: 1, projector_dim: 24, vae: 'VAE-T', vae_lr: 1e-3, disc: 'PatchGAN-T', disc_lr: 1e-3 },
   train: { steps: 6, batch_size: 8, lr: 1e-3, checkpoint_every: 3, log_every: 1, warmup_steps: 2, schedule: 'cosine', ema_decay: 0.9 },
   sample: { sampler: 'euler', steps: 2, per_class: 1 },
 };
@@ -49,7 +50,7 @@ const same = (a: Map<string, { data: ArrayLike<number> }>, b: Map<string, { data
 };
 
 describe('protocol repa-e', () => {
-  it('resume continues to exactly the numbers of an uninterrupted run (terms, SiT + BN, EMA + BN, projector, VAE, both AdamWs, RNG)', () => {
+  it('resume continues to exactly the numbers of an uninterrupted run (terms, SiT + BN, EMA + BN, projector, VAE, discriminator, all AdamWs, RNG)', () => {
     const a = dir(), b = dir();
     const full = runTraining({ spec: spec(), out: a, quiet: true, samples: false });
     runTraining({ spec: spec(), out: b, steps: 3, quiet: true, samples: false });
@@ -58,7 +59,7 @@ describe('protocol repa-e', () => {
     const m = metrics(a);
     expect(metrics(b)).toEqual(m);
     for (const l of m) {
-      for (const k of ['diff', 'proj', 'vae_l1', 'vae_kl', 'vae_align', 'vae_grad_norm']) expect(Number.isFinite(l[k]), `${k} at step ${l.step}`).toBe(true);
+      for (const k of ['diff', 'proj', 'vae_l1', 'vae_kl', 'vae_lpips', 'vae_gan', 'vae_align', 'vae_grad_norm', 'disc_loss']) expect(Number.isFinite(l[k]), `${k} at step ${l.step}`).toBe(true);
     }
     const [fa, fb] = [full.trainer, resumed.trainer];
     same(fa.model.stateDict(), fb.model.stateDict(), 'model');
@@ -66,12 +67,16 @@ describe('protocol repa-e', () => {
     same(fa.heads!.stateDict(), fb.heads!.stateDict(), 'heads');
     same(fa.vae!.stateDict(), fb.vae!.stateDict(), 'vae');
     same(fa.vaeOpt!.state().tensors, fb.vaeOpt!.state().tensors, 'vae AdamW');
+    const [da, db] = [fa.vaeParts!.disc!, fb.vaeParts!.disc!];
+    same(da.module.stateDict(), db.module.stateDict(), 'discriminator (weights, BN buffers)');
+    same(da.opt.state().tensors, db.opt.state().tensors, 'discriminator AdamW');
+    expect(db.opt.state().step).toBe(6);
     same(fa.opt.state().tensors, fb.opt.state().tensors, 'SiT AdamW');
     expect(fb.trainState().rng).toEqual(fa.trainState().rng);
     expect(Object.keys(fa.rngs).sort()).toEqual(['dropout', 'noise', 'posterior', 'time']);
   });
 
-  it('checkpoint: SiT and BN buffers unprefixed, ema.bn.*, the VAE under vae. (diffusers names), its AdamW under vae_opt.', () => {
+  it('checkpoint: SiT and BN buffers unprefixed, ema.bn.*, the VAE under vae. (diffusers names), its AdamW under vae_opt., the discriminator under vae_disc. (taming names) and vae_disc_opt.', () => {
     const d = dir();
     runTraining({ spec: spec({ train: { ...base.train, steps: 2 } }), out: d, quiet: true, samples: false });
     const c = loadCheckpoint(path.join(d, 'checkpoint.safetensors'));
@@ -84,8 +89,11 @@ describe('protocol repa-e', () => {
     expect(vaeKeys).toContain('encoder.conv_in.weight');
     for (const k of vaeKeys) expect(c.vaeOpt!.has(`${k}.exp_avg`), `vae_opt.${k}.exp_avg`).toBe(true);
     expect(c.state.vaeOptStep).toBe(2);
+    expect(c.disc!.has('main.0.weight') && c.disc!.has('main.3.running_var') && c.disc!.has('main.3.num_batches_tracked')).toBe(true);
+    for (const k of c.disc!.keys()) if (!/running_|num_batches/.test(k)) expect(c.discOpt!.has(`${k}.exp_avg`), `vae_disc_opt.${k}.exp_avg`).toBe(true);
+    expect(c.state.discOptStep).toBe(2);
     expect([...c.proj.keys()]).toContain('projectors.0.0.weight');
-    expect([...c.model.keys()].some((k) => k.startsWith('vae') || k.startsWith('encoder.'))).toBe(false);
+    expect([...c.model.keys()].some((k) => k.startsWith('vae') || k.startsWith('encoder.') || k.startsWith('main.'))).toBe(false);
   });
 
   it('(f) one (t, ε) per step serves both passes: each stream moves by one draw, and the pieces with that pair give the logged terms exactly', () => {

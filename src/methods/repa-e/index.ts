@@ -1,22 +1,30 @@
 // REPA-E (Leng et al., "REPA-E: Unlocking VAE for End-to-End Tuning with Latent Diffusion
 // Transformers", ICCV 2025; github.com/End2End-Diffusion/REPA-E, train_repae.py, models/sit.py):
 // the VAE trains with a latent SiT. Per step, with one (t, ε):
-//   VAE:  L_vae = l1·|x − x̂| + kl·KL + c_vae · L_REPA(SiT_frozen,eval(BN(z)))     (z = μ + σξ, in the graph)
+//   VAE:  L_vae = l1·|x − x̂| + kl·KL + p·LPIPS(x, x̂) + d·(−mean D(x̂)) + c_vae · L_REPA(SiT_frozen,eval(BN(z)))
+//                                                                        (z = μ + σξ, in the graph; D frozen)
+//   D:    L_D = ½(mean relu(1 − D(x)) + mean relu(1 + D(sg(x̂))))   its own AdamW, right after the VAE's step
 //   SiT:  L_sit = L_diff(SiT(BN_train(sg(z)))) + λ · L_REPA(h_φ(h_k), y*)
-// The diffusion loss never reaches the VAE (the SiT reads z detached: stop-gradient is the absence
-// of a message); the alignment loss does, through the frozen SiT and the latent BatchNorm. The
-// EMA averages the BN's running statistics too. Pieces: pieces.ts (BN SiT, regulariser, decoding).
+// (the official loss: loss/losses.py with configs/l1_lpips_kl_gan.yaml). The diffusion loss never
+// reaches the VAE (the SiT reads z detached: stop-gradient is the absence of a message); the
+// alignment loss does, through the frozen SiT and the latent BatchNorm; the discriminator's loss
+// never does (x̂ detached, its own tape). LPIPS runs on a frozen stand-in for its VGG
+// (docs/models/perceptual.md). The EMA averages the BN's running statistics too. Pieces: pieces.ts
+// (BN SiT, the VAE's loss, decoding), models/patchGan.ts, models/ganLoss.ts, models/perceptualLoss.ts.
 import { z } from 'zod';
 import { flowTrainingPair, interpolate } from '../../diffusion/index.ts';
 import { vaeFactor, vaePreset, createVAE, type VAEConfig } from '../../models/vae.ts';
 import { loadSdVae, inferSdVaeConfig, normalizeSdVaeKeys } from '../../models/sdVae.ts';
 import { readSafetensors } from '../../io/safetensors.ts';
 import { BatchNorm2d } from '../../nn/batchNorm.ts';
-import type { Backbone, MethodDefinition } from '../method.ts';
+import { PATCHGAN_PRESETS, createPatchGan, patchGanPreset } from '../../models/patchGan.ts';
+import { createDiscriminatorOptimizer } from '../../models/ganLoss.ts';
+import { loadPerceptualNet, shipsPerceptualNet, PERCEPTUAL_STANDIN_DATA } from '../../models/perceptualFile.ts';
+import type { Backbone, MethodDefinition, VaeLossContext } from '../method.ts';
 import { hiddenAfterBlock } from '../partialForward.ts';
 import { ProjectorHeads, singleProjector } from '../projectorHeads.ts';
 import { repaProjLoss } from '../repa/loss.ts';
-import { RepaESiT, createRepaESiT, decodeLatentSamples, initLatentBn, repaeEmaTensors, vaeRegLoss } from './pieces.ts';
+import { RepaESiT, createRepaESiT, decodeLatentSamples, discriminatorUpdate, initLatentBn, repaeEmaTensors, repaeVaeLoss, type RepaELossParts } from './pieces.ts';
 
 const positiveInt = z.number().int().positive();
 
@@ -37,6 +45,39 @@ export const RepaESection = z.strictObject({
   l1_weight: z.number().min(0).default(1.0),
   /** Weight of KL(q(z|x) ‖ N(0, I)) summed over latent elements, averaged over the batch (1e-6). */
   kl_weight: z.number().min(0).default(1e-6),
+  /**
+   * Weight of the perceptual term, the batch mean of LPIPS(x, x̂) (`perceptual_weight` 1.0 in
+   * configs/l1_lpips_kl_gan.yaml). LPIPS' ImageNet VGG-16 and its learned channel weights cannot be
+   * had here: the same distance runs on `perceptual_net`, a frozen stand-in. 0: no term, no net loaded.
+   */
+  perceptual_weight: z.number().min(0).default(1.0),
+  /**
+   * The frozen feature net standing in for LPIPS' VGG-16 (a perceptual-net safetensors file,
+   * docs/models/perceptual.md). null: the one shipped for the run's dataset (after --data):
+   * builtin → specs/standins/perceptual-builtin.safetensors, fashion-mnist →
+   * perceptual-fashion-mnist.safetensors; any other dataset must name a file.
+   */
+  perceptual_net: z.string().min(1).nullable().default(null),
+  /**
+   * Weight of the generator term −mean D(x̂) (`discriminator_weight` 0.1; REPA-E uses it as the
+   * whole d_weight, not taming's adaptive weight). 0: no discriminator is built or trained.
+   */
+  disc_weight: z.number().min(0).default(0.1),
+  /** 0-based step from which the GAN terms count (`discriminator_start` 0): before it the generator term is 0 and D steps on a zero loss. */
+  disc_start: z.number().int().min(0).default(0),
+  /**
+   * The PatchGAN discriminator (models/patchGan.ts): 'PatchGAN-S' (ndf 32, 2 layers: 6×6 logits of
+   * 34-px patches on 32×32) sized for the small images here; 'PatchGAN-official' is REPA-E's (ndf 64,
+   * 3 layers, 2.8 M parameters: 2×2 logits on 32×32); 'PatchGAN-T' for tests. BatchNorm in train mode
+   * throughout, as the official loop never switches it.
+   */
+  disc: z.enum(Object.keys(PATCHGAN_PRESETS) as [string, ...string[]]).default('PatchGAN-S'),
+  /**
+   * The discriminator's AdamW learning rate (`--disc-learning-rate` 1e-4). Its betas, weight decay
+   * and gradient clipping are train's (the official shares `--adam-beta1/2`, `--adam-weight-decay`
+   * and `--max-grad-norm` 1.0 among its three optimisers), and it follows the schedule as the VAE does.
+   */
+  disc_lr: z.number().min(0).default(1e-4),
   /** The latent BatchNorm2d (affine false, models/sit.py): running-stat momentum and eps. */
   bn_momentum: z.number().gt(0).max(1).default(0.1),
   bn_eps: z.number().positive().default(1e-4),
@@ -87,6 +128,36 @@ function vaeConfig(s: RepaESection, data: { channels: number; height: number }, 
   return c;
 }
 
+/** The frozen stand-in for LPIPS' VGG, or null with perceptual_weight 0. */
+function perceptualNet(s: RepaESection, c: VaeLossContext) {
+  if (s.perceptual_weight === 0) return null;
+  let file = s.perceptual_net;
+  if (file === null) {
+    if (!shipsPerceptualNet(c.dataset)) {
+      throw new Error(`repa_e.perceptual_net is null but no perceptual net ships for dataset '${c.dataset}' (only ${PERCEPTUAL_STANDIN_DATA.join(', ')}): name a perceptual-net file (docs/models/perceptual.md; for 3-channel images e.g. specs/standins/perceptual-builtin.safetensors) or set repa_e.perceptual_weight 0`);
+    }
+    file = c.dataset;
+  }
+  let net: ReturnType<typeof loadPerceptualNet>['net'];
+  try {
+    net = loadPerceptualNet(file).net;
+  } catch (e) {
+    throw new Error(`repa_e.perceptual_net: ${(e as Error).message}`);
+  }
+  if (net.config.inChannels !== c.channels) {
+    throw new Error(`repa_e.perceptual_net ${s.perceptual_net ?? `(the ${file} stand-in)`} reads ${net.config.inChannels}-channel images but the data has ${c.channels}`);
+  }
+  return net;
+}
+
+/** The PatchGAN (train mode) and its AdamW, or null with disc_weight 0. */
+function discriminator(s: RepaESection, c: VaeLossContext) {
+  if (s.disc_weight === 0) return null;
+  const module = createPatchGan(patchGanPreset(s.disc, { inChannels: c.channels }), c.seed).train();
+  const t = c.train;
+  return { module, opt: createDiscriminatorOptimizer(module, { lr: s.disc_lr, betas: [t.beta1, t.beta2], weightDecay: t.weight_decay }) };
+}
+
 const asRepaE = (m: Backbone): RepaESiT => {
   if (!(m instanceof RepaESiT)) throw new Error('repa-e: expected the SiT with the latent BatchNorm');
   return m;
@@ -109,7 +180,7 @@ export const repaE: MethodDefinition<RepaESection> = {
   changes: ['input', 'backbone'],
   streams: ['posterior'],
   blocks: (s) => ({ 'repa_e.encoder_depth': s.encoder_depth }),
-  files: (s) => ({ 'repa_e.vae_checkpoint': s.vae_checkpoint }),
+  files: (s) => ({ 'repa_e.vae_checkpoint': s.vae_checkpoint, 'repa_e.perceptual_net': s.perceptual_net }),
   heads: (s, c) => singleProjector(c, s.projector_dim, 'repa-e'),
   taps: (s) => [s.encoder_depth],
   backbone: {
@@ -145,9 +216,21 @@ export const repaE: MethodDefinition<RepaESection> = {
     config: vaeConfig,
     build: (s, config, seed) => (s.vae_checkpoint ? loadSdVae(s.vae_checkpoint) : createVAE(config, seed)).train(),
     lr: (s) => s.vae_lr,
-    regularizer: (s, x, recon, post) => {
-      const r = vaeRegLoss(x, recon, post, { l1: s.l1_weight, kl: s.kl_weight });
-      return { loss: r.loss, terms: { vae_l1: r.l1, vae_kl: r.kl } };
+    lossParts: (s, c): RepaELossParts => ({ perceptual: perceptualNet(s, c), disc: discriminator(s, c), gradClip: c.train.grad_clip }),
+    // train_repae.py's global_step is 0 in the first step: ours is 1-based.
+    regularizer: (s, x, recon, post, parts: RepaELossParts, step) => {
+      const r = repaeVaeLoss(x, recon, post, {
+        l1: s.l1_weight, kl: s.kl_weight, perceptual: s.perceptual_weight, disc: s.disc_weight, discStart: s.disc_start,
+      }, parts, step - 1);
+      return {
+        loss: r.loss,
+        terms: { vae_l1: r.l1, vae_kl: r.kl, ...(r.lpips !== undefined && { vae_lpips: r.lpips }), ...(r.gan !== undefined && { vae_gan: r.gan }) },
+      };
+    },
+    afterUpdate: (s, parts: RepaELossParts, x, recon, step, lrFactor): Record<string, number> => {
+      if (!parts.disc) return {};
+      const d = discriminatorUpdate(parts, x, recon, { globalStep: step - 1, discStart: s.disc_start, lrFactor });
+      return { disc_loss: d.loss };
     },
     alignCoeff: (s) => s.vae_align_coeff,
     alignTerm: align,

@@ -1,15 +1,16 @@
 // REPA-E's pure pieces (Leng et al., ICCV 2025; github.com/End2End-Diffusion/REPA-E train_repae.py, models/sit.py): the latent SiT with its BatchNorm,
 // the BN helpers (init_bn / extract_latents_stats / the inverse of the eval transform), the VAE's
-// regulariser, the alignment-only forward through blocks 1..k, the two halves of the VAE step's
+// loss (L1 + KL + perceptual + the generator's GAN term, loss/losses.py) and the discriminator's
+// update, the alignment-only forward through blocks 1..k, the two halves of the VAE step's
 // gradient and the SiT's loss. Each half touches one side's parameters only, so a VAE actor and a
 // Student actor can each run theirs and exchange z and ∂L/∂z:
 //   Student: vaeAlignGrad(model, projector, z, t, ε, y, y*) -> g = ∂(c·L_REPA)/∂z, SiT frozen, BN eval
-//   VAE:     vaeRegLoss(x, x̂, posterior), then vaeBackward(reg, z, g)   (the only gradient into the VAE)
+//   VAE:     repaeVaeLoss(x, x̂, posterior, parts), then vaeBackward(reg, z, g)   (the only gradient into the VAE)
+//            then discriminatorUpdate(parts, x, x̂) on x̂ detached (invariant (h): D's loss never reaches the VAE)
 //   Student: repaeSitLoss(model, projector, z.detach(), t, ε, y, y*)    (BN train: batch stats + update)
-// LPIPS and the GAN term of the official VAE loss need a pretrained VGG and a discriminator this
-// project cannot have (no downloads), so the VAE's regularisers are L1 + KL only; invariant (h)
-// (the discriminator loss never reaches the VAE) has nothing to apply to. Not here: the order of
-// the step and the optimisers (train/trainer.ts), the VAE (models/vae.ts), the projector.
+// LPIPS runs on a frozen stand-in for its pretrained VGG (docs/models/perceptual.md); the
+// discriminator is taming's PatchGAN (models/patchGan.ts). Not here: the order of the step and the
+// optimisers (run/reference.ts, protocols/compose.ts), the VAE (models/vae.ts), the projector.
 import { ones, tensor, type Tensor } from '../../tensor/tensor.ts';
 import { Rng } from '../../tensor/rng.ts';
 import { fmtShape } from '../../tensor/shape.ts';
@@ -22,8 +23,14 @@ import type { Projector } from '../../models/projector.ts';
 import { vaeFactor, type Posterior, type VAE } from '../../models/vae.ts';
 import { flowTrainingPair, interpolate, velocityLoss, type Interpolant } from '../../diffusion/index.ts';
 import type { Module } from '../../nn/module.ts';
+import type { AdamW } from '../../optim/adamw.ts';
+import type { PerceptualNet } from '../../models/perceptualNet.ts';
+import { perceptualLoss } from '../../models/perceptualLoss.ts';
+import type { NLayerDiscriminator } from '../../models/patchGan.ts';
+import { discriminatorStep, ganGeneratorTerm } from '../../models/ganLoss.ts';
 import { hiddenAfterBlock } from '../partialForward.ts';
 import { repaProjLoss, repaTotalLoss } from '../repa/loss.ts';
+import type { VaeLossParts } from '../method.ts';
 
 //################################################################################
 //                         The latent SiT and its BatchNorm                      #
@@ -123,7 +130,7 @@ export interface VaeRegLoss {
   kl: number;
 }
 
-/** The VAE's regulariser (official L1 and KL; no LPIPS, no GAN term: see the file comment). */
+/** The VAE's L1 and KL terms (the part of the official loss that needs no other network). */
 export function vaeRegLoss(x: Tensor, recon: Tensor, posterior: Pick<Posterior, 'mean' | 'logvar'>, w: VaeRegWeights): VaeRegLoss {
   if (x.ndim !== recon.ndim || x.shape.some((d, i) => d !== recon.shape[i])) {
     throw new Error(`vaeRegLoss: image ${fmtShape(x.shape)} and reconstruction ${fmtShape(recon.shape)} differ`);
@@ -133,8 +140,66 @@ export function vaeRegLoss(x: Tensor, recon: Tensor, posterior: Pick<Posterior, 
   return { loss: add(mul(l1, w.l1), mul(kl, w.kl)), l1: l1.item(), kl: kl.item() };
 }
 
+export interface RepaELossParts extends VaeLossParts {
+  /** The frozen stand-in for LPIPS' VGG (eval mode); null with perceptual_weight 0. */
+  perceptual: PerceptualNet | null;
+  /** The PatchGAN (train mode) and its own AdamW; null with disc_weight 0. */
+  disc: { module: NLayerDiscriminator; opt: AdamW } | null;
+  /** Max gradient norm of the discriminator's step (train.grad_clip; official max_grad_norm 1.0). */
+  gradClip: number;
+}
+
+export interface RepaEVaeWeights extends VaeRegWeights {
+  /** perceptual_weight (1.0). */
+  perceptual: number;
+  /** discriminator_weight (0.1), the fixed d_weight. */
+  disc: number;
+  /** discriminator_start (0), compared with the 0-based global step. */
+  discStart: number;
+}
+
+export interface RepaEVaeLoss extends VaeRegLoss {
+  /** LPIPS(x, x̂) on the stand-in net, batch mean, before its weight (absent without the net). */
+  lpips?: number;
+  /** g_loss = −mean D(x̂) before its weight, 0 before discStart (absent without a discriminator). */
+  gan?: number;
+}
+
 /**
- * Backward of the VAE's loss l1·L1 + kl·KL + c·L_REPA given g = ∂(c·L_REPA)/∂z from the Student:
+ * REPA-E's VAE loss before the alignment term (loss/losses.py, ReconstructionLoss_Single_Stage in
+ * "generator" mode): l1·mean|x − x̂| + kl·KL + perceptual·mean LPIPS(x, x̂) + disc·factor·(−mean D(x̂)),
+ * factor 1 once globalStep ≥ discStart. D runs in its current (train) mode with its parameters
+ * frozen, so its BatchNorm statistics move and nothing of this loss reaches its weights. A part
+ * that is null adds nothing: with neither, the loss is vaeRegLoss's, bit for bit.
+ */
+export function repaeVaeLoss(x: Tensor, recon: Tensor, posterior: Pick<Posterior, 'mean' | 'logvar'>, w: RepaEVaeWeights, parts: RepaELossParts, globalStep: number): RepaEVaeLoss {
+  const r: RepaEVaeLoss = vaeRegLoss(x, recon, posterior, w);
+  if (parts.perceptual) {
+    const p = perceptualLoss(parts.perceptual, x, recon); // ()
+    r.loss = add(r.loss, mul(p, w.perceptual));
+    r.lpips = p.item();
+  }
+  if (parts.disc) {
+    const g = ganGeneratorTerm(parts.disc.module, recon, { step: globalStep, discStart: w.discStart, discWeight: w.disc });
+    r.loss = add(r.loss, g.loss);
+    r.gan = g.gLoss;
+  }
+  return r;
+}
+
+/**
+ * The discriminator's step (train_repae.py, right after the VAE's): hinge loss on D(x) and D(x̂)
+ * (two forwards, x̂ detached, on a tape of its own), clip, its AdamW at the schedule's factor. D's
+ * gradient never reaches the VAE; the step refuses a D that already holds a gradient.
+ */
+export function discriminatorUpdate(parts: RepaELossParts, x: Tensor, recon: Tensor, o: { globalStep: number; discStart: number; lrFactor: number }): { loss: number; logitsReal: number; logitsFake: number } {
+  if (!parts.disc) throw new Error('discriminatorUpdate: this run has no discriminator (disc_weight 0)');
+  const r = discriminatorStep(parts.disc.module, parts.disc.opt, x, recon, { step: o.globalStep, discStart: o.discStart, maxGradNorm: parts.gradClip, lrScale: o.lrFactor });
+  return { loss: r.loss, logitsReal: r.logitsReal, logitsFake: r.logitsFake };
+}
+
+/**
+ * Backward of the VAE's loss reg + c·L_REPA (reg = repaeVaeLoss's) given g = ∂(c·L_REPA)/∂z from the Student:
  * one backward over the VAE's graph seeded with the regulariser (1) and z (g). The diffusion loss
  * sends nothing here: the SiT's step reads z detached.
  */
