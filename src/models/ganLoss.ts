@@ -4,7 +4,7 @@
 // configs/l1_lpips_kl_gan.yaml; the step order is train_repae.py's):
 //   - discriminator: hinge, d_loss = factor · 0.5 · (mean relu(1 − D(x)) + mean relu(1 + D(x̂.detach())));
 //     D(x) and D(x̂) are two separate forwards (each BatchNorm normalises with its own batch);
-//     LeCam regularisation weight 0 (not implemented here); its own AdamW (lr 1e-4, betas 0.9/0.999,
+//     LeCam regularisation weight 0 (off in the official config, so absent here); its own AdamW (lr 1e-4, betas 0.9/0.999,
 //     eps 1e-8, weight decay 0), gradient clipping 1.0, stepped right after the VAE's step.
 //   - generator: g_loss = −mean D(x̂) with D's parameters frozen (requires_grad False), added to the
 //     VAE loss as d_weight · factor · g_loss, factor = discriminator_factor (1.0) once
