@@ -72,8 +72,9 @@ export function checkLayers(root: string): Violation[] {
     for (const spec of imports(f)) {
       const target = path.relative(src, path.resolve(path.dirname(f), spec)).split(path.sep).join('/');
       if (target.startsWith('..')) {
-        // Leaving src/ is allowed only for the worker entry files the roles spawn (data files: none).
-        if (!/^\.\.\/workers\//.test(target)) out.push({ file: `src/${rel}`, imports: spec, why: 'imports from outside src/' });
+        // Leaving src/ is allowed only for the worker entry files the roles spawn and the package's
+        // own metadata (`--version` reads package.json).
+        if (!/^\.\.\/workers\//.test(target) && target !== '../package.json') out.push({ file: `src/${rel}`, imports: spec, why: 'imports from outside src/' });
         continue;
       }
       const to = layer(target), rt = rankOf.get(to);
