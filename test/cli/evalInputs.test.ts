@@ -7,10 +7,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { evaluateCheckpoint } from '../../src/cli/eval.ts';
-import { createClassifier, classifierPreset } from '../../src/models/classifier.ts';
-import { saveClassifier, CLASSIFIER_FORMAT } from '../../src/standins/classifier.ts';
-import { createViT, vitPreset } from '../../src/models/vit.ts';
-import { saveDinov2 } from '../../src/models/dinov2.ts';
 import { writeTestStandins } from '../eval/standinFiles.ts';
 import { writePng } from '../data/files.ts';
 import { untrainedCheckpoint } from './checkpoints.ts';
@@ -25,19 +21,7 @@ function greyFolder(dir: string): string {
 }
 
 /** Seed-weight stand-ins for 1×16×16 images. */
-function greyStandins(dir: string): { classifier: string; encoder: string } {
-  const classifier = path.join(dir, 'grey-classifier.safetensors'), encoder = path.join(dir, 'grey-encoder.safetensors');
-  const config = classifierPreset('ResNet-T', { inChannels: 1, numClasses: 10 });
-  saveClassifier(classifier, {
-    model: createClassifier(config, 1),
-    metadata: {
-      format: CLASSIFIER_FORMAT, config: JSON.stringify(config), dataset: 'grey', test_accuracy: '0',
-      input_shape: JSON.stringify([1, 16, 16]), class_names: JSON.stringify(Array.from({ length: 10 }, (_, i) => `c${i}`)),
-    },
-  });
-  saveDinov2(createViT(vitPreset('ViT-T/4', { imgSize: 16, patchSize: 4, inChannels: 1, embedDim: 16, depth: 1, numHeads: 2 }), 2), encoder);
-  return { classifier, encoder };
-}
+const greyStandins = (dir: string) => writeTestStandins(dir, { channels: 1, dataset: 'grey' });
 
 describe('diffactor eval: wrong inputs', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'eval-inputs-'));
