@@ -204,7 +204,7 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
     await sys.spawn(specs);
     run = runContext(spec, config, info.count, encoderDim);
     const step = resumeFrom ? await restore(resumeFrom) : (await syncTeacher(), 0);
-    log.startBar(`train ${spec.protocol} on actors`, step, o.quiet);
+    log.startBar(`train ${spec.protocol} on actors`, step, o.quiet, wallSeconds);
     o.onStarted?.(sys);
     stepStart = performance.now();
     return { sys, run, step };
@@ -242,7 +242,7 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
     if (existsSync(ckptFile)) {
       const c = loadCheckpoint(ckptFile);
       const step = await restore(c);
-      log.truncate(step);
+      log.truncate(step, wallSeconds);
       return { step };
     }
     // No checkpoint yet: every actor starts over from its seed.

@@ -27,7 +27,7 @@ function train(o: RunOptions, spec: OpenedRun['spec'], resumeFrom: OpenedRun['re
   if (resumeFrom) trainer.restore(resumeFrom);
   const total = spec.train.steps;
   const log = new RunLog(files.metrics, spec.train);
-  log.startBar('train', trainer.step, o.quiet);
+  log.startBar('train', trainer.step, o.quiet, trainer.wallSeconds);
   const save = () => saveCheckedCheckpoint(files.checkpoint, trainer.checkpoint(),
     (name) => new NonFiniteLossError(trainer.step, NaN, `parameter '${name}' is not finite`));
   while (trainer.step < total && !o.signal?.aborted) {

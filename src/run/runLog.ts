@@ -48,13 +48,18 @@ export class RunLog {
   /** Every step logged in this process (what the engines return). */
   readonly logs: StepLog[] = [];
   private bar: Progress | null = null;
-  // it_s is measured between two metrics lines; the clock starts when the log is made.
-  private lastLineAt = performance.now();
+  // it_s is measured between two metrics lines on the engine's training clock (wallSeconds):
+  // the steps and training seconds since the previous line (or since where this process started).
+  private mark = { step: 0, wall: 0 };
 
   constructor(readonly file: string, private readonly train: Pick<RunSpec['train'], 'steps' | 'log_every'>) {}
 
-  /** Show a progress bar from `step` on (unless quiet). */
-  startBar(label: string, step: number, quiet: boolean | undefined): void {
+  /**
+   * Show a progress bar from `step` on (unless quiet); `wallSeconds` is the run's training time at
+   * that step (a resumed run's), where the first line's it_s starts counting.
+   */
+  startBar(label: string, step: number, quiet: boolean | undefined, wallSeconds = 0): void {
+    this.mark = { step, wall: wallSeconds };
     if (!quiet) this.bar = progressBar(this.train.steps, label);
     this.bar?.update(step, {});
   }
@@ -66,13 +71,12 @@ export class RunLog {
 
   /** One trained step; `wallSeconds` is the run's training time so far (resumed runs included). */
   step(log: StepLog, wallSeconds: number): void {
-    const now = performance.now();
     this.logs.push(log);
     const { steps: total, log_every: every } = this.train;
     if (log.step % every === 0 || log.step === total) {
-      // A line at the last step may follow the previous one by fewer than log_every steps; it_s counts it as 1.
-      const itS = (1000 / Math.max(now - this.lastLineAt, 1e-6)) * (log.step % every === 0 ? every : 1);
-      this.lastLineAt = now;
+      // A line at the last step may follow the previous one by fewer than log_every steps: count the steps there were.
+      const itS = (log.step - this.mark.step) / Math.max(wallSeconds - this.mark.wall, 1e-9);
+      this.mark = { step: log.step, wall: wallSeconds };
       appendLine(this.file, `${JSON.stringify({ ...log, ...log.terms, terms: undefined, wall_s: +wallSeconds.toFixed(3), it_s: +itS.toFixed(3) })}\n`);
     }
     this.bar?.update(log.step, { loss: log.loss });
@@ -83,9 +87,10 @@ export class RunLog {
     appendLine(this.file, `${JSON.stringify({ step, eval: true, wall_s: +wallSeconds.toFixed(3), ...metrics })}\n`);
   }
 
-  /** Back to a checkpoint at `step`: forget what was logged after it, in memory and in the file. */
-  truncate(step: number): void {
+  /** Back to a checkpoint at `step` (trained for `wallSeconds`): forget what was logged after it, in memory and in the file. */
+  truncate(step: number, wallSeconds: number): void {
     truncateMetrics(this.file, step);
+    this.mark = { step, wall: wallSeconds };
     this.logs.splice(this.logs.findIndex((l) => l.step > step) >>> 0);
   }
 
@@ -93,5 +98,6 @@ export class RunLog {
   clear(): void {
     writeFileSync(this.file, '');
     this.logs.length = 0;
+    this.mark = { step: 0, wall: 0 };
   }
 }
