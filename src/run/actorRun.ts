@@ -15,6 +15,7 @@ import { runContext, type RunContext, type StepFailure } from '../protocols/cont
 import { protocolFor, runMachine } from '../protocols/index.ts';
 import { RunInterrupted, openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
 import { RunLog } from './runLog.ts';
+import { expectedWork } from './estimate.ts';
 import { loadCheckpoint, type Checkpoint } from '../build/checkpoint.ts';
 import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from '../build/setup.ts';
 import { backboneHook, jointVae, samplingWeights } from '../build/parts.ts';
@@ -204,7 +205,7 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
     await sys.spawn(specs);
     run = runContext(spec, config, info.count, encoderDim);
     const step = resumeFrom ? await restore(resumeFrom) : (await syncTeacher(), 0);
-    log.startBar(`train ${spec.protocol} on actors`, step, o.quiet, wallSeconds);
+    log.startBar(`train ${spec.protocol} on actors`, step, o.quiet, wallSeconds, expectedWork(spec, config.numClasses, o.samples));
     o.onStarted?.(sys);
     stepStart = performance.now();
     return { sys, run, step };

@@ -8,6 +8,7 @@ import { drawSamples } from '../build/draw.ts';
 import { progressBar } from '../progress.ts';
 import { RunInterrupted, openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
 import { RunLog } from './runLog.ts';
+import { expectedWork } from './estimate.ts';
 
 export type { RunOptions };
 
@@ -27,7 +28,7 @@ function train(o: RunOptions, spec: OpenedRun['spec'], resumeFrom: OpenedRun['re
   if (resumeFrom) trainer.restore(resumeFrom);
   const total = spec.train.steps;
   const log = new RunLog(files.metrics, spec.train);
-  log.startBar('train', trainer.step, o.quiet, trainer.wallSeconds);
+  log.startBar('train', trainer.step, o.quiet, trainer.wallSeconds, expectedWork(spec, trainer.config.numClasses, o.samples));
   const save = () => saveCheckedCheckpoint(files.checkpoint, trainer.checkpoint(),
     (name) => new NonFiniteLossError(trainer.step, NaN, `parameter '${name}' is not finite`));
   while (trainer.step < total && !o.signal?.aborted) {

@@ -6,6 +6,7 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs
 import { writeFileAtomic } from '../io/atomic.ts';
 import { progressBar, type Progress } from '../progress.ts';
 import type { StepLog } from '../build/stepLog.ts';
+import { DurationEstimate, type EstimateContext } from './estimate.ts';
 import type { RunSpec } from '../spec/schema.ts';
 
 /**
@@ -51,15 +52,20 @@ export class RunLog {
   // it_s is measured between two metrics lines on the engine's training clock (wallSeconds):
   // the steps and training seconds since the previous line (or since where this process started).
   private mark = { step: 0, wall: 0 };
+  private estimate: DurationEstimate | null = null;
+  private quiet = false;
 
   constructor(readonly file: string, private readonly train: Pick<RunSpec['train'], 'steps' | 'log_every'>) {}
 
   /**
    * Show a progress bar from `step` on (unless quiet); `wallSeconds` is the run's training time at
-   * that step (a resumed run's), where the first line's it_s starts counting.
+   * that step (a resumed run's), where the first line's it_s starts counting. With `expect`, the
+   * expected duration is printed once the first steps are timed (estimate.ts; not when quiet).
    */
-  startBar(label: string, step: number, quiet: boolean | undefined, wallSeconds = 0): void {
+  startBar(label: string, step: number, quiet: boolean | undefined, wallSeconds = 0, expect?: Pick<EstimateContext, 'batchSize' | 'grid'>): void {
     this.mark = { step, wall: wallSeconds };
+    this.quiet = !!quiet;
+    this.estimate = expect ? new DurationEstimate({ ...expect, startStep: step, startWall: wallSeconds, total: this.train.steps }) : null;
     if (!quiet) this.bar = progressBar(this.train.steps, label);
     this.bar?.update(step, {});
   }
@@ -80,6 +86,9 @@ export class RunLog {
       appendLine(this.file, `${JSON.stringify({ ...log, ...log.terms, terms: undefined, wall_s: +wallSeconds.toFixed(3), it_s: +itS.toFixed(3) })}\n`);
     }
     this.bar?.update(log.step, { loss: log.loss });
+    const expected = this.estimate?.observe(log.step, wallSeconds);
+    // Below a redrawn bar the line would be overwritten: start it on a line of its own.
+    if (expected && !this.quiet) console.error(`${this.bar && process.stderr.isTTY ? '\n' : ''}${expected}`);
   }
 
   /** An evaluation's metrics, at the wall time of the step it evaluated. */
