@@ -16,6 +16,7 @@ import { protocolFor, runMachine } from '../protocols/index.ts';
 import { RunInterrupted, openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
 import { RunLog } from './runLog.ts';
 import { expectedWork } from './estimate.ts';
+import { Retention } from './retention.ts';
 import { loadCheckpoint, type Checkpoint } from '../build/checkpoint.ts';
 import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from '../build/setup.ts';
 import { backboneHook, jointVae, samplingWeights } from '../build/parts.ts';
@@ -98,6 +99,8 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
   const total = spec.train.steps;
   const log = new RunLog(files.metrics, spec.train);
   const evals: ActorRunResult['evals'] = [];
+  // checkpoints/step-<N> and best (retention.ts); the evaluator runs when eval_every falls inside the run.
+  const keep = new Retention(o.out, spec, resumeFrom?.state.step ?? 0, spec.train.eval_every > 0 && spec.train.eval_every <= total, (l) => { if (!o.quiet) console.error(l); });
   const pendingEvals: Promise<void>[] = [];
   let sys: ActorSystem | null = null;
   let run: RunContext | null = null;
@@ -173,6 +176,7 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
 
   async function save(step: number): Promise<void> {
     saveCheckedCheckpoint(ckptFile, await gather(step), (name) => new Error(`parameter '${name}' is not finite at step ${step}; ${ckptFile} was not overwritten`));
+    keep.saved(step, log.logs);
   }
 
   /** Stopped on request before the last step. */
@@ -229,6 +233,7 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
       const metrics = await sys!.ask('evaluator', 'evaluate', { ema: w.ema, ...(v && { vae: v.vae }), step }, { from: 'teacher' });
       evals.push({ step, wall_s: wall, metrics });
       log.evaluation(step, wall, metrics);
+      keep.evaluated(step, metrics);
     })());
   }
 
@@ -288,7 +293,7 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
         channels = d.channels;
       }
       const side = config!.inputSize * latentFactor;
-      writeSamplesGrid(o.out, images, labels.length, channels, side, s.per_class);
+      writeSamplesGrid(o.out, images, labels, channels, side, s.per_class, { spec, dataset: o.data, quiet: o.quiet });
     }
   }
 

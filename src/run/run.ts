@@ -9,6 +9,7 @@ import { progressBar } from '../progress.ts';
 import { RunInterrupted, openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
 import { RunLog } from './runLog.ts';
 import { expectedWork } from './estimate.ts';
+import { Retention } from './retention.ts';
 
 export type { RunOptions };
 
@@ -29,8 +30,13 @@ function train(o: RunOptions, spec: OpenedRun['spec'], resumeFrom: OpenedRun['re
   const total = spec.train.steps;
   const log = new RunLog(files.metrics, spec.train);
   log.startBar('train', trainer.step, o.quiet, trainer.wallSeconds, expectedWork(spec, trainer.config.numClasses, o.samples));
-  const save = () => saveCheckedCheckpoint(files.checkpoint, trainer.checkpoint(),
-    (name) => new NonFiniteLossError(trainer.step, NaN, `parameter '${name}' is not finite`));
+  // This engine evaluates nothing during training: the best checkpoint is by loss (retention.ts).
+  const keep = new Retention(o.out, spec, trainer.step, false, (l) => { if (!o.quiet) console.error(l); });
+  const save = () => {
+    saveCheckedCheckpoint(files.checkpoint, trainer.checkpoint(),
+      (name) => new NonFiniteLossError(trainer.step, NaN, `parameter '${name}' is not finite`));
+    keep.saved(trainer.step, log.logs);
+  };
   while (trainer.step < total && !o.signal?.aborted) {
     const t0 = performance.now();
     const l = trainer.trainStep();
@@ -56,7 +62,7 @@ function train(o: RunOptions, spec: OpenedRun['spec'], resumeFrom: OpenedRun['re
     });
     (sbar as ReturnType<typeof progressBar> | null)?.stop();
     const { images, channels, side } = trainer.samplesToImages(samples, labels.length); // REPA-E decodes its latents
-    writeSamplesGrid(o.out, images, labels.length, channels, side, s.per_class);
+    writeSamplesGrid(o.out, images, labels, channels, side, s.per_class, { spec, dataset: o.data, quiet: o.quiet });
   }
   return { trainer, logs: log.logs, out: o.out };
 }

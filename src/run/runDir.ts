@@ -9,6 +9,7 @@ import { K } from '../kernels/index.ts';
 import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../build/checkpoint.ts';
 import { gridLabels } from '../build/draw.ts';
 import { writePngGrid } from '../io/png.ts';
+import { formatGridAccuracy, gridAccuracy, type GridAccuracy } from '../eval/gridAccuracy.ts';
 import { truncateMetrics } from './runLog.ts';
 import { lockRunDir, processAlive, type RunLock } from '../io/lock.ts';
 import { removeStaleTemps, writeFileAtomic } from '../io/atomic.ts';
@@ -131,7 +132,20 @@ export function samplesGridLabels(numClasses: number, perClass: number): number[
   return gridLabels(Array.from({ length: numClasses }, (_, i) => i), perClass);
 }
 
-/** OUT/samples.png: `n` images (NCHW, side × side), `perClass` to a row. */
-export function writeSamplesGrid(out: string, images: Float32Array, n: number, channels: number, side: number, perClass: number): void {
-  writePngGrid(path.join(out, 'samples.png'), images, n, channels, side, side, perClass);
+/**
+ * OUT/samples.png: the images (NCHW, side × side) drawn for `labels`, `perClass` to a row; then the
+ * evaluation classifier's agreement with those labels, printed and kept in OUT/samples.json.
+ */
+export function writeSamplesGrid(out: string, images: Float32Array, labels: readonly number[], channels: number, side: number, perClass: number, check?: { spec: RunSpec; dataset?: string; quiet?: boolean }): GridAccuracy | null {
+  writePngGrid(path.join(out, 'samples.png'), images, labels.length, channels, side, side, perClass);
+  if (!check) return null;
+  const g = gridAccuracy(check.spec, check.dataset ?? check.spec.data.dataset, images, labels, channels, side);
+  if (g) {
+    writeFileAtomic(path.join(out, 'samples.json'), JSON.stringify({
+      class_accuracy: g.accuracy, samples: g.n, classifier: path.basename(g.classifier), classifier_test_accuracy: g.realAccuracy,
+      per_class: Object.fromEntries(g.perClass.map(([r, n], k) => [g.classNames[k] ?? String(k), { right: r, drawn: n }])),
+    }, null, 2) + '\n');
+    if (!check.quiet) console.error(formatGridAccuracy(g));
+  }
+  return g;
 }
