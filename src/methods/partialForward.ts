@@ -2,13 +2,20 @@
 // equivalent" to the official full forward, whose later blocks and final layer do not touch h_T).
 // Embeds like SiT.forward (patches + pos_embed, t and label embeddings), runs blocks 1..k and
 // returns the hidden state after block k (B, T, D). Labels are used as given (no dropout): the
-// teacher reuses the student's post-dropout labels. Not here: gradients (the caller decides; the
+// teacher reuses the student's post-dropout labels. A backbone with its own partial forward
+// (PartialForward: U-REPA's U-shaped SiT) answers itself. Not here: gradients (the caller decides; the
 // trainer runs this under noGrad), REG's extra token.
 import type { Tensor } from '../tensor/tensor.ts';
 import { add } from '../autograd/ops/index.ts';
 import type { SiT } from '../models/sit.ts';
 
-export function hiddenAfterBlock(model: SiT, x: Tensor, t: ArrayLike<number>, labels: ArrayLike<number>, block: number): Tensor {
+/** A backbone whose blocks do not simply follow one another (U-REPA's U-shaped SiT) answers this itself. */
+export interface PartialForward {
+  hiddenAfter(x: Tensor, t: ArrayLike<number>, labels: ArrayLike<number>, block: number): Tensor;
+}
+
+export function hiddenAfterBlock(model: SiT | PartialForward, x: Tensor, t: ArrayLike<number>, labels: ArrayLike<number>, block: number): Tensor {
+  if ('hiddenAfter' in model) return model.hiddenAfter(x, t, labels, block);
   const depth = model.config.depth;
   if (!Number.isInteger(block) || block < 1 || block > depth) throw new Error(`hiddenAfterBlock: block ${block} is not in 1..${depth}`);
   const y = model.y_embedder.dropLabels(labels, { training: false }); // validates, drops nothing

@@ -9,6 +9,7 @@ import { sra } from './sra/index.ts';
 import { reg } from './reg/index.ts';
 import { repaE } from './repa-e/index.ts';
 import { layerSync } from './layersync/index.ts';
+import { uRepa } from './u-repa/index.ts';
 
 export const METHODS: readonly MethodDefinition[] = [
   sitBaseline,
@@ -18,6 +19,7 @@ export const METHODS: readonly MethodDefinition[] = [
   reg,
   repaE,
   layerSync,
+  uRepa,
 ];
 
 /** The method a spec without `methods:` trains. */
@@ -33,6 +35,7 @@ export const CLAIMS: readonly { better: string; than: string; claim: string }[] 
   { better: 'sra', than: 'sit-baseline', claim: 'SRA better than the baseline without an external encoder' },
   { better: 'layersync', than: 'sit-baseline', claim: 'LayerSync better than the baseline (self-alignment, no encoder, no parameters)' },
   { better: 'repa-e', than: 'repa-latent', claim: 'REPA-E better than REPA on the same VAE kept frozen (the end-to-end tuning itself)' },
+  { better: 'u-repa', than: 'repa', claim: 'U-REPA (U-shaped SiT aligned at its middle, + manifold loss) better than REPA on the same budget' },
   { better: 'repa-e', than: 'repa', claim: 'REPA-E (latent) better than REPA (pixels) — this also changes the space the SiT works in' },
 ];
 

@@ -30,6 +30,9 @@ export const TINY: Record<string, Record<string, unknown>> = {
     repa_e: { encoder_depth: 1, projector_dim: 24, vae: 'VAE-T', vae_lr: 1e-3, disc: 'PatchGAN-T', disc_lr: 1e-3 },
   },
   layersync: { layersync: { student_block: 1, teacher_block: 3 } },
+  // 16 px, patch 4: a 4×4 grid, one block each side of a 2×2 middle block; the 2×2 middle is
+  // aligned to the encoder's 4×4 tokens after the projector and a bilinear ×2.
+  'u-repa': { encoder, u_repa: { stage_blocks: 1, mid_blocks: 1, projector_dim: 24 } },
 };
 
 /** Runs of several methods at once the registry tests cover too (their sections merged). */
