@@ -33,7 +33,7 @@ const f64 = (v: ArrayLike<number>, shape: number[]): Tensor => tensor(Array.from
 /** Two (B, T, d) token sets of fast-check values, every token of norm ≥ 1e-3, and positive scales. */
 const pair = fc.record({ B: fc.integer({ min: 1, max: 4 }), T: fc.integer({ min: 1, max: 5 }), d: fc.integer({ min: 1, max: 6 }) })
   .chain(({ B, T, d }) => fc.tuple(
-    fc.constant([B, T, d]),
+    fc.constant([B, T, d] as number[]),
     fc.array(fc.double({ min: -10, max: 10, noNaN: true }), { minLength: 2 * B * T * d, maxLength: 2 * B * T * d }),
     fc.array(fc.double({ min: 1e-2, max: 1e2, noNaN: true }), { minLength: B * T, maxLength: B * T }),
   ))
