@@ -20,6 +20,12 @@ import { parseSpec } from '../spec/load.ts';
 import type { RunSpec } from '../spec/schema.ts';
 
 export const CHECKPOINT_FORMAT = 'diffactor-checkpoint/1';
+/**
+ * `diffactor export`: one set of model weights (the EMA's or the raw trained ones) under the
+ * official names with no prefix, a joint VAE's under `vae.`, the config and spec; no optimiser
+ * state, heads or RNG state, so it samples, evaluates and predicts but does not resume.
+ */
+export const WEIGHTS_FORMAT = 'diffactor-weights/1';
 
 export interface TrainState {
   step: number;
@@ -50,6 +56,8 @@ export interface Checkpoint {
   /** The discriminator of the VAE's loss (its weights and BatchNorm buffers) and its AdamW state (absent or empty otherwise). */
   disc?: Map<string, Tensor>;
   discOpt?: Map<string, Tensor>;
+  /** A weights-only file (WEIGHTS_FORMAT): which weights it holds; `model` and `ema` are then the same map. */
+  exported?: 'ema' | 'raw';
 }
 
 /**
@@ -104,7 +112,8 @@ export function loadCheckpoint(file: string): Checkpoint {
     if (v === undefined) throw new Error(`${file}: not a diffactor checkpoint (no '${k}' in __metadata__)`);
     return v;
   };
-  if (need('format') !== CHECKPOINT_FORMAT) throw new Error(`${file}: checkpoint format '${metadata.format}', expected '${CHECKPOINT_FORMAT}'`);
+  if (need('format') === WEIGHTS_FORMAT) return loadWeights(file, tensors, metadata);
+  if (need('format') !== CHECKPOINT_FORMAT) throw new Error(`${file}: checkpoint format '${metadata.format}', expected '${CHECKPOINT_FORMAT}' or '${WEIGHTS_FORMAT}'`);
   const model = new Map<string, Tensor>(), ema = new Map<string, Tensor>(), opt = new Map<string, Tensor>();
   const proj = new Map<string, Tensor>(), vae = new Map<string, Tensor>(), vaeOpt = new Map<string, Tensor>();
   const disc = new Map<string, Tensor>(), discOpt = new Map<string, Tensor>();
@@ -139,4 +148,50 @@ export function loadCheckpoint(file: string): Checkpoint {
     disc,
     discOpt,
   };
+}
+
+/** A training checkpoint's EMA (default) or raw weights, and its joint VAE, as a WEIGHTS_FORMAT file. */
+export function exportWeights(c: Checkpoint, which: 'ema' | 'raw', file: string, source: string): Map<string, Tensor> {
+  if (c.exported && c.exported !== which) throw new Error(`${source} holds only the ${c.exported === 'ema' ? 'EMA' : 'raw'} weights; export the training checkpoint for the ${which === 'ema' ? 'EMA' : 'raw'} ones`);
+  const tensors = new Map<string, Tensor>(which === 'ema' ? c.ema : c.model);
+  if (!tensors.size) throw new Error(`${source}: no ${which === 'ema' ? 'EMA' : 'raw'} weights in it`);
+  for (const [k, t] of c.vae ?? []) tensors.set(`vae.${k}`, t);
+  writeSafetensors(file, tensors, {
+    format: WEIGHTS_FORMAT,
+    weights: which,
+    config: sitConfigToJSON(c.config),
+    spec: JSON.stringify(c.spec),
+    step: String(c.state.step),
+    source: path.basename(source),
+  });
+  return tensors;
+}
+
+function loadWeights(file: string, tensors: Map<string, Tensor>, metadata: Record<string, string>): Checkpoint {
+  const which = metadata.weights;
+  if (which !== 'ema' && which !== 'raw') throw new Error(`${file}: __metadata__.weights must be 'ema' or 'raw', got '${which}'`);
+  const weights = new Map<string, Tensor>(), vae = new Map<string, Tensor>();
+  for (const [k, t] of tensors) (k.startsWith('vae.') ? vae.set(k.slice(4), t) : weights.set(k, t));
+  if (!metadata.config || !metadata.spec) throw new Error(`${file}: not a diffactor weights file (no config or spec in __metadata__)`);
+  return {
+    config: parseSiTConfig(metadata.config),
+    spec: parseSpec(JSON.parse(metadata.spec), `${file} (__metadata__.spec)`),
+    // Nothing to resume from: no RNG streams, loader position or optimiser (openRun refuses it).
+    state: { step: Number(metadata.step ?? 0), rng: {}, loader: undefined as unknown as LoaderState, optStep: 0, wallSeconds: 0 },
+    model: weights, ema: weights, proj: new Map(), opt: new Map(), vae,
+    exported: which,
+  };
+}
+
+/**
+ * The weights a command uses: `want` (from its flag, undefined when the flag was not given) or
+ * `fallback`. A weights-only file holds one set: without a flag that one is used; a flag asking
+ * for the other is refused naming the flag.
+ */
+export function pickWeights(c: Checkpoint, file: string, want: 'ema' | 'raw' | undefined, fallback: 'ema' | 'raw', flag: string): Map<string, Tensor> {
+  if (c.exported) {
+    if (want && want !== c.exported) throw new Error(`${flag}: ${file} is a weights-only export holding the ${c.exported === 'ema' ? 'EMA' : 'raw'} weights; use the training checkpoint, or export the ${want === 'ema' ? 'EMA' : 'raw'} weights (diffactor export${want === 'raw' ? ' --raw' : ''})`);
+    return c.model;
+  }
+  return (want ?? fallback) === 'ema' ? c.ema : c.model;
 }

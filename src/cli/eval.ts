@@ -1,6 +1,6 @@
 // `diffactor eval --checkpoint C [--samples N] [--sample-steps S (overrides eval.nfe)] [--raw] [--json]`: the Evaluator's metrics for one
 // checkpoint (EMA weights unless --raw): FD, sFID, IS, precision/recall, CKNNA, linear probe.
-import { loadCheckpoint } from '../build/checkpoint.ts';
+import { loadCheckpoint, pickWeights } from '../build/checkpoint.ts';
 import { backboneForWeights, vaeForCheckpoint } from '../build/parts.ts';
 import { Evaluation, checkEvalCount, evalSampleSettings, type Metrics } from '../eval/evaluate.ts';
 import { modelCallsPerSample } from '../build/draw.ts';
@@ -17,7 +17,7 @@ export function evaluateCheckpoint(o: EvalCliOptions): Metrics {
   if (o.samples !== undefined) checkEvalCount(o.samples, c.spec.eval.k, '--samples');
   const spec = { ...c.spec, eval: { ...c.spec.eval, ...(o.samples && { samples: o.samples }), ...(o.sampleSteps && { steps: o.sampleSteps, nfe: undefined }) } };
   const draw = evalSampleSettings(spec);
-  const weights = o.raw ? c.model : c.ema;
+  const weights = pickWeights(c, o.checkpoint, o.raw ? 'raw' : undefined, 'ema', '--raw');
   const model = backboneForWeights(c.spec, c.config, weights);
   model.loadStateDict(weights);
   const vae = vaeForCheckpoint(c, o.checkpoint) ?? undefined;
@@ -28,7 +28,7 @@ export function evaluateCheckpoint(o: EvalCliOptions): Metrics {
   const m = ev.run(model as SiT | RegSiT, { vae, onProgress: (what) => { if (!o.json) console.error(`eval: ${what}…`); } });
   if (o.json) console.log(JSON.stringify({ checkpoint: o.checkpoint, step: c.state.step, samples: spec.eval.samples, sample_steps: draw.steps, nfe: modelCallsPerSample(draw.sampler, draw.steps), sampler: draw.sampler, ...m }));
   else {
-    console.error(`eval of ${o.checkpoint} (step ${c.state.step}, ${o.raw ? 'raw' : 'EMA'} weights, ${spec.eval.samples} samples, ${draw.sampler} ${draw.steps} steps (${modelCallsPerSample(draw.sampler, draw.steps)} NFE), ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    console.error(`eval of ${o.checkpoint} (step ${c.state.step}, ${(c.exported ?? (o.raw ? 'raw' : 'ema')) === 'raw' ? 'raw' : 'EMA'} weights, ${spec.eval.samples} samples, ${draw.sampler} ${draw.steps} steps (${modelCallsPerSample(draw.sampler, draw.steps)} NFE), ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     for (const [k, v] of Object.entries(m)) console.log(`${k.padEnd(10)} ${v.toFixed(4)}`);
   }
   return m;

@@ -106,6 +106,30 @@ program
   .action(async (o) => (await import('./predict.ts')).predict(o));
 
 program
+  .command('export')
+  .description('write a checkpoint\'s weights only (EMA unless --raw; a joint VAE\'s too), without optimiser state, heads or RNG streams: for sample, eval and predict, not --resume')
+  .requiredOption('--checkpoint <file>', 'checkpoint.safetensors (or one of DIR/checkpoints/)')
+  .requiredOption('--out <file>', 'safetensors to write')
+  .option('--raw', 'the trained weights instead of the EMA')
+  .action(async (o) => (await import('./export.ts')).exportCli(o));
+
+program
+  .command('inspect')
+  .description('list what a checkpoint or weights file holds: tensor groups (weights, EMA, heads, optimiser, VAE) with their sizes, step and spec')
+  .argument('<file>', 'a .safetensors file')
+  .option('--json', 'print JSON')
+  .action(async (file: string, o: { json?: boolean }) => (await import('./inspect.ts')).inspect(file, o));
+
+program
+  .command('plot')
+  .description('loss and metric curves of a run from DIR/metrics.jsonl, smoothed, as DIR/metrics.svg')
+  .argument('<dir>', 'run directory (or its metrics.jsonl)')
+  .option('--smooth <a>', 'EMA smoothing weight of the training curves in [0, 1) (0: none); the raw curve stays behind it, faint', numberIn(0, 0.999), 0.9)
+  .option('--out <file>', 'SVG to write (default DIR/metrics.svg)')
+  .option('--fields <list>', 'comma-separated metrics.jsonl fields to plot (default: loss, the loss terms, and every evaluation metric)')
+  .action(async (dir: string, o) => { await (await import('./plot.ts')).plotCli(dir, o); });
+
+program
   .command('trace')
   .description('summarise a recorded trace: per-actor messages, tensor bytes, busy and idle time, first NaN/Inf')
   .argument('<dir>', 'run directory holding trace.jsonl (or the file itself)')

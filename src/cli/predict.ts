@@ -4,7 +4,7 @@
 // methods sample with (parts.samplingModel): REPA-E's SiT without its latent BN, so x is a
 // BN-normalised latent; REG's SiT, which also reads its noisy class token `cls` and writes one.
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
-import { loadCheckpoint } from '../build/checkpoint.ts';
+import { loadCheckpoint, pickWeights } from '../build/checkpoint.ts';
 import { jointVae, samplingModel } from '../build/parts.ts';
 import { RegSiT } from '../models/reg.ts';
 import { noGrad } from '../autograd/index.ts';
@@ -14,7 +14,7 @@ const shapeOf = (t: Tensor) => `(${t.shape.join(',')})`;
 
 export function predict(o: { checkpoint: string; inputs: string; out: string; ema?: boolean }): void {
   const c = loadCheckpoint(o.checkpoint);
-  const model = samplingModel(c.spec, c.config, o.ema ? c.ema : c.model).eval();
+  const model = samplingModel(c.spec, c.config, pickWeights(c, o.checkpoint, o.ema ? 'ema' : undefined, 'raw', '--ema')).eval();
   const reg = model instanceof RegSiT;
   const { tensors } = readSafetensors(o.inputs);
   const names = reg ? ['x', 't', 'y', 'cls'] : ['x', 't', 'y'];
@@ -36,6 +36,6 @@ export function predict(o: { checkpoint: string; inputs: string; out: string; em
     const r = model.forward(x, t, y, { cls });
     return new Map([['out', r.out], ['cls', r.cls]]);
   });
-  writeSafetensors(o.out, outs, { source: o.checkpoint, weights: o.ema ? 'ema' : 'model' });
+  writeSafetensors(o.out, outs, { source: o.checkpoint, weights: (c.exported ?? (o.ema ? 'ema' : 'raw')) === 'ema' ? 'ema' : 'model' });
   console.error(`wrote ${o.out}: ${[...outs].map(([k, v]) => `${k} ${JSON.stringify(v.shape)}`).join(', ')}`);
 }

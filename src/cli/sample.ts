@@ -1,5 +1,5 @@
 // `diffactor sample`: draw a class-per-row PNG grid from a checkpoint's EMA (default) or raw weights.
-import { loadCheckpoint } from '../build/checkpoint.ts';
+import { loadCheckpoint, pickWeights } from '../build/checkpoint.ts';
 import { samplesToImages, samplingModel, vaeForCheckpoint } from '../build/parts.ts';
 import { checkSampler } from '../build/setup.ts';
 import { drawSamples, gridLabels, type SampleSettings } from '../build/draw.ts';
@@ -15,7 +15,7 @@ export function sample(o: SampleCliOptions): void {
   const c = loadCheckpoint(o.checkpoint);
   // The checkpoint's spec fixes the sampler family (its objective, its methods); refuse another before any work.
   if (o.sampler) checkSampler(c.spec, o.sampler, '--sampler');
-  const weights = o.raw ? c.model : c.ema;
+  const weights = pickWeights(c, o.checkpoint, o.raw ? 'raw' : undefined, 'ema', '--raw');
   const vae = vaeForCheckpoint(c, o.checkpoint);
   const model = samplingModel(c.spec, c.config, weights);
   const s: SampleSettings = {

@@ -76,6 +76,7 @@ export function openRun(o: OpenRunOptions, engine: string): OpenedRun {
     if (stale.length) notice(o, `${o.out}: removed ${stale.length} temporary file(s) a killed writer left: ${stale.join(', ')}`);
     if (o.resume) {
       const resumeFrom = loadCheckpoint(files.checkpoint);
+      if (resumeFrom.exported) throw new Error(`--resume ${o.out}: ${CHECKPOINT_FILE} is a weights-only export (diffactor export: no optimiser, RNG or data state); resuming needs a training checkpoint`);
       const spec = withSteps(resumeFrom.spec);
       const at = resumeFrom.state.step, stored = resumeFrom.spec.train.steps;
       if (spec.train.steps < at) throw new Error(`--resume ${o.out} --steps ${spec.train.steps}: the checkpoint is already at step ${at}; --steps must be above it`);

@@ -59,6 +59,14 @@ export const TrainSpec = z.strictObject({
   log_every: positiveInt.default(10),
   /** Actor runs: the Evaluator measures the EMA teacher every N steps, beside training (0: never). */
   eval_every: z.number().int().min(0).default(0),
+  /** Checkpoints kept as OUT/checkpoints/step-<N>.safetensors: the newest K (run/retention.ts, docs/training.md). */
+  keep_last: positiveInt.default(3),
+  /**
+   * OUT/checkpoints/best.safetensors by: an evaluation metric (fd, sfid: lower is better; is,
+   * precision, recall, cknna, probe: higher), loss (mean training loss since the previous
+   * checkpoint), none, or auto (fd when the run evaluates, else loss).
+   */
+  keep_best: z.enum(['auto', 'none', 'loss', 'fd', 'sfid', 'is', 'precision', 'recall', 'cknna', 'probe']).default('auto'),
 });
 
 export const SampleSpec = z.strictObject({
