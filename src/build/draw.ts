@@ -10,7 +10,8 @@ import type { SiT } from '../models/sit.ts';
 import { RegSiT } from '../models/reg.ts';
 import { sampleSdeReg, type RegModelFn } from '../methods/reg/sampler.ts';
 import type { RunSpec } from '../spec/schema.ts';
-import type { Backbone } from '../methods/method.ts';
+import { isSampledState, type Backbone } from '../methods/method.ts';
+import { slice } from '../autograd/ops/index.ts';
 
 export type SampleSettings = RunSpec['sample'];
 
@@ -48,7 +49,7 @@ export function drawSamples(model: SiT | RegSiT | Backbone, s: SampleSettings, o
   if (model instanceof RegSiT && s.sampler !== 'sde') throw new Error(`REG samples with its SDE sampler only (sample.sampler: sde), got ${s.sampler}`);
   const wasTraining = model.training;
   model.eval();
-  const per = c.inChannels * c.inputSize * c.inputSize;
+  const per = imageChannels(model) * c.inputSize * c.inputSize;
   const out = new Float32Array(o.labels.length * per);
   const root = new Rng(o.seed).child('sample');
   const B = o.batch ?? 100;
@@ -65,6 +66,11 @@ export function drawSamples(model: SiT | RegSiT | Backbone, s: SampleSettings, o
   return out;
 }
 
+/** The channels of the images a model draws: config.inChannels, or the image part of a larger sampled state (SampledState). */
+export function imageChannels(model: SiT | RegSiT | Backbone): number {
+  return isSampledState(model) ? model.imageChannels : model.config.inChannels;
+}
+
 /**
  * One model batch of drawSamples: the images for `labels`, every random draw taken from `rng`
  * (drawSamples passes batch k's stream, Rng(seed).child('sample').child(k)). Every draw is one
@@ -75,7 +81,10 @@ export function drawBatch(model: SiT | RegSiT | Backbone, s: SampleSettings, lab
   const c = model.config;
   const reg = model instanceof RegSiT ? model : null;
   if (reg && s.sampler !== 'sde') throw new Error(`REG samples with its SDE sampler only (sample.sampler: sde), got ${s.sampler}`);
-  const fn: ModelFn = (x, t, y) => (model as SiT).forward(x, t, y).out;
+  // A SampledState integrates its own velocity (ReDi: representation guidance) over all its
+  // channels and keeps the image's; the rest (REG below excepted) integrate forward().out.
+  const state = isSampledState(model) ? model : null;
+  const fn: ModelFn = state ? (x, t, y) => state.samplingVelocity(x, t, y) : (x, t, y) => (model as SiT).forward(x, t, y).out;
   const regFn: RegModelFn = (x, t, y, g) => {
     const r = reg!.forward(x, t, y, { cls: g });
     return { v: r.out, vg: r.cls };
@@ -83,23 +92,26 @@ export function drawBatch(model: SiT | RegSiT | Backbone, s: SampleSettings, lab
   const guidance = s.cfg > 1 ? { scale: s.cfg, nullClass: c.numClasses, interval: [s.guidance_low, s.guidance_high] as const } : undefined;
   const noise = rng.normal([labels.length, c.inChannels, c.inputSize, c.inputSize]);
   const y = tensor(labels, [labels.length]);
-  switch (s.sampler) {
-    case 'euler': return sampleOde(fn, noise, y, { steps: s.steps, guidance, onStep });
-    case 'heun': return sampleOde(fn, noise, y, { steps: s.steps, heun: true, guidance, onStep });
-    case 'sde':
-      return reg
-        ? sampleSdeReg(regFn, noise, rng.child('cls').normal([labels.length, reg.clsDim]), y, {
-          steps: s.steps, rng: rng.child('sde'), clsRng: rng.child('sde-cls'), guidance, clsScale: s.cls_cfg, onStep,
-        }).x
-        : sampleSde(fn, noise, y, { steps: s.steps, rng: rng.child('sde'), guidance, onStep });
-    case 'ddpm':
-    case 'ddim': {
-      const base = DdpmSchedule.linear();
-      const schedule = base.respace(s.sampler === 'ddim' ? ddimTimesteps(base.T, s.steps) : spacedTimesteps(base.T, s.steps));
-      // The guidance interval is given in flow time [0, 1]; DDPM models see timesteps 0..T-1.
-      const g = guidance && { ...guidance, interval: [s.guidance_low * (base.T - 1), s.guidance_high * (base.T - 1)] as const };
-      const opts = { schedule, rng: rng.child('ddpm'), variance: c.learnSigma ? 'learned' as const : 'fixedLarge' as const, clipDenoised: true, guidance: g, onStep };
-      return s.sampler === 'ddim' ? sampleDdim(fn, noise, y, opts) : sampleDdpm(fn, noise, y, opts);
+  const drawn = ((): Tensor => {
+    switch (s.sampler) {
+      case 'euler': return sampleOde(fn, noise, y, { steps: s.steps, guidance, onStep });
+      case 'heun': return sampleOde(fn, noise, y, { steps: s.steps, heun: true, guidance, onStep });
+      case 'sde':
+        return reg
+          ? sampleSdeReg(regFn, noise, rng.child('cls').normal([labels.length, reg.clsDim]), y, {
+            steps: s.steps, rng: rng.child('sde'), clsRng: rng.child('sde-cls'), guidance, clsScale: s.cls_cfg, onStep,
+          }).x
+          : sampleSde(fn, noise, y, { steps: s.steps, rng: rng.child('sde'), guidance, onStep });
+      case 'ddpm':
+      case 'ddim': {
+        const base = DdpmSchedule.linear();
+        const schedule = base.respace(s.sampler === 'ddim' ? ddimTimesteps(base.T, s.steps) : spacedTimesteps(base.T, s.steps));
+        // The guidance interval is given in flow time [0, 1]; DDPM models see timesteps 0..T-1.
+        const g = guidance && { ...guidance, interval: [s.guidance_low * (base.T - 1), s.guidance_high * (base.T - 1)] as const };
+        const opts = { schedule, rng: rng.child('ddpm'), variance: c.learnSigma ? 'learned' as const : 'fixedLarge' as const, clipDenoised: true, guidance: g, onStep };
+        return s.sampler === 'ddim' ? sampleDdim(fn, noise, y, opts) : sampleDdpm(fn, noise, y, opts);
+      }
     }
-  }
+  })(); // (B, config.inChannels, H, W)
+  return state && state.imageChannels !== c.inChannels ? slice(drawn, 1, 0, state.imageChannels) : drawn;
 }

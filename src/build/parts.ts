@@ -14,11 +14,12 @@ import { createVAE, vaeFactor, type VAE, type VAEConfig } from '../models/vae.ts
 import { inferSdVaeConfig } from '../models/sdVae.ts';
 import { FrozenEncoder } from '../methods/encoder.ts';
 import { activeMethods, type ActiveMethod } from '../methods/registry.ts';
-import type { Backbone, BackboneHook, BuildContext, HiddenInputs, JointVae, SpecView } from '../methods/method.ts';
+import type { Backbone, BackboneHook, BuildContext, HiddenInputs, JointVae, SpecView, TrainingSet } from '../methods/method.ts';
 import { hiddenAfterBlock } from '../methods/partialForward.ts';
 import { interpolate, type Interpolant } from '../diffusion/index.ts';
 import type { ImageDataset } from '../data/index.ts';
 import type { RunSpec } from '../spec/schema.ts';
+import { openTrainData } from './setup.ts';
 
 export type { Backbone };
 
@@ -87,7 +88,13 @@ export function buildEncoder(spec: RunSpec, data: Pick<ImageDataset, 'channels'>
 }
 
 function buildContext(spec: RunSpec, config: SiTConfig, encoderDim: number | null, vaeConfig?: VAEConfig): BuildContext {
-  return { spec: view(spec), config, encoderDim, vaeConfig, rng: new Rng(spec.seed).child('method-heads') };
+  return { spec: view(spec), config, encoderDim, vaeConfig, rng: new Rng(spec.seed).child('method-heads'), trainingSet: () => trainingSet(spec, config) };
+}
+
+/** The spec's training set and its frozen encoder (a backbone's one-off fit: BuildContext.trainingSet). */
+function trainingSet(spec: RunSpec, config: SiTConfig): TrainingSet {
+  const data = openTrainData(spec);
+  return { data, encoder: buildEncoder(spec, data, config) };
 }
 
 /** The trained model (call twice for its EMA twin): the changing method's backbone, else SiT/DiT. */

@@ -21,7 +21,8 @@ import type { SiTConfig } from '../models/config.ts';
 import type { VAE, VAEConfig } from '../models/vae.ts';
 import type { Interpolant } from '../diffusion/interpolant.ts';
 import type { AdamW } from '../optim/adamw.ts';
-import type { EncoderFeatures } from './encoder.ts';
+import type { EncoderFeatures, FrozenEncoder } from './encoder.ts';
+import type { ImageDataset } from '../data/index.ts';
 
 /** The parsed run spec as methods see it (sections by key; see spec/schema.ts). */
 export interface SpecView {
@@ -44,6 +45,31 @@ export interface BuildContext {
   vaeConfig?: VAEConfig;
   /** The seed's stream for this method's heads (Rng(seed).child('method-heads')). */
   rng: Rng;
+  /**
+   * The run's training set and frozen encoder, opened when called: for a backbone that fits
+   * statistics on them once when it is built (ReDi's feature PCA, kept in its buffers and so in
+   * every checkpoint). Absent where a model is only rebuilt from weights.
+   */
+  trainingSet?: () => TrainingSet;
+}
+
+/** What a fit on the training set reads (BuildContext.trainingSet). */
+export interface TrainingSet { data: ImageDataset; encoder: FrozenEncoder }
+
+/**
+ * A backbone whose sampled state is more than the image or whose sampling velocity is not its
+ * forward (ReDi: image + feature channels, representation guidance). The samplers draw noise of
+ * config.inChannels channels, integrate samplingVelocity (default forward(x, t, y).out) and keep
+ * the first imageChannels channels as the image (build/draw.ts).
+ */
+export interface SampledState {
+  readonly imageChannels: number;
+  samplingVelocity(x: Tensor, t: Tensor, y: Tensor): Tensor;
+}
+
+/** Whether a model is a SampledState (by shape, never by name). */
+export function isSampledState(m: unknown): m is SampledState {
+  return typeof m === 'object' && m !== null && typeof (m as SampledState).imageChannels === 'number' && typeof (m as SampledState).samplingVelocity === 'function';
 }
 
 /** A trained backbone: the plain SiT, or a method's variant (REG's class token, REPA-E's latent BN). */

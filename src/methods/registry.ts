@@ -10,6 +10,8 @@ import { reg } from './reg/index.ts';
 import { repaE } from './repa-e/index.ts';
 import { layerSync } from './layersync/index.ts';
 import { uRepa } from './u-repa/index.ts';
+import { softRepa } from './softrepa/index.ts';
+import { redi } from './redi/index.ts';
 
 export const METHODS: readonly MethodDefinition[] = [
   sitBaseline,
@@ -20,6 +22,8 @@ export const METHODS: readonly MethodDefinition[] = [
   repaE,
   layerSync,
   uRepa,
+  softRepa,
+  redi,
 ];
 
 /** The method a spec without `methods:` trains. */
@@ -36,6 +40,7 @@ export const CLAIMS: readonly { better: string; than: string; claim: string }[] 
   { better: 'layersync', than: 'sit-baseline', claim: 'LayerSync better than the baseline (self-alignment, no encoder, no parameters)' },
   { better: 'repa-e', than: 'repa-latent', claim: 'REPA-E better than REPA on the same VAE kept frozen (the end-to-end tuning itself)' },
   { better: 'u-repa', than: 'repa', claim: 'U-REPA (U-shaped SiT aligned at its middle, + manifold loss) better than REPA on the same budget' },
+  { better: 'redi', than: 'sit-baseline', claim: 'ReDi (image and PCA feature channels diffused jointly) better than the baseline at equal steps' },
   { better: 'repa-e', than: 'repa', claim: 'REPA-E (latent) better than REPA (pixels) — this also changes the space the SiT works in' },
 ];
 

@@ -33,6 +33,9 @@ export const TINY: Record<string, Record<string, unknown>> = {
   // 16 px, patch 4: a 4×4 grid, one block each side of a 2×2 middle block; the 2×2 middle is
   // aligned to the encoder's 4×4 tokens after the projector and a bilinear ×2.
   'u-repa': { encoder, u_repa: { stage_blocks: 1, mid_blocks: 1, projector_dim: 24 } },
+  // 16 px, patch 4: the encoder's 4×4 tokens → 2 PCA channels fitted on 32 images, bilinear ×4 to
+  // 16×16 beside the image; half the batches drop their features; sampling with RG 1.5.
+  redi: { encoder, redi: { rank: 2, drop_prob: 0.5, rg_scale: 1.5, pca_images: 32 } },
 };
 
 /** Runs of several methods at once the registry tests cover too (their sections merged). */
