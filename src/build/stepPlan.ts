@@ -61,9 +61,10 @@ export function drawAll(plan: StepPlan, v: Omit<StepValues, 'draws' | 'feats'>, 
   return draws;
 }
 
-/** The student's own weighted terms: the velocity loss (`diff`), the backbone's, the methods' student terms. */
+/** The student's own weighted terms: the velocity loss (`diff`, at the methods' diffWeight), the backbone's, the methods' student terms. */
 export function ownTerms(plan: StepPlan, f: StudentForward): [string, WeightedTerm][] {
-  const out: [string, WeightedTerm][] = [['diff', { value: velocityLoss(f.out, f.target).loss, weight: 1 }], ...Object.entries(f.terms)];
+  const weight = plan.methods.reduce((w, m) => w * (m.def.diffWeight?.(m.s) ?? 1), 1);
+  const out: [string, WeightedTerm][] = [['diff', { value: velocityLoss(f.out, f.target).loss, weight }], ...Object.entries(f.terms)];
   for (const m of plan.methods) {
     if (m.def.studentTerms) out.push(...Object.entries(m.def.studentTerms(m.s, f, { prefixTokens: plan.prefixTokens })));
   }

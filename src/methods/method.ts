@@ -262,6 +262,12 @@ export interface MethodDefinition<S = any> {
   taps?(s: S): number[];
   /** Coordinator draws before the forward (SRA's teacher times and weight, REG's ε_g). */
   draw?(s: S, v: Omit<StepValues, 'draws' | 'feats'>, rngs: Record<string, Rng>, c: { encoderDim: number | null }): Record<string, any>;
+  /**
+   * The weight of the velocity loss `diff` (default 1). A method whose objective is another student
+   * term keeps the velocity loss at a weight of its own (SoftREPA's dweight; 0 logs it untrained).
+   * Several methods' weights multiply.
+   */
+  diffWeight?(s: S): number;
   /** Losses the Student computes from its own forward (LayerSync), weighted. */
   studentTerms?(s: S, f: StudentForward, v: { prefixTokens: number }): Record<string, WeightedTerm>;
   alignTerms?: readonly AlignTerm<S>[];

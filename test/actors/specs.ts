@@ -1,7 +1,12 @@
 // Tiny specs of every protocol for the actor tests (built-in data at 16 px, a 2-block SiT), so a
 // 20-step run on worker threads takes seconds.
+import { fileURLToPath } from 'node:url';
 import { parseSpec } from '../../src/spec/load.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
+import { SHAPE_CLASSES } from '../../src/data/shapes.ts';
+
+/** The stage-1 model the tiny SoftREPA spec loads (written by test/fixtures/make_softrepa_init.ts). */
+export const SOFTREPA_TINY_INIT = fileURLToPath(new URL('../fixtures/softrepa/tiny-pretrain.safetensors', import.meta.url));
 
 const base = {
   seed: 5,
@@ -33,6 +38,10 @@ export const TINY: Record<string, Record<string, unknown>> = {
   // 16 px, patch 4: a 4×4 grid, one block each side of a 2×2 middle block; the 2×2 middle is
   // aligned to the encoder's 4×4 tokens after the projector and a bilinear ×2.
   'u-repa': { encoder, u_repa: { stage_blocks: 1, mid_blocks: 1, projector_dim: 24 } },
+  // Stage 2: soft tokens before block 1 of the frozen caption SiT that
+  // test/fixtures/make_softrepa_init.ts trained 40 steps on these sections (stage 'pretrain');
+  // captions of the builtin shapes, B² = 64 pairs per step.
+  softrepa: { softrepa: { stage: 'soft', init: SOFTREPA_TINY_INIT, soft_layers: 1, soft_tokens: 2, text_dim: 8, class_names: [...SHAPE_CLASSES] } },
   // 16 px, patch 4: the encoder's 4×4 tokens → 2 PCA channels fitted on 32 images, bilinear ×4 to
   // 16×16 beside the image; half the batches drop their features; sampling with RG 1.5.
   redi: { encoder, redi: { rank: 2, drop_prob: 0.5, rg_scale: 1.5, pca_images: 32 } },
