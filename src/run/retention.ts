@@ -85,9 +85,14 @@ export class Retention {
     const record = path.join(dir, 'best.json');
     if (existsSync(record)) {
       const r = JSON.parse(readFileSync(record, 'utf8')) as BestRecord;
-      // A best from a metric this run no longer uses, or from a discarded future, is not comparable.
+      // A best from a metric this run no longer uses, or from a discarded future, is not comparable;
+      // its file goes too, or best.safetensors would name a checkpoint this timeline never had.
       if (r.metric === this.metric && r.step <= startStep) this.best = r;
-    }
+      else {
+        rmSync(bestFile(out), { force: true });
+        rmSync(record, { force: true });
+      }
+    } else rmSync(bestFile(out), { force: true }); // a best without its record says nothing
   }
 
   /** After OUT/checkpoint.safetensors was written for `step`: link it, prune, and score it on the loss. */
