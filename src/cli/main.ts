@@ -93,6 +93,7 @@ program
   .option('--per-class <n>', 'samples per class (columns)', int)
   .option('--seed <n>', 'sampling seed', nonNegativeInt)
   .option('--raw', 'use the raw (non-EMA) weights')
+  .option('--set <path=value>', 'override a field of the checkpoint\'s spec for this draw, e.g. --set redi.rg_scale=1.5 (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
   .action(async (o) => (await import('./sample.ts')).sample(o));
 
 program

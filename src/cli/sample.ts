@@ -4,16 +4,20 @@ import { samplesToImages, samplingModel, vaeForCheckpoint } from '../build/parts
 import { checkSampler } from '../build/setup.ts';
 import { drawSamples, gridLabels, type SampleSettings } from '../build/draw.ts';
 import { writePngGrid } from '../io/png.ts';
+import { applyOverrides, parseSpec } from '../spec/load.ts';
 import { progressBar } from '../progress.ts';
 import { formatGridAccuracy, gridAccuracy } from '../eval/gridAccuracy.ts';
 
 export interface SampleCliOptions {
   checkpoint: string; out: string; sampler?: SampleSettings['sampler']; steps?: number; cfg?: number;
   classes?: string; perClass?: number; seed?: number; raw?: boolean; guidanceLow?: number; guidanceHigh?: number;
+  /** `path=value` overrides of the checkpoint's spec (a method's sampling option: --set redi.rg_scale=1.5), validated like the file's. */
+  set?: string[];
 }
 
 export function sample(o: SampleCliOptions): void {
-  const c = loadCheckpoint(o.checkpoint);
+  const loaded = loadCheckpoint(o.checkpoint);
+  const c = o.set?.length ? { ...loaded, spec: parseSpec(applyOverrides(loaded.spec, o.set, o.checkpoint), `${o.checkpoint} with --set ${o.set.join(' ')}`) } : loaded;
   // The checkpoint's spec fixes the sampler family (its objective, its methods); refuse another before any work.
   if (o.sampler) checkSampler(c.spec, o.sampler, '--sampler');
   const weights = pickWeights(c, o.checkpoint, o.raw ? 'raw' : undefined, 'ema', '--raw');
