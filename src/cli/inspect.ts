@@ -1,6 +1,8 @@
 // `diffactor inspect FILE`: what a checkpoint (or an exported weights file, or any safetensors)
 // holds: its tensor groups by prefix (build/checkpoint.ts names them), each with tensor count,
-// values and bytes, and the step, spec and format from its metadata. Reads the header only.
+// values and bytes, and the step, spec and format from its metadata; the header (tensor names,
+// shapes and the metadata, the spec among them) is a row of its own, so the rows add up to the
+// file's size. Reads the header only.
 import { statSync } from 'node:fs';
 import { readSafetensorsHeader } from '../io/safetensors.ts';
 
@@ -47,9 +49,10 @@ export function inspectFile(file: string): InspectRecord {
     // A foreign file's metadata: shown as far as it reads.
   }
   const order = ['', ...GROUPS.map(([p]) => p)];
+  const header: InspectGroup = { group: '(header)', what: 'its length, tensor names, shapes and offsets, metadata (spec, config, state)', tensors: 0, values: 0, bytes: h.dataStart };
   return {
     file, format: h.metadata.format ?? null, step, spec, weights: h.metadata.weights ?? null,
-    groups: [...groups.entries()].sort(([a], [b]) => order.indexOf(a) - order.indexOf(b)).map(([, g]) => g),
+    groups: [...[...groups.entries()].sort(([a], [b]) => order.indexOf(a) - order.indexOf(b)).map(([, g]) => g), header],
     bytes: statSync(file).size,
   };
 }
