@@ -12,6 +12,7 @@ import { layerSync } from './layersync/index.ts';
 import { uRepa } from './u-repa/index.ts';
 import { softRepa } from './softrepa/index.ts';
 import { redi } from './redi/index.ts';
+import { deepflow } from './deepflow/index.ts';
 
 export const METHODS: readonly MethodDefinition[] = [
   sitBaseline,
@@ -24,6 +25,7 @@ export const METHODS: readonly MethodDefinition[] = [
   uRepa,
   softRepa,
   redi,
+  deepflow,
 ];
 
 /** The method a spec without `methods:` trains. */
@@ -41,6 +43,7 @@ export const CLAIMS: readonly { better: string; than: string; claim: string }[] 
   { better: 'repa-e', than: 'repa-latent', claim: 'REPA-E better than REPA on the same VAE kept frozen (the end-to-end tuning itself)' },
   { better: 'u-repa', than: 'repa', claim: 'U-REPA (U-shaped SiT aligned at its middle, + manifold loss) better than REPA on the same budget' },
   { better: 'redi', than: 'sit-baseline', claim: 'ReDi (image and PCA feature channels diffused jointly) better than the baseline at equal steps' },
+  { better: 'deepflow', than: 'sit-baseline', claim: 'DeepFlow (deep supervision of K branches at shifted times, VeRA blocks between them) better than the baseline at equal steps' },
   { better: 'repa-e', than: 'repa', claim: 'REPA-E (latent) better than REPA (pixels) — this also changes the space the SiT works in' },
 ];
 

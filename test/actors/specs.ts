@@ -44,6 +44,8 @@ export const TINY: Record<string, Record<string, unknown>> = {
   softrepa: { softrepa: { stage: 'soft', init: SOFTREPA_TINY_INIT, soft_layers: 1, soft_tokens: 2, text_dim: 8, class_names: [...SHAPE_CLASSES] } },
   // 16 px, patch 4: the encoder's 4×4 tokens → 2 PCA channels fitted on 32 images, bilinear ×4 to
   // 16×16 beside the image; half the batches drop their features; sampling with RG 1.5.
+  // 3 blocks cut after block 1 and 2: K = 3 branches, two VeRA blocks (ACC_MLP width 16), β 0.05.
+  deepflow: { deepflow: { branch_blocks: [1, 2], branch_weights: [0.2, 0.3], time_gap: 0.05, acc_hidden: 16 } },
   redi: { encoder, redi: { rank: 2, drop_prob: 0.5, rg_scale: 1.5, pca_images: 32 } },
 };
 
