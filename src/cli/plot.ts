@@ -31,6 +31,7 @@ export function smoothEma(xs: readonly number[], a: number): number[] {
 export function metricsRows(text: string, file: string, smooth: number, fields?: readonly string[]): { rows: Row[]; panels: string[] } {
   const train = new Map<string, { step: number; value: number }[]>();
   const evals = new Map<string, { step: number; value: number }[]>();
+  const seen = new Set<string>(); // every curve in the file, for the error naming what --fields could be
   text.split('\n').forEach((l, i) => {
     if (!l.trim()) return;
     let r: Record<string, unknown>;
@@ -43,14 +44,15 @@ export function metricsRows(text: string, file: string, smooth: number, fields?:
     const into = r.eval === true ? evals : train;
     for (const [k, v] of Object.entries(r)) {
       if (NOT_CURVES.has(k) || typeof v !== 'number' || !Number.isFinite(v)) continue;
-      if (fields && !fields.includes(k)) continue;
       const name = r.eval === true && train.has(k) ? `${k} (eval)` : k;
+      seen.add(name);
+      if (fields && !fields.includes(k)) continue;
       (into.get(name) ?? into.set(name, []).get(name)!).push({ step: r.step, value: v });
     }
   });
   if (fields) {
-    const missing = fields.filter((f) => !train.has(f) && !evals.has(f));
-    if (missing.length) throw new Error(`--fields: ${missing.join(', ')} not in ${file} (it has ${[...train.keys(), ...evals.keys()].join(', ') || 'no curves'})`);
+    const missing = fields.filter((f) => !seen.has(f));
+    if (missing.length) throw new Error(`--fields: ${missing.join(', ')} not in ${file} (it has ${[...seen].join(', ') || 'no curves'})`);
   }
   const rows: Row[] = [];
   const label = smooth > 0 ? `EMA-smoothed (${smooth})` : 'training';
