@@ -17,13 +17,21 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
 
-/** Steps per second, or – while too little time has passed to say (a first update within milliseconds printed 1e9 it/s). */
-const rateOf = (step: number, elapsed: number): string => (elapsed >= 0.1 ? (step / elapsed).toFixed(1) : '–');
+/**
+ * Steps per second since the bar started at step `start`, or – while too little time has passed
+ * to say (a first update within milliseconds printed 1e9 it/s).
+ */
+const rateOf = (done: number, elapsed: number): string => (elapsed >= 0.1 ? (done / elapsed).toFixed(1) : '–');
 
-/** The ETA after `step` of `total` steps in `elapsed` seconds (– before the first step). */
-const eta = (step: number, total: number, elapsed: number): string => (step > 0 ? formatDuration(((total - step) * elapsed) / step) : '–');
+/** The ETA at `step` of `total`, `done` steps having taken `elapsed` seconds (– before the first step). */
+const eta = (step: number, done: number, total: number, elapsed: number): string => (done > 0 ? formatDuration(((total - step) * elapsed) / done) : '–');
 
-export function progressBar(total: number, label: string, every = Math.max(1, Math.floor(total / 10))): Progress {
+/**
+ * A bar over steps `start`..`total`: a resumed run starts at its checkpoint's step, and its rate
+ * and ETA count the steps done in this process only (counted from 0 they read thousands of it/s
+ * and an ETA of seconds right after a resume).
+ */
+export function progressBar(total: number, label: string, every = Math.max(1, Math.floor(total / 10)), start = 0): Progress {
   const t0 = Date.now();
   const fmt = (f: Record<string, string | number>) => Object.entries(f).map(([k, v]) => `${k} ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : v}`).join('  ');
   if (!process.stderr.isTTY) {
@@ -31,7 +39,7 @@ export function progressBar(total: number, label: string, every = Math.max(1, Ma
       update(step, fields) {
         if (step % every !== 0 && step !== total) return;
         const s = (Date.now() - t0) / 1000;
-        console.error(`${label} ${step}/${total}  ${fmt(fields)}  ${rateOf(step, s)} it/s  eta ${s >= 0.1 ? eta(step, total, s) : '–'}`);
+        console.error(`${label} ${step}/${total}  ${fmt(fields)}  ${rateOf(step - start, s)} it/s  eta ${s >= 0.1 ? eta(step, step - start, total, s) : '–'}`);
       },
       stop() {},
     };
@@ -41,11 +49,11 @@ export function progressBar(total: number, label: string, every = Math.max(1, Ma
     hideCursor: true,
     etaBuffer: 50,
   }, cliProgress.Presets.shades_classic);
-  bar.start(total, 0, { fields: '', rate: '–', left: '–' });
+  bar.start(total, start, { fields: '', rate: '–', left: '–' });
   return {
     update(step, fields) {
       const s = (Date.now() - t0) / 1000;
-      bar.update(step, { fields: fmt(fields), rate: rateOf(step, s), left: s >= 0.1 ? eta(step, total, s) : '–' });
+      bar.update(step, { fields: fmt(fields), rate: rateOf(step - start, s), left: s >= 0.1 ? eta(step, step - start, total, s) : '–' });
     },
     stop() { bar.stop(); },
   };

@@ -1,7 +1,11 @@
 // The non-TTY progress lines (CI logs, pipes): one line every `every` steps and at the end, with no
 // made-up ETA before any step has finished.
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { formatDuration, progressBar } from '../src/progress.ts';
+import { RunLog } from '../src/run/runLog.ts';
 
 describe('progressBar on a non-TTY', () => {
   afterEach(() => vi.restoreAllMocks());
@@ -39,6 +43,49 @@ describe('progressBar on a non-TTY', () => {
       Object.defineProperty(process.stderr, 'isTTY', { value: tty, configurable: true });
     }
     expect(lines[0]).toBe('sample 1/2    – it/s  eta –');
+  });
+});
+
+describe('progress of a resumed run', () => {
+  afterEach(() => vi.restoreAllMocks());
+  /** Non-TTY lines printed by `f`, with Date.now advanced by `tick()`. */
+  function lines(f: (tick: (ms: number) => void) => void): string[] {
+    const tty = process.stderr.isTTY;
+    Object.defineProperty(process.stderr, 'isTTY', { value: false, configurable: true });
+    const out: string[] = [];
+    vi.spyOn(console, 'error').mockImplementation((s: string) => { out.push(s); });
+    let now = 2_000_000;
+    vi.spyOn(Date, 'now').mockImplementation(() => now);
+    try {
+      f((ms) => { now += ms; });
+    } finally {
+      Object.defineProperty(process.stderr, 'isTTY', { value: tty, configurable: true });
+    }
+    return out;
+  }
+
+  it('counts rate and ETA from the step it started at, not from step 0', () => {
+    const out = lines((tick) => {
+      const p = progressBar(100, 'train', 10, 50);
+      p.update(50, {});
+      tick(10_000);
+      p.update(60, {}); // 10 steps in 10 s: 1 it/s, 40 steps left
+    });
+    expect(out).toEqual(['train 50/100    – it/s  eta –', 'train 60/100    1.0 it/s  eta 40s']);
+  });
+
+  it('a resumed run\'s bar (RunLog.startBar at the checkpoint\'s step) says 1 it/s, not 6', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'progress-'));
+    const out = lines((tick) => {
+      const log = new RunLog(path.join(dir, 'metrics.jsonl'), { steps: 100, log_every: 10 });
+      log.startBar('train', 50, false, 123);
+      for (let s = 51; s <= 60; s++) {
+        tick(1000);
+        log.step({ step: s, loss: 1, terms: {}, lr: 1, grad_norm: 1 }, 123 + (s - 50));
+      }
+      log.stopBar();
+    }).filter((l) => l.startsWith('train '));
+    expect(out[out.length - 1]).toMatch(/^train 60\/100  loss 1 {2}1\.0 it\/s {2}eta 40s$/);
   });
 });
 

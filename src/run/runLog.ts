@@ -66,7 +66,8 @@ export class RunLog {
     this.mark = { step, wall: wallSeconds };
     this.quiet = !!quiet;
     this.estimate = expect ? new DurationEstimate({ ...expect, startStep: step, startWall: wallSeconds, total: this.train.steps }) : null;
-    if (!quiet) this.bar = progressBar(this.train.steps, label);
+    // Rate and ETA count from `step`: a resumed run's earlier steps were not timed in this process.
+    if (!quiet) this.bar = progressBar(this.train.steps, label, undefined, step);
     this.bar?.update(step, {});
   }
 
