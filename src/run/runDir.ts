@@ -84,6 +84,7 @@ export function openRun(o: OpenRunOptions, engine: string): OpenedRun {
       if (spec.train.steps !== stored && spec.train.schedule === 'cosine') {
         notice(o, `--steps ${spec.train.steps}: the cosine learning-rate schedule now spans ${spec.train.steps} steps instead of ${stored}, so from step ${at + 1} on the learning rate differs from the one the run had`);
       }
+      warmupNotice(o, spec, stored, at);
       truncateMetrics(files.metrics, at);
       return { spec, resumeFrom, files, lock };
     }
@@ -91,6 +92,7 @@ export function openRun(o: OpenRunOptions, engine: string): OpenedRun {
       throw new Error(`${o.out} already holds a run (${CHECKPOINT_FILE}); continue it with --resume ${o.out} or choose another --out`);
     }
     const spec = withSteps(o.spec!);
+    warmupNotice(o, spec);
     writeFileAtomic(path.join(o.out, 'spec.yaml'), toYaml(spec));
     if (existsSync(files.metrics)) writeFileSync(files.metrics, '');
     return { spec, resumeFrom: null, files, lock };
@@ -105,6 +107,23 @@ export class RunInterrupted extends Error {
   constructor(readonly step: number, readonly out: string) {
     super(`interrupted after step ${step}: the checkpoint in ${out} is saved; continue with: npx diffactor train --resume ${out}`);
     this.name = 'RunInterrupted';
+  }
+}
+
+/**
+ * train.warmup_steps above the run's steps is cut to them (build/schedule.ts: the learning rate
+ * then reaches train.lr only at the last step): say so once, when the run opens. A resumed run
+ * whose --steps moves that cut (`storedSteps` → spec.train.steps) changes its warm-up from step
+ * `at` + 1 on: said too, whatever the schedule.
+ */
+export function warmupNotice(o: OpenRunOptions, spec: RunSpec, storedSteps?: number, at?: number): void {
+  const { warmup_steps: w, steps } = spec.train;
+  if (w > steps) {
+    notice(o, `train.warmup_steps ${w} is more than the run's ${steps} steps: the learning rate warms up over all ${steps} steps instead and reaches train.lr only at the last one; ` +
+      `set train.warmup_steps to at most ${steps} (e.g. --set train.warmup_steps=${Math.max(1, Math.round(steps / 10))}) for a shorter warm-up`);
+  }
+  if (storedSteps !== undefined && at !== undefined && Math.min(w, storedSteps) !== Math.min(w, steps) && at < Math.max(Math.min(w, storedSteps), Math.min(w, steps))) {
+    notice(o, `--steps ${steps}: train.warmup_steps ${w} was cut to the ${storedSteps} steps the run had; the warm-up now spans ${Math.min(w, steps)} steps, so from step ${at + 1} on the learning rate differs from the one the run had`);
   }
 }
 
