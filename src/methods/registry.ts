@@ -43,6 +43,7 @@ export const CLAIMS: readonly { better: string; than: string; claim: string }[] 
   { better: 'repa-e', than: 'repa-latent', claim: 'REPA-E better than REPA on the same VAE kept frozen (the end-to-end tuning itself)' },
   { better: 'u-repa', than: 'repa', claim: 'U-REPA (U-shaped SiT aligned at its middle, + manifold loss) better than REPA on the same budget' },
   { better: 'redi', than: 'sit-baseline', claim: 'ReDi (image and PCA feature channels diffused jointly) better than the baseline at equal steps' },
+  { better: 'redi-rg', than: 'redi', claim: 'ReDi sampled with representation guidance (w_r 1.5) better than without (the same training)' },
   { better: 'deepflow', than: 'sit-baseline', claim: 'DeepFlow (deep supervision of K branches at shifted times, VeRA blocks between them) better than the baseline at equal steps' },
   { better: 'repa-e', than: 'repa', claim: 'REPA-E (latent) better than REPA (pixels) — this also changes the space the SiT works in' },
 ];
