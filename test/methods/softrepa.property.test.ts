@@ -165,6 +165,10 @@ describe('one t and one ε for all pairs', () => {
     }
     expect(f.out.shape).toEqual([B, 3, 16, 16]);
     expect(Object.keys(f.terms)).toEqual(['contrastive']);
+    // t_range [lo, hi] maps the first draw affinely: every row at lo + (hi − lo)·t[0]
+    calls.length = 0;
+    softRepa.backbone!.forward({ ...s, t_range: [0.5, 0.9] }, model, { input: x, eps, t, y, taps: [], feats: null, draws }, interpolantByName('linear'), new Rng(1));
+    expect(new Set(calls[0].t)).toEqual(new Set([0.5 + 0.4 * t[0]]));
   });
 });
 
@@ -279,5 +283,6 @@ describe('captions', () => {
     const bad = tinySpec('softrepa', { softrepa: { stage: 'pretrain', init: 'x.safetensors' } });
     expect(() => checkSpecConsistency(bad, 3)).toThrow(/softrepa\.init is read in stage 'soft' only/);
     expect(() => checkSpecConsistency(tinySpec('softrepa', { train: { ...bad.train, batch_size: 1 } }), 3)).toThrow(/train\.batch_size is 1/);
+    expect(() => checkSpecConsistency(tinySpec('softrepa', { softrepa: { t_range: [0.8, 0.2] } }), 3)).toThrow(/softrepa\.t_range must be \[lo, hi\] with lo < hi/);
   });
 });

@@ -15,7 +15,7 @@
 // both branches of guidance, as the paper's sampler does.
 // Time: SD3 draws one integer t ∈ {0..999} per batch with z = (1 − t/1000)·x + (t/1000)·ε, target
 // ε − x; diffactor's time (t = 0 data) is the same with t/1000 continuous; the shared t and ε
-// are the coordinator's first draws, t[0] and ε[0] (loss.ts sharedNoising).
+// are the coordinator's first draws, t[0] (mapped into `t_range`) and ε[0] (loss.ts sharedNoising).
 import { z } from 'zod';
 import { readSafetensors } from '../../io/safetensors.ts';
 import { indexSelect } from '../../autograd/index.ts';
@@ -53,6 +53,11 @@ export const SoftRepaSection = z.strictObject({
   temperature: z.number().positive().default(SOFTREPA_TEMPERATURE),
   /** Weight of mean_i E[i,i] beside the contrastive loss (run_train.sh: 0 for SD3, 10 for SD1.5/SDXL). */
   dweight: z.number().min(0).default(0),
+  /**
+   * [lo, hi]: stage 2's shared time is lo + (hi − lo)·t[0], t[0] the coordinator's first draw
+   * (train.py --min_t 0 --max_t 1000 over 1000 steps: the whole range, [0, 1]).
+   */
+  t_range: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).default([0, 1]),
 });
 export type SoftRepaSection = z.infer<typeof SoftRepaSection>;
 
@@ -102,6 +107,7 @@ export const softRepa: MethodDefinition<SoftRepaSection> = {
   check: (s, spec) => {
     if (s.stage === 'pretrain' && s.init) throw new Error("softrepa.init is read in stage 'soft' only (stage 'pretrain' trains the model it names)");
     if (spec.model.learn_sigma) throw new Error('softrepa trains a velocity model: model.learn_sigma must be false');
+    if (!(s.t_range[0] < s.t_range[1])) throw new Error(`softrepa.t_range must be [lo, hi] with lo < hi, got [${s.t_range.join(', ')}]`);
     if (s.stage === 'soft' && spec.train.batch_size < 2) throw new Error(`softrepa contrasts B ≥ 2 image–caption pairs: train.batch_size is ${spec.train.batch_size}`);
     modelOptions(s); // the captions fit max_tokens
   },
@@ -131,7 +137,8 @@ export const softRepa: MethodDefinition<SoftRepaSection> = {
       }
       // Stage 2: B² pairs (image i, caption j) sharing one t and one ε; no caption dropout.
       const B = b.y.length, L = m.vocab.maxTokens, { image, caption } = pairIndices(B);
-      const { xt, target, t } = sharedNoising(path, b.input, b.eps, b.t);
+      const [lo, hi] = s.t_range;
+      const { xt, target, t } = sharedNoising(path, b.input, b.eps, [lo + (hi - lo) * b.t[0]]);
       const pairCaptions = new Int32Array(B * B * L);
       caption.forEach((j, k) => pairCaptions.set(captions.subarray(j * L, (j + 1) * L), k * L));
       const o = m.forward(indexSelect(xt, 0, image), new Float64Array(B * B).fill(t[0]), Array.from(caption, (j) => b.y[j]), { taps: b.taps, captions: pairCaptions });

@@ -23,7 +23,7 @@ export function pairIndices(b: number): { image: Int32Array; caption: Int32Array
   return { image, caption };
 }
 
-/** The pairs' shared noised images and targets: ε = eps[0] and t = t[0] for every image. (B, ...) each. */
+/** The pairs' shared noised images and targets: ε = eps[0] and t = t[0] for every image (t may hold just one). (B, ...) each. */
 export function sharedNoising(path: Interpolant, x: Tensor, eps: Tensor, t: ArrayLike<number>): { xt: Tensor; target: Tensor; t: Float64Array; eps: Tensor } {
   const b = x.shape[0], per = x.size / b;
   if (eps.shape[0] < 1 || eps.size / eps.shape[0] !== per) throw new Error('softrepa: the noise does not match the images');
