@@ -89,7 +89,7 @@ export function drawBatch(model: SiT | RegSiT | Backbone, s: SampleSettings, lab
     const r = reg!.forward(x, t, y, { cls: g });
     return { v: r.out, vg: r.cls };
   };
-  const guidance = s.cfg > 1 ? { scale: s.cfg, nullClass: c.numClasses, interval: [s.guidance_low, s.guidance_high] as const } : undefined;
+  const guidance = s.cfg > 1 ? { scale: s.cfg, nullClass: c.numClasses, interval: [s.guidance_low, s.guidance_high] as const, channels: state?.guidedChannels } : undefined;
   const noise = rng.normal([labels.length, c.inChannels, c.inputSize, c.inputSize]);
   const y = tensor(labels, [labels.length]);
   const drawn = ((): Tensor => {

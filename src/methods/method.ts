@@ -65,6 +65,8 @@ export interface TrainingSet { data: ImageDataset; encoder: FrozenEncoder }
 export interface SampledState {
   readonly imageChannels: number;
   samplingVelocity(x: Tensor, t: Tensor, y: Tensor): Tensor;
+  /** CFG guides only the first guidedChannels channels, the rest come from the conditional half (ReDi's --cfg-vae); undefined: all. */
+  readonly guidedChannels?: number;
 }
 
 /** Whether a model is a SampledState (by shape, never by name). */

@@ -6,6 +6,8 @@
 // (c) L = image mean + λ·feature mean, not the all-channel mean: λ = 1, r = C gives 2 × all-channel MSE;
 // (d) RG with w_r = 1 returns the plain prediction, bit for bit; otherwise v_u + w·(v_c − v_u);
 // (e) RG's unconditional input equals the input on [:C] and is 0 on [C:];
+// (f) with cfg_image_only (--cfg-vae) the feature channels are the conditional half's prediction,
+//     bit for bit, and the image channels are CFG's; without it every channel is guided;
 // (g) the drop decision is one draw per batch; its bounds (p = 0 never, p = 1 always, monotone in p);
 // the time conversion (ReDi's t = 1 data ↔ diffactor's t = 0 data); the model as an image model
 // (C-channel input = zero features); gradchecks of the new compositions; errors naming fields.
@@ -15,6 +17,7 @@ import { backward, gradcheck, slice } from '../../src/autograd/index.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 import { tensor, type Tensor } from '../../src/tensor/tensor.ts';
 import { interpolate, linear, velocityLoss, velocityTarget } from '../../src/diffusion/index.ts';
+import { evalModel } from '../../src/diffusion/guidance.ts';
 import { hiddenAfterBlock } from '../../src/methods/partialForward.ts';
 import { RediSiT, createRediSiT } from '../../src/methods/redi/model.ts';
 import { backProject, fitFeaturePca, jacobiEigen, projectTokens } from '../../src/methods/redi/pca.ts';
@@ -114,6 +117,30 @@ describe('ReDi invariants', () => {
       const vc = m.forward(x, t, y).out.data, vu = m.forward(xu, t, y).out.data;
       expectClose('RG', m.samplingVelocity(x, t, y).data, Float64Array.from(vc, (c, i) => vu[i] + w * (c - vu[i])), 1e-5, 1e-5);
     }), { seed: 14, numRuns: 8 });
+  });
+
+  it('(f) cfg_image_only: feature channels = the conditional half\'s prediction bit for bit, image channels guided', () => {
+    const m = tinyRedi(7);
+    fc.assert(fc.property(fc.integer({ min: 0, max: 1e6 }), fc.double({ min: 1.1, max: 4, noNaN: true }), fc.double({ min: 0.5, max: 2, noNaN: true }), (seed, w, rg) => {
+      const rng = new Rng(seed), B = 2, C = 1, per = 8 * 8, ch = 3;
+      const x = Float64Array.from(rng.normalArray(B * ch * per)), t = rng.uniformArray(1)[0];
+      const y = tensor([1, 4], [B]);
+      m.rgScale = rg;
+      const fn = (xx: Tensor, tt: Tensor, yy: Tensor) => m.samplingVelocity(xx, tt, yy);
+      const x2 = new Float64Array(2 * x.length); x2.set(x); x2.set(x, x.length);
+      const both = fn(tensor(x2, [2 * B, ch, 8, 8]), tensor(new Array(2 * B).fill(t), [2 * B]), tensor([1, 4, 10, 10], [2 * B])).data; // [cond ; uncond]
+      for (const imageOnly of [true, false]) {
+        m.cfgImageOnly = imageOnly;
+        const g = { scale: w, nullClass: 10, channels: m.guidedChannels };
+        const { out } = evalModel(fn, x, [B, ch, 8, 8], t, y, 'float32', g, true);
+        for (let b = 0; b < B; b++) for (let c = 0; c < ch; c++) for (let j = 0; j < per; j++) {
+          const i = (b * ch + c) * per + j, cond = both[i], unc = both[B * ch * per + i];
+          if (imageOnly && c >= C) expect(out[i]).toBe(cond);
+          else expect(Math.abs(out[i] - (unc + w * (cond - unc)))).toBeLessThan(1e-9 * (1 + Math.abs(out[i])));
+        }
+      }
+      m.cfgImageOnly = false;
+    }), { seed: 17, numRuns: 6 });
   });
 
   it('(g) one drop decision per batch, its bounds; the feature weight is λ or 0', () => {

@@ -3,7 +3,8 @@
 // `feat_dropped`, weights, EMA, optimiser, RNG); the checkpoint's model and EMA hold the PCA fitted
 // on the training set (pca.*, equal to a fresh fit) and a patch embedding over C + r channels; the
 // final grid and `diffactor sample` draw with the joint model, with RG (the spec's 1.5) and
-// without (--set redi.rg_scale=1), which differ; the evaluation runs on the model.
+// without (--set redi.rg_scale=1), which differ, and CFG on the image channels only (cfg_image_only)
+// differs from CFG on all; the evaluation runs on the model.
 import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { createSiT } from '../../src/models/sit.ts';
 import { RediSiT } from '../../src/methods/redi/model.ts';
 import { fitOnTrainingSet, redi } from '../../src/methods/redi/index.ts';
 import { sectionOf } from '../../src/methods/registry.ts';
+import { parseSpec } from '../../src/spec/load.ts';
 import type { Tensor } from '../../src/tensor/tensor.ts';
 import { writeTestStandins } from '../eval/standinFiles.ts';
 import { tinySpec } from '../actors/specs.ts';
@@ -76,6 +78,12 @@ describe('ReDi runs', () => {
     (model as RediSiT).rgScale = 1;
     const plain = drawSamples(model, settings, { seed: 3, labels: [0, 1] });
     expect(Array.from(plain)).not.toEqual(Array.from(withRg));
+    // CFG on the image channels only (--cfg-vae) reaches the sampler: it draws other images than CFG on every channel.
+    const cfg = { ...settings, cfg: 2 };
+    const allGuided = drawSamples(model, cfg, { seed: 3, labels: [0, 1] });
+    (model as RediSiT).cfgImageOnly = true;
+    expect(Array.from(drawSamples(model, cfg, { seed: 3, labels: [0, 1] }))).not.toEqual(Array.from(allGuided));
+    expect(samplingModel(parseSpec({ ...ca.spec, redi: { ...sectionOf(ca.spec, redi), cfg_image_only: true } }), ca.config, ca.ema)).toHaveProperty('guidedChannels', config.inChannels);
     const dir = tmp('sample');
     const file = path.join(a, 'checkpoint.safetensors');
     sample({ checkpoint: file, out: path.join(dir, 'rg.png'), sampler: 'euler', steps: 2, perClass: 1 });

@@ -10,7 +10,8 @@
 //   drop        one U(0,1) draw per batch: below drop_prob the clean z is 0 and λ = 0
 //   loss        L_diff (image channels; logged `diff`) + λ·L_feat (feature channels; `feat`)
 //   sampling    all C + r channels from noise; the image is channels [:C]; representation
-//               guidance with rg_scale (model.ts samplingVelocity)
+//               guidance with rg_scale (model.ts samplingVelocity); CFG on all channels, or on
+//               the image's only with cfg_image_only (--cfg-vae)
 // Time: ReDi's code has t = 1 data (time.ts); diffactor's t = 0 data is used throughout (the two
 // paths are the same at t ↦ 1 − t with the velocity negated; test/methods/redi.test.ts checks it
 // against the PyTorch fixture written in ReDi's convention).
@@ -38,6 +39,8 @@ export const RediSection = z.strictObject({
   drop_prob: z.number().min(0).max(1).default(0),
   /** w_r of representation guidance at sampling (sample_ddp.py; 1 = off). */
   rg_scale: z.number().min(0).default(1),
+  /** CFG on the image channels only, the feature channels keep the conditional prediction (sample_ddp.py `--cfg-vae`, the headline's setting; default off as there). */
+  cfg_image_only: z.boolean().default(false),
   /** Training images the statistics and the PCA are fitted on, the first ones of the set (ours; official 300 × 256). */
   pca_images: positiveInt.default(1024),
 });
@@ -122,6 +125,7 @@ export const redi: MethodDefinition<RediSection> = {
       const m = createRediSiT(c.config, s.rank, c.encoderDim, seed);
       m.pca.set(fitFor(s, c));
       m.rgScale = s.rg_scale;
+      m.cfgImageOnly = s.cfg_image_only;
       return m;
     },
     fromWeights: (s, c, weights) => {
@@ -130,6 +134,7 @@ export const redi: MethodDefinition<RediSection> = {
       if (p.shape[0] !== s.rank) throw new Error(`redi: the weights hold ${p.shape[0]} PCA components but redi.rank is ${s.rank}`);
       const m = createRediSiT(c.config, s.rank, p.shape[1], 0);
       m.rgScale = s.rg_scale;
+      m.cfgImageOnly = s.cfg_image_only;
       return m;
     },
     readsFeatures: true,

@@ -11,7 +11,8 @@
 //                       input) and only the C image channels come back — how evaluation, the
 //                       held-out loss and `predict` see it as an image model.
 //   samplingVelocity    what the samplers integrate: representation guidance with `rgScale`
-//                       (guidance.ts), the plain prediction at rgScale 1.
+//                       (loss.ts), the plain prediction at rgScale 1;
+//   guidedChannels      with `cfgImageOnly` (--cfg-vae), CFG guides the image channels only.
 // Not here: the training step (index.ts), the losses (loss.ts).
 import { Tensor, zeros } from '../../tensor/tensor.ts';
 import { Rng } from '../../tensor/rng.ts';
@@ -78,6 +79,8 @@ export class RediSiT extends SiT {
   readonly pca: RediPca;
   /** w_r of representation guidance at sampling; 1 = off. */
   rgScale = 1;
+  /** CFG on the image channels only (ReDi's --cfg-vae): the feature channels keep the conditional prediction. */
+  cfgImageOnly = false;
 
   /** `config` is the run's (image) config; the network sees C + rank channels. */
   constructor(config: SiTConfig, rank: number, encoderDim: number, rng: Rng) {
@@ -88,6 +91,9 @@ export class RediSiT extends SiT {
   }
 
   get rank(): number { return this.pca.rank; }
+
+  /** SampledState: the channels CFG guides (undefined: all). */
+  get guidedChannels(): number | undefined { return this.cfgImageOnly ? this.imageChannels : undefined; }
 
   /** x (B, C, H, W) → [x ; 0] (B, C + r, H, W). */
   withZeroFeatures(x: Tensor): Tensor {
