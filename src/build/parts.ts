@@ -87,8 +87,8 @@ export function buildEncoder(spec: RunSpec, data: Pick<ImageDataset, 'channels'>
   return new FrozenEncoder(vit, { normalization: e.normalization, grid });
 }
 
-function buildContext(spec: RunSpec, config: SiTConfig, encoderDim: number | null, vaeConfig?: VAEConfig): BuildContext {
-  return { spec: view(spec), config, encoderDim, vaeConfig, rng: new Rng(spec.seed).child('method-heads'), trainingSet: () => trainingSet(spec, config) };
+function buildContext(spec: RunSpec, config: SiTConfig, encoderDim: number | null, vaeConfig?: VAEConfig, fit = false): BuildContext {
+  return { spec: view(spec), config, encoderDim, vaeConfig, rng: new Rng(spec.seed).child('method-heads'), ...(fit && { trainingSet: () => trainingSet(spec, config) }) };
 }
 
 /** The spec's training set and its frozen encoder (a backbone's one-off fit: BuildContext.trainingSet). */
@@ -97,10 +97,14 @@ function trainingSet(spec: RunSpec, config: SiTConfig): TrainingSet {
   return { data, encoder: buildEncoder(spec, data, config) };
 }
 
-/** The trained model (call twice for its EMA twin): the changing method's backbone, else SiT/DiT. */
-export function buildBackbone(spec: RunSpec, config: SiTConfig, encoderDim: number | null, vaeConfig?: VAEConfig): Backbone {
+/**
+ * The trained model (call twice for its EMA twin): the changing method's backbone, else SiT/DiT.
+ * `o.trained`: the model the optimiser trains, the one a backbone's one-off fit on the training set
+ * goes into (BuildContext.trainingSet); its copies (EMA, evaluator) receive it with the weights.
+ */
+export function buildBackbone(spec: RunSpec, config: SiTConfig, encoderDim: number | null, vaeConfig?: VAEConfig, o: { trained?: boolean } = {}): Backbone {
   const b = backboneHook(spec);
-  return b ? b.hook.build(b.m.s, buildContext(spec, config, encoderDim, vaeConfig), spec.seed) : createSiT(config, spec.seed);
+  return b ? b.hook.build(b.m.s, buildContext(spec, config, encoderDim, vaeConfig, o.trained ?? false), spec.seed) : createSiT(config, spec.seed);
 }
 
 /** The model a checkpoint's weights fit. */

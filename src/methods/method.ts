@@ -48,7 +48,9 @@ export interface BuildContext {
   /**
    * The run's training set and frozen encoder, opened when called: for a backbone that fits
    * statistics on them once when it is built (ReDi's feature PCA, kept in its buffers and so in
-   * every checkpoint). Absent where a model is only rebuilt from weights.
+   * every checkpoint). Given only to the model the optimiser trains; its copies (the EMA, the
+   * evaluator's) get the result from it (emaCopied, the weights), and models rebuilt from weights
+   * read it there.
    */
   trainingSet?: () => TrainingSet;
 }

@@ -86,12 +86,13 @@ export class Trainer {
     this.plan = stepPlan(spec);
     this.encoder = this.plan.encoder ? buildEncoder(spec, data, this.config) : null;
     const encoderDim = this.encoder?.dim ?? null;
-    this.model = buildBackbone(spec, this.config, encoderDim, vaeConfig);
+    this.model = buildBackbone(spec, this.config, encoderDim, vaeConfig, { trained: true });
     this.emaModel = buildBackbone(spec, this.config, encoderDim, vaeConfig).eval();
     const src = emaTensors(spec, this.model), dst = emaTensors(spec, this.emaModel);
     this.ema = new Ema(dst.averaged, src.averaged, spec.train.ema_decay);
     this.ema.copyFrom();
     this.emaCopied = dst.copied.map(([, t], i) => [t, src.copied[i][1]]);
+    for (const [d, c] of this.emaCopied) d.data.set(c.data); // the start-of-training copy, as the Teacher's 'copy'
     this.heads = buildHeads(spec, this.config, encoderDim);
     const t = spec.train;
     const params = [...this.model.namedParameters(), ...(this.heads?.namedParameters('proj.') ?? [])];

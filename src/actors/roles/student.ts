@@ -50,7 +50,7 @@ function mean1(t: Tensor): number {
 
 export function studentRole(init: RoleInit) {
   const { spec, config } = init;
-  const model = buildBackbone(spec, config, init.encoderDim, init.vaeConfig);
+  const model = buildBackbone(spec, config, init.encoderDim, init.vaeConfig, { trained: true });
   const params = model.namedParameters();
   const opt = new RoleOptimizer(params, spec);
   let dropout = new Rng(spec.seed).child('label-dropout');

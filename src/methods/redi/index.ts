@@ -120,10 +120,11 @@ export const redi: MethodDefinition<RediSection> = {
   },
   logged: (_s, v) => ({ feat_dropped: v.draws.redi.dropped ? 1 : 0 }),
   backbone: {
+    // The trained model fits the PCA; its copies (the EMA, the evaluator's) receive it: emaCopied, the weights.
     build: (s, c, seed) => {
       if (c.encoderDim === null) throw new Error('redi: the PCA channels need the encoder width');
       const m = createRediSiT(c.config, s.rank, c.encoderDim, seed);
-      m.pca.set(fitFor(s, c));
+      if (c.trainingSet) m.pca.set(fitFor(s, c));
       m.rgScale = s.rg_scale;
       m.cfgImageOnly = s.cfg_image_only;
       return m;
@@ -138,6 +139,7 @@ export const redi: MethodDefinition<RediSection> = {
       return m;
     },
     readsFeatures: true,
+    emaCopied: (model) => [...asRedi(model).pca.stateDict()].map(([k, t]): [string, Tensor] => [`pca.${k}`, t]),
     forward: (s, model, b, path, dropout) => {
       const m = asRedi(model), C = m.imageChannels;
       const { xt, target } = jointPair(m, b, path);
