@@ -1,4 +1,5 @@
-// `diffactor demo` (what `npm start` runs until the trainer lands): trains a two-layer MLP
+// `diffactor demo` (the engine smoke test; `npm start` trains a SiT instead: `train --spec
+// specs/start.yaml --out runs/start --fresh`, package.json): trains a two-layer MLP
 // classifier on the built-in shapes dataset with the engine — shared tensors, tape autograd,
 // native kernels when built, AdamW — and prints the loss falling and the held-out accuracy.
 // It is a smoke test of the whole engine with real work, not a model anyone should use.

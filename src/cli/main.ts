@@ -21,7 +21,7 @@ program
 
 program
   .command('demo')
-  .description('train a small MLP classifier with the engine and print the loss falling (what `npm start` runs)')
+  .description('the engine smoke test: train a small MLP classifier on the built-in shapes and print the loss falling (not what `npm start` runs: that is `train --spec specs/start.yaml --out runs/start --fresh`, a small SiT)')
   .option('--steps <n>', 'optimisation steps', int, 600)
   .option('--seed <n>', 'seed', nonNegativeInt, 0)
   .action(async (o: { steps: number; seed: number }) => (await import('./demo.ts')).demo(o));
