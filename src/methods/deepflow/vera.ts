@@ -6,7 +6,7 @@
 //   a_f = ACC_MLP(h)                                    (B, T, D)  acceleration features
 //   r   = MLP(LN(u)(1 + γ) + β), u = [h ; a_f]          (B, T, D)  (β, γ) = Linear(SiLU(e)), γ ∈ [−5, 5] if legacy
 //   h'  = q̃ + MHA(q̃, k̃, k̃), q̃ = LN_aff(P), k̃ = LN_aff(r)   (B, T, D)  cross-space attention
-// Each piece is a pure function of its tensors (gradchecked in float64 by test/methods/deepflow.vera.test.ts)
+// Each piece is a pure function of its tensors (gradchecked in float64 by test/methods/deepflow.property.test.ts)
 // and a Module holding the official parameter names. Not here: the trunk and heads (model.ts), losses (loss.ts).
 import type { Tensor } from '../../tensor/tensor.ts';
 import type { Rng } from '../../tensor/rng.ts';
