@@ -22,6 +22,7 @@ import { indexSelect } from '../../autograd/index.ts';
 import { flowTrainingPair } from '../../diffusion/index.ts';
 import type { Tensor } from '../../tensor/tensor.ts';
 import type { SiTConfig } from '../../models/config.ts';
+import { existsSync } from 'node:fs';
 import type { MethodDefinition, StudentForward } from '../method.ts';
 import { ATTRIBUTES, CaptionVocab, DEFAULT_CLASS_NAMES, TEMPLATES } from './captions.ts';
 import { CaptionSiT, createCaptionSiT, type CaptionSiTOptions } from './model.ts';
@@ -78,6 +79,7 @@ function asCaptionSiT(model: unknown): CaptionSiT {
 
 /** The model weights of a stage-1 file: a checkpoint's `ema.` tensors, or an export's unprefixed ones (build/checkpoint.ts formats). */
 export function stageOneWeights(file: string): Map<string, Tensor> {
+  if (!existsSync(file)) throw new Error(`softrepa.init: ${file} does not exist: train stage 1 first (npx diffactor train --spec specs/softrepa-pretrain.yaml), or name its checkpoint or export`);
   const { tensors, metadata } = readSafetensors(file);
   const format = metadata?.format;
   if (format === 'diffactor-checkpoint/1') return new Map([...tensors].filter(([k]) => k.startsWith('ema.')).map(([k, t]) => [k.slice(4), t]));
