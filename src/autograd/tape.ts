@@ -7,6 +7,7 @@ import { Tensor, ones, type GradNode } from '../tensor/tensor.ts';
 import { untracked } from '../tensor/pool.ts';
 import { fmtShape, sameShape } from '../tensor/shape.ts';
 import { addInto, addNew } from './accumulate.ts';
+import { meta, metaPhase } from '../kernels/meta.ts';
 
 export class Tape {
   nodes: { node: GradNode; output: Tensor }[] = [];
@@ -105,6 +106,13 @@ function runHooks(t: Tensor, g: Tensor): Tensor {
  * `.grad` (allocated outside any tidy scope, so they persist until zeroed).
  */
 export function backward(roots: Tensor | [Tensor, Tensor][], opts: BackwardOptions = {}): void {
+  if (!meta.on) { backwardOn(roots, opts); return; }
+  // Shape-only execution (kernels/meta.ts): the tape as backward starts holds the step's saved activations.
+  meta.counters?.onBackward?.(opts.tape ?? current);
+  metaPhase('backward', () => backwardOn(roots, opts));
+}
+
+function backwardOn(roots: Tensor | [Tensor, Tensor][], opts: BackwardOptions): void {
   const tape = opts.tape ?? current;
   const grads = new Map<Tensor, Tensor>();
   const seeds: [Tensor, Tensor][] = roots instanceof Tensor ? [[roots, ones(roots.shape, roots.dtype)]] : roots;

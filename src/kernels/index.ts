@@ -5,6 +5,7 @@
 import type { FArray, Kernels } from './types.ts';
 import { jsKernels } from './js/index.ts';
 import { loadNative, type NativeInfo } from './native.ts';
+import { meta, metaKernels } from './meta.ts';
 
 export * from './types.ts';
 export { jsKernels };
@@ -28,6 +29,7 @@ export const backendInfo: NativeInfo & { backend: 'js' | 'native' } = {
 const isF32 = (x: FArray | null | undefined): boolean => x == null || x instanceof Float32Array;
 
 function pick(...arrays: (FArray | null | undefined)[]): Kernels {
+  if (meta.on) return metaKernels; // shape-only execution (kernels/meta.ts): count, compute nothing
   if (!nativeKernels) return jsKernels;
   for (const a of arrays) if (!isF32(a)) return jsKernels;
   return nativeKernels;

@@ -3,6 +3,7 @@
 // place and return it. Not here: which layer gets which initialiser (that is each model's choice).
 import type { Tensor } from '../tensor/tensor.ts';
 import type { Rng } from '../tensor/rng.ts';
+import { isMetaArray } from '../kernels/meta.ts';
 
 /**
  * torch.nn.init._calculate_fan_in_and_fan_out: a (out, in, *kernel) weight has
@@ -17,12 +18,14 @@ export function fans(shape: readonly number[]): { fanIn: number; fanOut: number 
 
 export function uniform(t: Tensor, rng: Rng, lo: number, hi: number): Tensor {
   t.assertWritable('init.uniform');
+  if (isMetaArray(t.data)) return t; // shape-only: nothing to draw into
   t.data.set(rng.uniformArray(t.size, lo, hi));
   return t;
 }
 
 export function normal(t: Tensor, rng: Rng, std = 1, mean = 0): Tensor {
   t.assertWritable('init.normal');
+  if (isMetaArray(t.data)) return t;
   t.data.set(rng.normalArray(t.size, mean, std));
   return t;
 }

@@ -5,10 +5,12 @@
 import { Tensor, fromData, type DType } from '../tensor/tensor.ts';
 import { fmtShape, sameShape, sizeOf, type Shape } from '../tensor/shape.ts';
 import { SharedBuffer } from '../tensor/sab.ts';
+import { MetaF32, meta } from '../kernels/meta.ts';
 
 /** Permanent storage (never pooled): parameters, buffers, optimiser state. */
 export function persistent(shape: Shape, dtype: DType = 'float32'): Tensor {
   const n = sizeOf(shape);
+  if (meta.on) return fromData(new MetaF32(n), shape); // shape-only (kernels/meta.ts): no storage
   const buf = new SharedBuffer(Math.max(n * (dtype === 'float64' ? 8 : 4), 8));
   return fromData(dtype === 'float64' ? new Float64Array(buf, 0, n) : new Float32Array(buf, 0, n), shape);
 }

@@ -4,6 +4,7 @@
 // blocks (leftover words are dropped) so that state stays a block counter.
 import { empty, type DType, type Tensor } from './tensor.ts';
 import type { Shape } from './shape.ts';
+import { isMetaArray } from '../kernels/meta.ts';
 
 const M0 = 0xd2511f53, M1 = 0xcd9e8d57, W0 = 0x9e3779b9, W1 = 0xbb67ae85;
 
@@ -131,19 +132,19 @@ export class Rng {
 
   uniform(shape: Shape, lo = 0, hi = 1, dtype: DType = 'float32'): Tensor {
     const t = empty(shape, dtype);
-    t.data.set(this.uniformArray(t.size, lo, hi));
+    if (!isMetaArray(t.data)) t.data.set(this.uniformArray(t.size, lo, hi));
     return t;
   }
 
   normal(shape: Shape, mean = 0, std = 1, dtype: DType = 'float32'): Tensor {
     const t = empty(shape, dtype);
-    t.data.set(this.normalArray(t.size, mean, std));
+    if (!isMetaArray(t.data)) t.data.set(this.normalArray(t.size, mean, std));
     return t;
   }
 
   randint(lo: number, hi: number, shape: Shape, dtype: DType = 'float32'): Tensor {
     const t = empty(shape, dtype);
-    t.data.set(this.randintArray(lo, hi, t.size));
+    if (!isMetaArray(t.data)) t.data.set(this.randintArray(lo, hi, t.size));
     return t;
   }
 }

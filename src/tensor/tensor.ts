@@ -5,6 +5,7 @@
 import { acquireBuffer, track } from './pool.ts';
 import { checkShape, fmtShape, sizeOf, type Shape } from './shape.ts';
 import type { FArray } from '../kernels/types.ts';
+import { MetaF32, meta } from '../kernels/meta.ts';
 
 export type DType = 'float32' | 'float64';
 
@@ -54,6 +55,7 @@ export class Tensor {
   /** The single value of a one-element tensor. */
   item(): number {
     if (this.size !== 1) throw new Error(`item(): tensor has ${this.size} elements, shape ${fmtShape(this.shape)}`);
+    if (this.data instanceof MetaF32) return 0; // shape-only (kernels/meta.ts): no value, a finite stand-in
     return this.data[0];
   }
 
@@ -100,8 +102,14 @@ function makeTracked(t: Tensor, owner: boolean): Tensor {
   return t;
 }
 
+/** A shape-only tensor (meta execution, kernels/meta.ts): float32 with no storage, never pooled. */
+export function metaTensor(shape: Shape): Tensor {
+  return makeTracked(new Tensor(new MetaF32(sizeOf(shape)), shape), false);
+}
+
 export function empty(shape: Shape, dtype: DType = 'float32'): Tensor {
   checkShape(shape);
+  if (meta.on) return metaTensor(shape);
   const n = sizeOf(shape);
   const bytes = n * (dtype === 'float64' ? 8 : 4);
   const buf = acquireBuffer(Math.max(bytes, 8));
@@ -117,6 +125,7 @@ export const zeros = empty; // pool buffers come back zero-filled
  */
 export function uninit(shape: Shape, dtype: DType = 'float32'): Tensor {
   checkShape(shape);
+  if (meta.on) return metaTensor(shape);
   const n = sizeOf(shape);
   const buf = acquireBuffer(Math.max(n * (dtype === 'float64' ? 8 : 4), 8), false);
   const data = dtype === 'float64' ? new Float64Array(buf, 0, n) : new Float32Array(buf, 0, n);

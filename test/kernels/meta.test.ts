@@ -1,0 +1,81 @@
+// Meta execution (src/kernels/meta.ts): shape-only tensors through the real models and ops, with
+// kernels that count. Checked here: a meta model has the real model's parameters (names, shapes,
+// count); the counted FLOPs of linear, batched matmul and attention equal their closed forms; the
+// real path is untouched before and after a meta run; a meta build of SiT-XL/2 allocates nothing.
+import { describe, expect, it } from 'vitest';
+import { fc, test as ftest } from '@fast-check/vitest';
+import { MetaF32, newCounters, withMeta, type MetaCounters } from '../../src/kernels/meta.ts';
+import { createSiT } from '../../src/models/sit.ts';
+import { sitPreset } from '../../src/models/presets.ts';
+import { linear, matmul, qkvAttention } from '../../src/autograd/ops/index.ts';
+import { empty } from '../../src/tensor/tensor.ts';
+import { sitParamCount } from '../../src/models/config.ts';
+import { Rng } from '../../src/tensor/rng.ts';
+
+const sum = (c: MetaCounters, kind: string, f: 'flops' | 'macs' | 'bytes' = 'macs'): number =>
+  [...c.by].filter(([k]) => k.endsWith(`|${kind}`)).reduce((s, [, v]) => s + v[f], 0);
+
+describe('meta execution', () => {
+  it('a meta SiT has the real SiT\'s parameter names, shapes and count', () => {
+    const config = sitPreset('SiT-T/2');
+    const real = createSiT(config, 0);
+    const m = withMeta(newCounters(), () => createSiT(config, 0));
+    const shapes = (x: typeof real) => x.namedParameters().map(([n, t]) => `${n}:${t.shape.join('x')}`);
+    expect(shapes(m)).toEqual(shapes(real));
+    const count = (x: typeof real) => x.parameters().reduce((s, t) => s + t.size, 0);
+    expect(count(m)).toBe(count(real));
+    expect(count(m)).toBe(sitParamCount(config));
+    expect(m.parameters().every((t) => t.data instanceof MetaF32 && t.data.byteLength === 0)).toBe(true);
+  });
+
+  it('SiT-XL/2 builds shape-only: 675M parameters, no storage', () => {
+    const before = process.memoryUsage().rss;
+    const m = withMeta(newCounters(), () => createSiT(sitPreset('SiT-XL/2'), 0));
+    expect(m.parameters().reduce((s, t) => s + t.size, 0)).toBe(sitParamCount(sitPreset('SiT-XL/2')));
+    expect(process.memoryUsage().rss - before).toBeLessThan(200 * 2 ** 20); // 2.7 GB if it allocated
+  });
+
+  ftest.prop([fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 64 }), fc.boolean()], { numRuns: 40 })(
+    'linear (rows, in) → (rows, out): rows·in·out MACs forward, twice that backward',
+    (rows, inF, outF, bias) => {
+      const c = newCounters();
+      withMeta(c, () => {
+        const x = empty([rows, inF]).requireGrad(), w = empty([outF, inF]).requireGrad(), b = bias ? empty([outF]).requireGrad() : null;
+        const y = linear(x, w, b);
+        expect(y.shape).toEqual([rows, outF]);
+        expect(sum(c, 'gemm')).toBe(rows * inF * outF);
+        expect(sum(c, 'gemm', 'flops')).toBe(2 * rows * inF * outF + (bias ? rows * outF : 0));
+      });
+    });
+
+  ftest.prop([fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 32 }), fc.integer({ min: 1, max: 32 }), fc.integer({ min: 1, max: 32 })], { numRuns: 40 })(
+    'matmul (B, m, k) @ (B, k, n): B·m·k·n MACs', (b, m, k, n) => {
+      const c = newCounters();
+      withMeta(c, () => {
+        const y = matmul(empty([b, m, k]), empty([b, k, n]));
+        expect(y.shape).toEqual([b, m, n]);
+      });
+      expect(sum(c, 'gemm')).toBe(b * m * k * n);
+    });
+
+  ftest.prop([fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 32 })], { numRuns: 40 })(
+    'attention on packed qkv (B, N, 3HD): 2·B·H·N²·D MACs forward (QKᵀ and PV)', (b, n, h, d) => {
+      const c = newCounters();
+      withMeta(c, () => {
+        const y = qkvAttention(empty([b, n, 3 * h * d]), h);
+        expect(y.shape).toEqual([b, n, h * d]);
+      });
+      expect(sum(c, 'attention')).toBe(2 * b * h * n * n * d);
+    });
+
+  it('the real path is untouched: numbers before and after a meta run agree', () => {
+    const rng = new Rng(1);
+    const x = rng.normal([3, 5]), w = rng.normal([4, 5]);
+    const y1 = Array.from(linear(x, w).data);
+    withMeta(newCounters(), () => linear(empty([3, 5]), empty([4, 5])));
+    const y2 = linear(x, w);
+    expect(y2.data).toBeInstanceOf(Float32Array);
+    expect(y2.data).not.toBeInstanceOf(MetaF32);
+    expect(Array.from(y2.data)).toEqual(y1);
+  });
+});
