@@ -24,7 +24,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['actors'],
   ['protocols'],
   ['run'],
-  ['study', 'bench'],
+  ['study', 'bench', 'serve'],
   ['cli'],
 ];
 

@@ -23,3 +23,10 @@ export const numberIn = (min: number, max = Infinity, what = '') => (v: string):
   }
   return n;
 };
+
+/** A TCP port: an integer in [0, 65535] (0: the system picks a free one). */
+export function portNumber(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('expected a port number in [0, 65535] (0: any free port).');
+  return n;
+}

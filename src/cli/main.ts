@@ -2,7 +2,7 @@
 // is loaded only when used, so `diffactor info` does not pay for the trainer.
 import { readFileSync } from 'node:fs';
 import { Argument, Command, Option } from 'commander';
-import { nonNegativeInt, numberIn, positiveInt } from './args.ts';
+import { nonNegativeInt, numberIn, portNumber, positiveInt } from './args.ts';
 
 const int = positiveInt;
 
@@ -136,6 +136,14 @@ program
   .argument('<dir>', 'run directory holding trace.jsonl (or the file itself)')
   .option('--json', 'print JSON')
   .action(async (dir: string, o: { json?: boolean }) => (await import('./trace.ts')).trace(dir, o));
+
+program
+  .command('serve')
+  .description('a live dashboard of runs in the browser (read-only): status, curves as metrics.jsonl grows, seed bands of a study, sample grids per evaluation, the actor graph from trace.jsonl, spec and inputs')
+  .argument('[dir...]', 'run directories or study folders (folders of runs); default runs')
+  .option('--port <n>', 'TCP port (0: any free one)', portNumber, 8080)
+  .option('--host <addr>', 'address to listen on (127.0.0.1: this machine only)', '127.0.0.1')
+  .action(async (dirs: string[], o) => (await import('./serve.ts')).serveCli(dirs, o));
 
 // Stand-in models (issue 5): one sub-command per model under `standin`; attach new ones here.
 const standin = program.command('standin').description('train a stand-in model that diffactor ships (no downloads): classifier, ...; writes runs/standins/, not the shipped specs/standins/, unless --out names it');
