@@ -1,5 +1,5 @@
 // `diffactor eval --checkpoint C [--samples N] [--sample-steps S (overrides eval.nfe)] [--raw] [--json]`: the Evaluator's metrics for one
-// checkpoint (EMA weights unless --raw): FD, sFID, IS, precision/recall, CKNNA, linear probe.
+// checkpoint (EMA weights unless --raw): FD, sFID, IS, precision/recall, class accuracy and confidence, CKNNA, linear probe.
 import { loadCheckpoint, pickWeights } from '../build/checkpoint.ts';
 import { backboneForWeights, vaeForCheckpoint } from '../build/parts.ts';
 import { Evaluation, checkEvalCount, evalSampleSettings, type Metrics } from '../eval/evaluate.ts';
@@ -29,7 +29,7 @@ export function evaluateCheckpoint(o: EvalCliOptions): Metrics {
   if (o.json) console.log(JSON.stringify({ checkpoint: o.checkpoint, step: c.state.step, samples: spec.eval.samples, sample_steps: draw.steps, nfe: modelCallsPerSample(draw.sampler, draw.steps), sampler: draw.sampler, ...m }));
   else {
     console.error(`eval of ${o.checkpoint} (step ${c.state.step}, ${(c.exported ?? (o.raw ? 'raw' : 'ema')) === 'raw' ? 'raw' : 'EMA'} weights, ${spec.eval.samples} samples, ${draw.sampler} ${draw.steps} steps (${modelCallsPerSample(draw.sampler, draw.steps)} NFE), ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-    for (const [k, v] of Object.entries(m)) console.log(`${k.padEnd(10)} ${v.toFixed(4)}`);
+    for (const [k, v] of Object.entries(m)) console.log(`${k.padEnd(14)} ${v.toFixed(4)}`);
   }
   return m;
 }

@@ -1,7 +1,8 @@
 // One evaluation of a diffusion model the way the papers measure it, on this project's stand-ins:
 // samples of the (EMA) model against the test split through the evaluation classifier — Fréchet
 // distance on pooled features, sFID on the spatial map, the Inception-Score analogue, k-NN
-// precision/recall — and its representation: CKNNA between its hidden state (block `eval.block`,
+// precision/recall, class accuracy and confidence against the drawn labels (with the real images'
+// as the ceiling) — and its representation: CKNNA between its hidden state (block `eval.block`,
 // mean over tokens, at noise time `eval.t`, null label) and the frozen encoder's mean patch token
 // on the same real images, and the linear-probe accuracy of that hidden state. `prepare` does the
 // fixed work once (classifier, encoder, reference features, probe images); `run` measures a model.
@@ -34,6 +35,7 @@ import { inceptionScore } from './inceptionScore.ts';
 import { precisionRecall } from './precisionRecall.ts';
 import { cknna } from './cknna.ts';
 import { linearProbe } from './linearProbe.ts';
+import { classAccuracy, type ClassAccuracy } from './classAccuracy.ts';
 
 export type Metrics = Record<string, number>;
 
@@ -109,6 +111,8 @@ export class Evaluation {
      * (CKNNA's, eval.encoder or the shipped stand-in) unless the spec names the same file.
      */
     readonly clsEncoder: FrozenEncoder | null,
+    /** The classifier on the real reference images with their true labels: class accuracy's ceiling. */
+    readonly realClass: ClassAccuracy,
   ) {}
 
   static prepare(spec: RunSpec, config: SiTConfig, o: { data?: string } = {}): Evaluation {
@@ -139,10 +143,11 @@ export class Evaluation {
     const train = openTrainData(spec, o.data);
     const ref = images(test, 0, e.reference);
     const reference = classifier.features(ref.x, { spatialChannels: e.sfid_channels });
+    const realClass = classAccuracy(matrix(reference.probs), ref.y);
     const probe = { train: images(train, 0, Math.min(e.probe_train, train.count)), test: images(test, 0, e.probe_test) };
     const encoderTest = { data: batched(probe.test.x, (x) => meanTokens(encoder.features(x).patch)), n: e.probe_test, d: encoder.dim };
     const clsEncoder = backboneHook(spec)?.hook.readsFeatures ? buildEncoder(spec, { channels: config.inChannels }, config) : null;
-    return new Evaluation(spec, config, classifier, encoder, reference, probe, encoderTest, clsEncoder);
+    return new Evaluation(spec, config, classifier, encoder, reference, probe, encoderTest, clsEncoder, realClass);
   }
 
   /**
@@ -174,6 +179,7 @@ export class Evaluation {
     const spatial = (f: ClassifierFeatures) => ({ data: f.spatial.data, b: f.n, c: f.spatial.shape[1], h: f.spatial.shape[2], w: f.spatial.shape[3] });
     const pr = precisionRecall(matrix(ref.pooled), matrix(fake.pooled), { k: e.k, float64: true });
     const is = inceptionScore(matrix(fake.probs), { splits: Math.min(10, Math.floor(labels.length / K) || 1) });
+    const cls = classAccuracy(matrix(fake.probs), labels);
     o.onProgress?.('representation');
     const hTrain = this.hidden(model, this.probe.train, o.vae);
     const hTest = this.hidden(model, this.probe.test, o.vae);
@@ -186,6 +192,9 @@ export class Evaluation {
       is_std: is.std,
       precision: pr.precision,
       recall: pr.recall,
+      class_acc: cls.accuracy,
+      class_conf: cls.confidence,
+      class_acc_real: this.realClass.accuracy,
       cknna: cknna({ data: hTest, n: e.probe_test, d: dim }, this.encoderTest),
       probe: probe.accuracy,
     };

@@ -66,7 +66,7 @@ export const TrainSpec = z.strictObject({
    * precision, recall, cknna, probe: higher), loss (mean training loss since the previous
    * checkpoint), none, or auto (fd when the run evaluates, else loss).
    */
-  keep_best: z.enum(['auto', 'none', 'loss', 'fd', 'sfid', 'is', 'precision', 'recall', 'cknna', 'probe']).default('auto'),
+  keep_best: z.enum(['auto', 'none', 'loss', 'fd', 'sfid', 'is', 'precision', 'recall', 'class_acc', 'class_conf', 'cknna', 'probe']).default('auto'),
 });
 
 export const SampleSpec = z.strictObject({

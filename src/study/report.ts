@@ -20,7 +20,7 @@ export function evalDrawLabel(spec: RunSpec, evalNfe?: number): string {
   return `${d.sampler} ${d.steps} (${modelCallsPerSample(d.sampler, d.steps)} NFE)`;
 }
 
-const METRICS = ['fd', 'sfid', 'is', 'precision', 'recall', 'cknna', 'probe'] as const;
+const METRICS = ['fd', 'sfid', 'is', 'precision', 'recall', 'class_acc', 'cknna', 'probe'] as const;
 const LOWER_BETTER = new Set(['fd', 'sfid']);
 export const NOTES_MARKER = '<!-- notes: everything below this line is kept when `diffactor compare` rewrites this file -->';
 
@@ -103,7 +103,10 @@ export function writeReport(study: Study, o: { docs: string; command: string; ma
     const cells = METRICS.map((k) => (step === null ? '–' : fmt(spread(at(rs, step, k)), k === 'fd' || k === 'sfid' ? 2 : 3)));
     lines.push(`| ${m} | ${rs[0].protocol} | ${draws} | ${fmt(spread(rs.map((r) => r.steps)), 0)} | ${fmt(spread(rs.map((r) => r.wallSeconds / 60)), 1)} | ${cells.join(' | ')} |`);
   }
-  lines.push('', `Lower is better for ${[...LOWER_BETTER].join(' and ')}; higher for the rest.`, '');
+  lines.push('', `Lower is better for ${[...LOWER_BETTER].join(' and ')}; higher for the rest.`);
+  const ceiling = study.runs.flatMap((r) => r.evals.map((e) => e.metrics.class_acc_real)).find(Number.isFinite);
+  if (ceiling !== undefined) lines.push(`class_acc: the evaluation classifier's top-1 agreement with the class each sample was drawn for; on the real test images with their labels it scores ${ceiling.toFixed(3)} (the ceiling).`);
+  lines.push('');
   // FD at every evaluation step all runs reached, then every seed on its own.
   const steps = commonEvalSteps(study.runs);
   if (steps.length) {

@@ -26,7 +26,7 @@ it('evaluates the EMA teacher every N steps beside training, like an in-process 
   expect(r.evals.map((e) => e.step).sort((a, b) => a - b)).toEqual([5, 10]);
   const lines = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.eval);
   expect(lines.map((l) => l.step).sort((a: number, b: number) => a - b)).toEqual([5, 10]);
-  for (const l of lines) for (const k of ['fd', 'sfid', 'is', 'precision', 'recall', 'cknna', 'probe', 'val_loss']) expect(Number.isFinite(l[k]), `${k} at ${l.step}`).toBe(true);
+  for (const l of lines) for (const k of ['fd', 'sfid', 'is', 'precision', 'recall', 'class_acc', 'class_conf', 'class_acc_real', 'cknna', 'probe', 'val_loss']) expect(Number.isFinite(l[k]), `${k} at ${l.step}`).toBe(true);
   // The final checkpoint holds the EMA of step 10: the same numbers in process.
   const c = loadCheckpoint(path.join(out, 'checkpoint.safetensors'));
   const model = backboneForWeights(c.spec, c.config, c.ema);

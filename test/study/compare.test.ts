@@ -61,6 +61,10 @@ describe('compare', () => {
     expect(md).toMatch(/\| sit-baseline \| sit-baseline \| euler 3 \(3 NFE\) \| 6 \|/);
     expect(md).toMatch(/\| repa \| repa \| heun 2 \(3 NFE\) \| 6 \|/);
     expect(md).toMatch(/within 3 model evaluations per image \(equal cost/);
+    // Class accuracy is a column, with the classifier's score on real test images as its ceiling.
+    expect(md).toMatch(/\| recall \| class_acc \| cknna \|/);
+    expect(md).toMatch(/on the real test images with their labels it scores (0|1)\.\d{3} \(the ceiling\)/);
+    for (const r of study.runs) for (const e of r.evals) expect(e.metrics.class_acc, `${r.method}/${r.seed} step ${e.step}`).toBeGreaterThanOrEqual(0);
     expect(md).toMatch(/REPA better than the baseline at equal steps: \*\*(holds|inconclusive|does not hold)/);
     expect(md).toContain(`(${describeMachine()}).`);
     expect(md).not.toMatch(/two shared CPU cores/);
