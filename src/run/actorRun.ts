@@ -13,7 +13,7 @@ import { Rng } from '../tensor/rng.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { runContext, type RunContext, type StepFailure } from '../protocols/context.ts';
 import { protocolFor, runMachine } from '../protocols/index.ts';
-import { RunInterrupted, openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
+import { RunInterrupted, openRun, recordFailure, samplesGridLabels, saveCheckedCheckpoint, writeEvalGrid, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
 import { RunLog } from './runLog.ts';
 import { expectedWork } from './estimate.ts';
 import { Retention } from './retention.ts';
@@ -78,6 +78,9 @@ export async function runActors(o: ActorRunOptions): Promise<ActorRunResult> {
   const { spec, resumeFrom, files, lock } = openRun(o, 'runActors');
   try {
     return await trainOnActors(o, spec, resumeFrom, files);
+  } catch (e) {
+    if (!(e instanceof RunInterrupted)) recordFailure(o.out, e as Error);
+    throw e;
   } finally {
     lock.release();
   }
@@ -231,6 +234,9 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
     pendingEvals.push((async () => {
       const [w, v] = await Promise.all([sys!.ask('teacher', 'weights'), has('vae') ? sys!.ask('vae', 'save') : null]);
       const metrics = await sys!.ask('evaluator', 'evaluate', { ema: w.ema, ...(v && { vae: v.vae }), step }, { from: 'teacher' });
+      // The same weights' sample grid, for `diffactor serve`'s step slider (evals/step-<N>.png).
+      const g = await sys!.ask('evaluator', 'grid', { step });
+      writeEvalGrid(o.out, step, g);
       evals.push({ step, wall_s: wall, metrics });
       log.evaluation(step, wall, metrics);
       keep.evaluated(step, metrics);

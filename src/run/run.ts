@@ -6,7 +6,7 @@ import { NonFiniteLossError, Trainer, type StepLog } from './reference.ts';
 import { openTrainData } from '../build/setup.ts';
 import { drawSamples } from '../build/draw.ts';
 import { progressBar } from '../progress.ts';
-import { RunInterrupted, openRun, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
+import { RunInterrupted, openRun, recordFailure, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
 import { RunLog } from './runLog.ts';
 import { expectedWork } from './estimate.ts';
 import { Retention } from './retention.ts';
@@ -19,6 +19,9 @@ export function runTraining(o: RunOptions): RunResult {
   const { spec, resumeFrom, files, lock } = openRun(o, 'runTraining');
   try {
     return train(o, spec, resumeFrom, files);
+  } catch (e) {
+    if (!(e instanceof RunInterrupted)) recordFailure(o.out, e as Error);
+    throw e;
   } finally {
     lock.release();
   }

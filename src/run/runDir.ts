@@ -2,7 +2,7 @@
 // it fresh or for --resume, save checkpoints that are never worse than the last one, and write the
 // final samples.png grid. What a step reports (metrics.jsonl, the bar) is runLog.ts; how a step is
 // trained, when a checkpoint is due and how a NaN stops the run are the engines'.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { K } from '../kernels/index.ts';
@@ -15,6 +15,7 @@ import { lockRunDir, processAlive, type RunLock } from '../io/lock.ts';
 import { removeStaleTemps, writeFileAtomic } from '../io/atomic.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import type { RunSpec } from '../spec/schema.ts';
+import { EVALS_DIR, FAILURE_FILE, evalGridName } from './layout.ts';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 
@@ -86,6 +87,7 @@ export function openRun(o: OpenRunOptions, engine: string): OpenedRun {
       }
       warmupNotice(o, spec, stored, at);
       truncateMetrics(files.metrics, at);
+      clearFailure(o.out);
       return { spec, resumeFrom, files, lock };
     }
     if (existsSync(files.checkpoint)) {
@@ -95,6 +97,7 @@ export function openRun(o: OpenRunOptions, engine: string): OpenedRun {
     warmupNotice(o, spec);
     writeFileAtomic(path.join(o.out, 'spec.yaml'), toYaml(spec));
     if (existsSync(files.metrics)) writeFileSync(files.metrics, '');
+    clearFailure(o.out);
     return { spec, resumeFrom: null, files, lock };
   } catch (e) {
     lock.release();
@@ -168,4 +171,30 @@ export function writeSamplesGrid(out: string, images: Float32Array, labels: read
     if (!check.quiet) console.error(formatGridAccuracy(g));
   }
   return g;
+}
+
+/**
+ * A run that stopped on an error leaves OUT/failure.json: the step it reached (when the error says),
+ * the reason and the time, so that a reader of the directory (`diffactor serve`) can tell a failed
+ * run from one that was stopped. A run that opens the directory again (--resume) removes it.
+ */
+export function recordFailure(out: string, e: Error): void {
+  const step = (e as { step?: unknown }).step;
+  try {
+    writeFileAtomic(path.join(out, FAILURE_FILE), `${JSON.stringify({ step: typeof step === 'number' ? step : null, reason: e.message, error: e.name, time: new Date().toISOString() })}\n`);
+  } catch {
+    // The directory is gone or not writable: the error itself still reaches the caller.
+  }
+}
+
+function clearFailure(out: string): void {
+  rmSync(path.join(out, FAILURE_FILE), { force: true });
+}
+
+/** OUT/evals/step-<N>.png: an evaluation's sample grid (`cols` images to a row). */
+export function writeEvalGrid(out: string, step: number, g: { images: Float32Array; n: number; channels: number; side: number; cols: number }): string {
+  const file = path.join(out, EVALS_DIR, evalGridName(step));
+  mkdirSync(path.dirname(file), { recursive: true });
+  writePngGrid(file, g.images, g.n, g.channels, g.side, g.side, g.cols);
+  return file;
 }
