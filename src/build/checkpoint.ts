@@ -16,7 +16,7 @@ import type { Tensor } from '../tensor/tensor.ts';
 import type { RngState } from '../tensor/rng.ts';
 import type { LoaderState } from '../data/loader.ts';
 import { parseSiTConfig, sitConfigToJSON, type SiTConfig } from '../models/config.ts';
-import { parseSpec } from '../spec/load.ts';
+import { applyOverrides, parseSpec } from '../spec/load.ts';
 import type { RunSpec } from '../spec/schema.ts';
 
 export const CHECKPOINT_FORMAT = 'diffactor-checkpoint/1';
@@ -103,6 +103,15 @@ export function saveCheckpoint(file: string, c: Checkpoint): void {
     train_state: JSON.stringify({ ...c.state, wallSeconds: undefined }),
   });
   writeFileAtomic(timingFile(file), `${JSON.stringify({ ...readTiming(file), [c.state.step]: c.state.wallSeconds })}\n`);
+}
+
+/**
+ * A checkpoint read for drawing or measuring with `path=value` overrides of its spec (a method's
+ * sampling option such as --set redi.rg_scale=1.5), validated as the spec file's fields are.
+ */
+export function loadCheckpointWith(file: string, sets: readonly string[] = []): Checkpoint {
+  const c = loadCheckpoint(file);
+  return sets.length ? { ...c, spec: parseSpec(applyOverrides(c.spec, sets, file), `${file} with --set ${sets.join(' ')}`) } : c;
 }
 
 export function loadCheckpoint(file: string): Checkpoint {

@@ -55,10 +55,11 @@ program
 
 program
   .command('eval')
-  .description('measure a checkpoint: FD, sFID, IS, precision/recall (evaluation classifier), CKNNA and linear probe of hidden states')
+  .description('measure a checkpoint: FD, sFID, IS, precision/recall, class accuracy (evaluation classifier), CKNNA and linear probe of hidden states')
   .requiredOption('--checkpoint <file>', 'checkpoint.safetensors')
   .option('--samples <n>', 'generated images (overrides eval.samples)', int)
   .option('--sample-steps <n>', 'sampler steps (overrides eval.steps; the sampler is the spec\'s sample.sampler)', int)
+  .option('--set <path=value>', 'override a field of the checkpoint\'s spec for this measurement, e.g. --set redi.rg_scale=1.5 (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
   .option('--data <name|path>', 'dataset override')
   .option('--raw', 'the trained weights instead of the EMA')
   .option('--json', 'one JSON line on stdout')

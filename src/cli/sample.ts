@@ -1,10 +1,9 @@
 // `diffactor sample`: draw a class-per-row PNG grid from a checkpoint's EMA (default) or raw weights.
-import { loadCheckpoint, pickWeights } from '../build/checkpoint.ts';
+import { loadCheckpointWith, pickWeights } from '../build/checkpoint.ts';
 import { samplesToImages, samplingModel, vaeForCheckpoint } from '../build/parts.ts';
 import { checkSampler } from '../build/setup.ts';
 import { drawSamples, gridLabels, type SampleSettings } from '../build/draw.ts';
 import { writePngGrid } from '../io/png.ts';
-import { applyOverrides, parseSpec } from '../spec/load.ts';
 import { progressBar } from '../progress.ts';
 import { formatGridAccuracy, gridAccuracy } from '../eval/gridAccuracy.ts';
 
@@ -16,8 +15,7 @@ export interface SampleCliOptions {
 }
 
 export function sample(o: SampleCliOptions): void {
-  const loaded = loadCheckpoint(o.checkpoint);
-  const c = o.set?.length ? { ...loaded, spec: parseSpec(applyOverrides(loaded.spec, o.set, o.checkpoint), `${o.checkpoint} with --set ${o.set.join(' ')}`) } : loaded;
+  const c = loadCheckpointWith(o.checkpoint, o.set);
   // The checkpoint's spec fixes the sampler family (its objective, its methods); refuse another before any work.
   if (o.sampler) checkSampler(c.spec, o.sampler, '--sampler');
   const weights = pickWeights(c, o.checkpoint, o.raw ? 'raw' : undefined, 'ema', '--raw');

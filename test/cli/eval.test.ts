@@ -1,6 +1,6 @@
 // `diffactor eval --checkpoint`: the checkpoint's EMA weights measured with the spec's evaluation
 // settings equal an Evaluation run on the trainer's own EMA model; --samples and --sample-steps
-// override the spec (the numbers move, the JSON line says what was used).
+// override the spec, as --set does for any spec field (the numbers move, the JSON line says what was used).
 import { describe, expect, it, vi } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,12 @@ describe('diffactor eval', () => {
       const more = evaluateCheckpoint({ checkpoint: file, json: true, samples: 24, sampleSteps: 3 });
       expect(more.fd).not.toBe(want.fd);
       expect(JSON.parse(lines[1])).toMatchObject({ step: 4, samples: 24, sample_steps: 3, nfe: spec.sample.sampler === 'heun' ? 5 : 3, sampler: spec.sample.sampler });
+      // --set overrides the checkpoint's spec for this measurement (here the guidance scale) and is recorded.
+      const guided = evaluateCheckpoint({ checkpoint: file, json: true, set: ['eval.cfg=3'] });
+      expect(guided.fd).not.toBe(want.fd);
+      expect(guided.class_acc_real).toBe(want.class_acc_real);
+      expect(JSON.parse(lines[2])).toMatchObject({ set: ['eval.cfg=3'], step: 4 });
+      expect(() => evaluateCheckpoint({ checkpoint: file, json: true, set: ['eval.cfg=-1'] })).toThrow(/eval\.cfg/);
     } finally {
       vi.restoreAllMocks();
     }
