@@ -1,12 +1,31 @@
 // `diffactor train`: run a spec on actors (worker threads, the protocol's xstate machine) or, with
 // --engine reference, on the in-process reference trainer; both write the same run directory.
 import path from 'node:path';
-import { existsSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { loadSpec } from '../spec/load.ts';
 import { runTraining } from '../run/run.ts';
 import { runActors } from '../run/actorRun.ts';
 import { backendInfo } from '../kernels/index.ts';
 import { loadProtocolModule, readProtocolRecord } from '../protocols/module.ts';
+import { runInputs, writeRunInputs } from '../study/runInputs.ts';
+import { LOCK_FILE, processAlive } from '../io/lock.ts';
+
+/**
+ * A new run records what it reads (inputs.json: the spec and a hash of each file it reads, as a
+ * study run does, study/runInputs.ts) for readers such as `diffactor serve`. Not over a directory
+ * that holds a run or that a live run has locked (the run itself refuses those).
+ */
+function recordInputs(out: string, spec: NonNullable<ReturnType<typeof loadSpec>>, data?: string): void {
+  if (existsSync(path.join(out, 'checkpoint.safetensors'))) return;
+  try {
+    const owner = JSON.parse(readFileSync(path.join(out, LOCK_FILE), 'utf8')) as { pid?: number };
+    if (typeof owner.pid === 'number' && processAlive(owner.pid)) return;
+  } catch {
+    // no lock, or a torn one
+  }
+  mkdirSync(out, { recursive: true });
+  writeRunInputs(out, runInputs(spec, data));
+}
 
 export interface TrainCliOptions {
   spec?: string; steps?: number; out?: string; data?: string; resume?: string; samples?: boolean; fresh?: boolean;
@@ -70,6 +89,7 @@ export async function train(o: TrainCliOptions): Promise<void> {
   if (moduleFile && engine !== 'actors') throw new Error('train: --protocol-module runs on actors; it needs --engine actors');
   const protocol = moduleFile ? await loadProtocolModule(moduleFile) : undefined;
   if (protocol && !o.protocolModule) console.error(`resuming with the protocol '${protocol.name}' from ${moduleFile}, as recorded in ${path.join(out, 'protocol.json')}`);
+  if (spec && !o.resume) recordInputs(out, spec, o.data);
   const stop = stopOnSignals();
   let r: Awaited<ReturnType<typeof runActors>> | ReturnType<typeof runTraining>;
   try {

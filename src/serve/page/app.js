@@ -89,9 +89,12 @@
   /** uPlot data and series for one chart: runs alone, or groups of seeds as mean and min–max band. */
   function chartData(spec, ids) {
     const linesOf = spec.kind === 'eval' ? evalLines : trainLines;
+    const single = ids.length === 1;
+    // Runs without a value for this chart (no evaluation yet, another method's term) are left out.
+    ids = ids.filter((id) => linesOf(id).some((l) => spec.fields.some((f) => typeof l[f] === 'number')));
     const groups = new Map();
     for (const id of ids) {
-      const g = ids.length > 1 ? state.runs.get(id).group : id;
+      const g = single ? id : state.runs.get(id).group;
       if (!groups.has(g)) groups.set(g, []);
       groups.get(g).push(id);
     }
@@ -103,8 +106,8 @@
     for (const [g, members] of groups) {
       for (const field of spec.fields) {
         const stroke = COLORS[color++ % COLORS.length];
-        const name = ids.length === 1 ? field : members.length === 1 ? state.runs.get(members[0]).name : g;
-        const label = spec.fields.length > 1 && ids.length > 1 ? `${name} ${field}` : name;
+        const name = single ? field : members.length === 1 ? state.runs.get(members[0]).name : g;
+        const label = spec.fields.length > 1 && !single ? `${name} ${field}` : name;
         if (members.length === 1) {
           series.push({ label, stroke, width: 1.5, spanGaps: true });
           data.push(column(members[0], field));
