@@ -29,6 +29,8 @@
   const fmtB = (b) => { const u = ['B', 'KiB', 'MiB', 'GiB']; let i = 0; while (b >= 1024 && i < u.length - 1) { b /= 1024; i++; } return i ? `${b.toFixed(1)} ${u[i]}` : `${b} B`; };
   const fmtMs = (ms) => (ms < 1000 ? `${ms.toFixed(0)} ms` : `${(ms / 1000).toFixed(2)} s`);
   const fileUrl = (run, name) => `/files/${run.root}/${run.rel ? `${run.rel.split('/').map(encodeURIComponent).join('/')}/` : ''}${name.split('/').map(encodeURIComponent).join('/')}`;
+  /** Axis ticks: a few significant digits, exponents for small or large numbers (learning rates). */
+  const tick = (v) => (v == null ? '' : v === 0 ? '0' : Math.abs(v) < 1e-2 || Math.abs(v) >= 1e5 ? v.toExponential(1) : String(+v.toPrecision(4)));
   const getJson = async (url) => { const r = await fetch(url); if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || `${url}: ${r.status}`); return r.json(); };
   const getText = async (url) => { const r = await fetch(url); return r.ok ? r.text() : null; };
 
@@ -144,7 +146,7 @@
         box.append(div);
         const plot = new uPlot({
           width: 440, height: 220, series: d.series, bands: d.bands,
-          scales: { x: { time: false } }, axes: [{ label: 'step' }, { size: 60 }], legend: { live: true },
+          scales: { x: { time: false } }, axes: [{ label: 'step' }, { size: 60, values: (u, vals) => vals.map(tick) }], legend: { live: true },
           points: { show: d.data[0].length < 60 },
         }, d.data, div);
         c = { div, plot, sig };
@@ -222,7 +224,7 @@
 
   /** Actors on a circle (the coordinator in the middle), one arrow per sender → receiver pair. */
   function drawGraph(box, g) {
-    const W = 640, H = 480, cx = W / 2, cy = H / 2, R = 190, r = 30;
+    const W = 760, H = 540, cx = W / 2, cy = H / 2, R = 215, r = 30;
     const ring = g.nodes.filter((n) => n.actor !== 'coordinator');
     const pos = new Map();
     ring.forEach((n, i) => { const a = -Math.PI / 2 + (2 * Math.PI * i) / ring.length; pos.set(n.actor, [cx + R * Math.cos(a), cy + R * Math.sin(a)]); });
