@@ -4,12 +4,19 @@
 // results.md (under --docs) with the table, plots and sample grids. Runs go one after another (each uses
 // both cores). Not here: the metrics (src/eval), the report's layout (report.ts).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.ts';
 import path from 'node:path';
 import { loadSpec } from '../spec/load.ts';
 import { runActors } from '../run/actorRun.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { runInputs, staleReasons, writeRunInputs } from './runInputs.ts';
 import { MIN_SEEDS } from './report.ts';
+
+/**
+ * Written in a run's directory when the study finished it: with it, the run is reused from its records
+ * (metrics.jsonl, samples.png, inputs.json) even when its checkpoints were removed.
+ */
+export const FINISHED_FILE = 'study-finished.json';
 
 export interface CompareOptions {
   specs: string[];
@@ -75,7 +82,9 @@ export async function compare(o: CompareOptions): Promise<Study> {
     };
     const dir = path.join(o.out, spec.name);
     const inputs = runInputs(spec, o.data);
-    const done = existsSync(path.join(dir, 'checkpoint.safetensors'));
+    // A run's records suffice to report it: a study kept without its checkpoints (they are large)
+    // is still finished.
+    const done = existsSync(path.join(dir, FINISHED_FILE)) || existsSync(path.join(dir, 'checkpoint.safetensors'));
     return { base, k, seed, spec, dir, inputs, done };
   }));
   for (const p of plan.filter((q) => q.done)) {
@@ -96,7 +105,9 @@ export async function compare(o: CompareOptions): Promise<Study> {
       // Only the first seed's sample grid goes into the report; the others skip it (≈ 1 min each).
       await runActors({ spec: p.spec, out: p.dir, data: o.data, budgetSeconds: o.budgetSeconds, quiet: o.quiet, samples: p.k === 0 });
     }
-    runs.push(readRun(p.dir, p.base.name, p.base.protocol, p.seed));
+    const run = readRun(p.dir, p.base.name, p.base.protocol, p.seed);
+    if (!p.done) writeFileAtomic(path.join(p.dir, FINISHED_FILE), `${JSON.stringify({ steps: run.steps, wall_s: run.wallSeconds, time: new Date().toISOString() })}\n`);
+    runs.push(run);
   }
   return { options: { ...o, steps }, runs, specs };
 }

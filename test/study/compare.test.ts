@@ -4,11 +4,11 @@
 // `diffactor compare` under <out>/docs unless --docs says otherwise, with the machine it ran on).
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { compare, parseBudget } from '../../src/study/compare.ts';
+import { FINISHED_FILE, compare, parseBudget } from '../../src/study/compare.ts';
 import { writeReport, commonEvalStep, describeMachine, ordering, NOTES_MARKER } from '../../src/study/report.ts';
 import type { RunRecord, Study } from '../../src/study/compare.ts';
 import { writeTestStandins } from '../eval/standinFiles.ts';
@@ -41,6 +41,13 @@ describe('compare', () => {
     // A second call reuses the finished runs (same records, no training).
     const again = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true });
     expect(again.runs.map((r) => r.evals)).toEqual(study.runs.map((r) => r.evals));
+    // ... and so does a study kept without its checkpoints (their records suffice).
+    for (const r of study.runs) {
+      expect(existsSync(path.join(r.dir, FINISHED_FILE))).toBe(true);
+      for (const f of readdirSync(r.dir)) if (f.endsWith('.safetensors') || f === 'checkpoints') rmSync(path.join(r.dir, f), { recursive: true });
+    }
+    const records = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true });
+    expect(records.runs.map((r) => r.evals)).toEqual(study.runs.map((r) => r.evals));
     // The command writes the report beside the runs by default, never into the working directory's docs/.
     const bin = path.resolve(import.meta.dirname, '../../bin/diffactor.js');
     const cli = spawnSync(process.execPath, [bin, 'compare', '--specs', files.join(','), '--budget', '1h', '--seeds', '2', '--steps', '6', '--eval-every', '3', '--eval-nfe', '3', '--out', 'runs'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
