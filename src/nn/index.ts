@@ -12,3 +12,6 @@ export * from './attention.ts';
 export * from './patchEmbed.ts';
 export * from './groupNorm.ts';
 export * from './batchNorm.ts';
+export * from './rmsNorm.ts';
+export * from './swiglu.ts';
+export * from './ropeAttention.ts';

@@ -14,3 +14,5 @@ export * from './pool.ts';
 export * from './embedding.ts';
 export * from './adaLN.ts';
 export * from './modulate.ts';
+export * from './rmsNorm.ts';
+export * from './rope.ts';
