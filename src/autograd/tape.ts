@@ -7,7 +7,7 @@ import { Tensor, ones, type GradNode } from '../tensor/tensor.ts';
 import { untracked } from '../tensor/pool.ts';
 import { fmtShape, sameShape } from '../tensor/shape.ts';
 import { addInto, addNew } from './accumulate.ts';
-import { meta, metaPhase } from '../kernels/meta.ts';
+import { MetaF32, meta, metaPhase } from '../kernels/meta.ts';
 
 export class Tape {
   nodes: { node: GradNode; output: Tensor }[] = [];
@@ -160,6 +160,7 @@ function backwardOn(roots: Tensor | [Tensor, Tensor][], opts: BackwardOptions): 
       const g = runHooks(leaf, grads.get(leaf)!);
       if (leaf.grad) addInto(leaf.grad, g);
       else {
+        if (g.data instanceof MetaF32) { leaf.grad = new Tensor(new MetaF32(g.size), g.shape); continue; } // shape-only
         const c = new Tensor(g.dtype === 'float64' ? new Float64Array(g.size) : new Float32Array(g.size), g.shape);
         c.data.set(g.data);
         leaf.grad = c;

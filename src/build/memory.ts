@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { numTokens, sitParamCount, type SiTConfig } from '../models/config.ts';
+import { meta } from '../kernels/meta.ts';
 import type { RunSpec } from '../spec/schema.ts';
 
 export interface MemoryEstimate {
@@ -50,7 +51,8 @@ const GB = (b: number) => `${(b / 2 ** 30).toFixed(1)} GB`;
  */
 export function checkFitsMemory(spec: RunSpec, config: SiTConfig, available = availableMemory()): MemoryEstimate {
   const e = estimateMemory(spec, config);
-  if (process.env.DIFFACTOR_IGNORE_MEMORY === '1' || e.totalBytes <= 0.9 * available) return e;
+  // Shape-only execution (kernels/meta.ts, `diffactor simulate`) allocates no storage.
+  if (meta.on || process.env.DIFFACTOR_IGNORE_MEMORY === '1' || e.totalBytes <= 0.9 * available) return e;
   throw new Error(
     `spec '${spec.name}' needs about ${GB(e.totalBytes)} (${(e.params / 1e6).toFixed(1)} M parameters × ${COPIES} copies = ${GB(e.stateBytes)}; `
     + `activations of a batch of ${spec.train.batch_size} through ${config.depth} blocks of ${numTokens(config)} tokens × ${config.hiddenSize} = ${GB(e.activationBytes)}) `

@@ -36,6 +36,20 @@ program
 
 
 program
+  .command('simulate')
+  .description('one training step of a spec at any scale with shape-only tensors: parameters, FLOPs, memory, messages per actor and a roofline step time on N GPUs (docs/simulate.md)')
+  .option('--spec <file>', 'run spec (YAML), e.g. specs/paper/repa-sit-xl2.yaml')
+  .addOption(new Option('--device <name>', 'device profile: cpu (measured now), a100, h100 (data sheets)').choices(['cpu', 'a100', 'h100']).default('a100'))
+  .option('--gpus <n>', 'data-parallel replicas (a ring all-reduce of the gradients)', int, 1)
+  .option('--batch <n>', 'samples per replica (default train.batch_size / gpus)', int)
+  .addOption(new Option('--precision <p>', 'matrix-product precision (default: the device\'s: bf16 on GPUs, fp32 on the CPU)').choices(['fp32', 'tf32', 'bf16']))
+  .option('--steps <n>', 'steps the total time is given for (default train.steps)', int)
+  .option('--trace <file>', 'write a Perfetto trace (Chrome JSON) of the simulated step in virtual time')
+  .option('--set <path=value>', 'override a spec field (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+  .option('--json', 'print one JSON object')
+  .action(async (o) => { await (await import('./simulate.ts')).simulateCommand(o); });
+
+program
   .command('train')
   .description('train a run spec on actors (worker threads + the protocol\'s xstate machine), or on the reference trainer')
   .option('--spec <file>', 'run spec (YAML), e.g. specs/sit-baseline.yaml')

@@ -20,6 +20,7 @@ import { Mlp } from '../nn/mlp.ts';
 import { PatchEmbed } from '../nn/patchEmbed.ts';
 import { normal, zeros } from '../nn/init.ts';
 import { resampleGridMatrix } from './resample.ts';
+import { isMetaArray } from '../kernels/meta.ts';
 
 //################################################################################
 //                                   Config                                      #
@@ -92,6 +93,7 @@ export const vitGrid = (c: ViTConfig): number => c.imgSize / c.patchSize;
 
 /** torch.nn.init.trunc_normal_(std, a=-2, b=2): redraw values outside [a, b] (absolute bounds). */
 function truncNormal(t: Tensor, rng: Rng, std: number): void {
+  if (isMetaArray(t.data)) return; // shape-only (kernels/meta.ts): nothing to draw into
   const v = rng.normalArray(t.size, 0, std);
   for (let i = 0; i < v.length; i++) while (v[i] < -2 || v[i] > 2) v[i] = rng.normalArray(1, 0, std)[0];
   t.data.set(v);

@@ -6,6 +6,7 @@ import { empty, type Tensor } from '../../tensor/tensor.ts';
 import { fmtShape } from '../../tensor/shape.ts';
 import { K, type FArray } from '../../kernels/index.ts';
 import { record } from '../tape.ts';
+import { isMetaArray, metaCount } from '../../kernels/meta.ts';
 
 /** A size given once for both spatial dims or as [h, w]. */
 export type Pair = number | readonly [number, number];
@@ -23,6 +24,7 @@ interface Geom { h: number; w: number; kh: number; kw: number; sh: number; sw: n
  */
 function im2col(img: FArray, io: number, c: number, g: Geom, col: FArray, co: number): void {
   const l = g.oh * g.ow;
+  if (isMetaArray(col)) { metaCount('elementwise', 0, 2 * c * g.kh * g.kw * l); return; } // shape-only (kernels/meta.ts)
   for (let ch = 0; ch < c; ch++) {
     for (let i = 0; i < g.kh; i++) {
       for (let j = 0; j < g.kw; j++) {
@@ -44,6 +46,7 @@ function im2col(img: FArray, io: number, c: number, g: Geom, col: FArray, co: nu
 /** The adjoint of im2col: img (C, H, W) at io += scatter of col (C*kh*kw, OH*OW) at co. */
 function col2im(col: FArray, co: number, c: number, g: Geom, img: FArray, io: number): void {
   const l = g.oh * g.ow;
+  if (isMetaArray(img)) { metaCount('elementwise', c * g.kh * g.kw * l, 3 * c * g.kh * g.kw * l); return; }
   for (let ch = 0; ch < c; ch++) {
     for (let i = 0; i < g.kh; i++) {
       for (let j = 0; j < g.kw; j++) {
@@ -64,6 +67,7 @@ function col2im(col: FArray, co: number, c: number, g: Geom, img: FArray, io: nu
 
 /** out (N, C, L) += bias[c]. */
 function addBias(out: FArray, bias: FArray, n: number, c: number, l: number): void {
+  if (isMetaArray(out)) { metaCount('elementwise', n * c * l, 2 * n * c * l); return; }
   for (let i = 0; i < n; i++) {
     for (let ch = 0; ch < c; ch++) {
       const o = (i * c + ch) * l, b = bias[ch];
@@ -76,6 +80,7 @@ function addBias(out: FArray, bias: FArray, n: number, c: number, l: number): vo
 function biasGrad(g: Tensor, c: number, l: number, like: Tensor): Tensor {
   const n = g.shape[0];
   const db = empty([c], like.dtype);
+  if (isMetaArray(g.data)) { metaCount('reduce', n * c * l, n * c * l); return db; }
   for (let ch = 0; ch < c; ch++) {
     let s = 0;
     for (let i = 0; i < n; i++) {

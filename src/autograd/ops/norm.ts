@@ -6,6 +6,7 @@ import { empty, type Tensor } from '../../tensor/tensor.ts';
 import { fmtShape, sizeOf } from '../../tensor/shape.ts';
 import { K } from '../../kernels/index.ts';
 import { record } from '../tape.ts';
+import { isMetaArray, metaCount } from '../../kernels/meta.ts';
 
 function checkParam(p: Tensor | null, n: number, x: Tensor, what: string): void {
   if (p === null) return;
@@ -57,7 +58,11 @@ export function groupNorm(x: Tensor, groups: number, weight: Tensor | null = nul
   K.layerNormForward(x.data, null, null, xhat.data, mean.data, rstd.data, rows, cols, eps);
   const affine = weight !== null || bias !== null;
   let y = xhat;
-  if (affine) {
+  const shapeOnly = isMetaArray(x.data); // kernels/meta.ts: count the affine loops, do not walk them
+  if (affine && shapeOnly) {
+    y = empty(x.shape, x.dtype);
+    metaCount('elementwise', 2 * n * c * s, 2 * n * c * s);
+  } else if (affine) {
     y = empty(x.shape, x.dtype);
     const yd = y.data, hd = xhat.data, w = weight?.data, b = bias?.data;
     for (let i = 0; i < n; i++) {
@@ -71,7 +76,8 @@ export function groupNorm(x: Tensor, groups: number, weight: Tensor | null = nul
     const gd = g.data, hd = xhat.data, w = weight?.data;
     const dw = weight?.requiresGrad ? empty([c], x.dtype) : null;
     const db = bias?.requiresGrad ? empty([c], x.dtype) : null;
-    if (dw || db) {
+    if ((dw || db) && shapeOnly) metaCount('reduce', 3 * n * c * s, 2 * n * c * s);
+    else if (dw || db) {
       for (let ch = 0; ch < c; ch++) {
         let sw = 0, sb = 0;
         for (let i = 0; i < n; i++) {
@@ -85,7 +91,10 @@ export function groupNorm(x: Tensor, groups: number, weight: Tensor | null = nul
     let dx: Tensor | null = null;
     if (x.requiresGrad) {
       let dxhat = g;
-      if (w) {
+      if (w && shapeOnly) {
+        dxhat = empty(x.shape, x.dtype);
+        metaCount('elementwise', n * c * s, 2 * n * c * s);
+      } else if (w) {
         dxhat = empty(x.shape, x.dtype);
         const d = dxhat.data;
         for (let i = 0; i < n; i++) {
