@@ -36,11 +36,12 @@ export function timestepFrequencies(t: ArrayLike<number>, dim: number, maxPeriod
 /**
  * TimestepEmbedder: mlp = Linear(256 -> D), SiLU, Linear(D -> D) on the frequency features of
  * timeScale * t. Both Linears' weights are N(0, 0.02) and biases 0 (DiT/SiT initialize_weights).
+ * maxPeriod: the features' longest period (10000 in DiT/SiT; 10 in DDT's TimestepEmbedder).
  */
 export class TimestepEmbedder extends Module {
   readonly mlp: Sequential;
 
-  constructor(readonly hiddenSize: number, rng: Rng, readonly frequencySize = 256, readonly timeScale = 1) {
+  constructor(readonly hiddenSize: number, rng: Rng, readonly frequencySize = 256, readonly timeScale = 1, readonly maxPeriod = 10000) {
     super();
     const l0 = new Linear(frequencySize, hiddenSize, rng.child('mlp.0'));
     const l2 = new Linear(hiddenSize, hiddenSize, rng.child('mlp.2'));
@@ -54,7 +55,7 @@ export class TimestepEmbedder extends Module {
   /** t (B) -> (B, D). */
   forward(t: ArrayLike<number>): Tensor {
     const scaled = this.timeScale === 1 ? t : Array.from(t, (v) => v * this.timeScale);
-    const freq = tensor(timestepFrequencies(scaled, this.frequencySize), [t.length, this.frequencySize]); // (B, 256)
+    const freq = tensor(timestepFrequencies(scaled, this.frequencySize, this.maxPeriod), [t.length, this.frequencySize]); // (B, 256)
     return this.mlp.forward(freq);
   }
 }
