@@ -14,6 +14,10 @@ import { trainLine, writeRun, type FixtureRun } from './fixtures.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 
+// The callbacks of page.evaluate / waitForFunction run in the page (tsconfig has no DOM library).
+declare const window: any;
+declare const document: any;
+
 let browser: Browser, page: Page, s: Served, study: Served, run: FixtureRun, root: string;
 
 beforeAll(async () => {
@@ -54,7 +58,7 @@ describe('one finished run', () => {
     await page.waitForSelector('.actor-node');
     const actors = new Set(run.events.flatMap((e) => [e.from, e.to]));
     expect(await page.locator('.actor-node').count()).toBe(actors.size);
-    expect((await page.locator('.actor-node').evaluateAll((ns) => ns.map((n) => n.getAttribute('data-actor')))).sort()).toEqual([...actors].sort());
+    expect((await page.locator('.actor-node').evaluateAll((ns: any[]) => ns.map((n) => n.getAttribute('data-actor')))).sort()).toEqual([...actors].sort());
     expect(await page.locator('#edges tbody tr').count()).toBe(4);
     // trace.json to download, the spec, the inputs record, the step diagram.
     const href = await page.locator('a[download="trace.json"]').getAttribute('href');

@@ -262,7 +262,8 @@
       const name = svgEl('text', { x, y: y + 4 });
       name.textContent = n.actor;
       const stats = svgEl('text', { x, y: y + r + 14 });
-      stats.textContent = `busy ${fmtMs(n.busyMs)} · idle ${fmtMs(n.idleMs)}`;
+      // The coordinator routes messages and handles none: it has no busy time to show.
+      stats.textContent = n.actor === 'coordinator' ? '' : `busy ${fmtMs(n.busyMs)} · idle ${fmtMs(n.idleMs)}`;
       const title = svgEl('title');
       title.textContent = `${n.actor}: ${n.received} received, ${n.sent} sent; tensors in ${fmtB(n.tensorBytesIn)}, out ${fmtB(n.tensorBytesOut)}; busy ${fmtMs(n.busyMs)} (${(100 * busy).toFixed(0)} %), idle ${fmtMs(n.idleMs)}`;
       node.append(name, stats, title);
