@@ -2,7 +2,7 @@
 // installs the `chromium` package) driven by playwright-core, against run directories written by
 // hand (test/serve/fixtures.ts). The page loads a finished run with the right number of points, a
 // line appended to metrics.jsonl appears without a reload, the actor graph has one node per actor,
-// a failed run shows its reason, a study draws a group of seeds as a mean with a band, and the
+// the step diagram has one arrow per message, a failed run shows its reason, a study draws a group of seeds as a mean with a band, and the
 // sample-grid slider walks the evaluation steps.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendFileSync, existsSync, mkdtempSync } from 'node:fs';
@@ -68,6 +68,11 @@ describe('one finished run', () => {
     await page.waitForFunction(() => document.querySelector('#spec')!.textContent!.includes('name: repa-tiny'));
     expect(await page.locator('#inputs').textContent()).toContain('encoder.checkpoint');
     expect(await page.locator('#stepdiagram').textContent()).toContain('sequenceDiagram');
+    // The step diagram drawn: one lifeline per participant, one arrow per message of step 1.
+    const step1 = run.events.filter((e) => e.step === 1);
+    expect(await page.locator('#sequence .lifeline').count()).toBe(new Set(step1.flatMap((e) => [e.from, e.to])).size);
+    expect(await page.locator('#sequence .msg.request line').count()).toBe(step1.filter((e) => e.kind === 'request').length);
+    expect(await page.locator('#sequence .msg.reply line').count()).toBe(step1.filter((e) => e.kind === 'reply').length);
     // Sample grids: three evaluations and the final samples.png; the slider walks them.
     expect(await page.locator('#grid-slider').getAttribute('max')).toBe(String(run.evalLines));
     expect(await page.locator('#grid-label').textContent()).toMatch(/final samples\.png/);

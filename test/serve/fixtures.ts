@@ -6,6 +6,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { gridPng } from '../../src/io/png.ts';
 import { toChromeTrace } from '../../src/trace/chromeTrace.ts';
+import { mermaidStep } from '../../src/trace/mermaid.ts';
 import type { TraceEvent } from '../../src/trace/event.ts';
 import { EVALS_DIR, FAILURE_FILE, evalGridName } from '../../src/run/layout.ts';
 
@@ -76,7 +77,7 @@ export function writeRun(dir: string, o: { name: string; seed?: number; steps?: 
   if (events.length) {
     writeFileSync(path.join(dir, 'trace.jsonl'), events.map((e) => `${JSON.stringify(e)}\n`).join(''));
     writeFileSync(path.join(dir, 'trace.json'), JSON.stringify(toChromeTrace(events)));
-    writeFileSync(path.join(dir, 'step-1.mmd'), 'sequenceDiagram\n  coordinator->>data: next\n');
+    writeFileSync(path.join(dir, 'step-1.mmd'), mermaidStep(events, { step: 1 }).text);
   }
   writeFileSync(path.join(dir, 'inputs.json'), JSON.stringify({ spec: { name: o.name }, data: null, files: { 'encoder.checkpoint': 'ab'.repeat(32) } }, null, 2));
   return { dir, trainLines: o.trained, evalLines: evals, events };

@@ -180,7 +180,9 @@
     renderGrids(true);
     $('#spec').textContent = (await getText(fileUrl(r, 'spec.yaml'))) ?? 'no spec.yaml';
     $('#inputs').textContent = r.inputs ? (await getText(fileUrl(r, 'inputs.json'))) : 'no inputs.json in this run directory';
-    $('#stepdiagram').textContent = r.stepDiagram ? (await getText(fileUrl(r, r.stepDiagram))) : 'no step diagram (train with --trace)';
+    const mmd = r.stepDiagram ? await getText(fileUrl(r, r.stepDiagram)) : null;
+    $('#stepdiagram').textContent = mmd ?? 'no step diagram (train with --trace)';
+    drawSequence($('#sequence'), mmd);
     await renderGraph(true);
   }
 
@@ -270,6 +272,55 @@
       svg.append(node);
     }
     box.replaceChildren(svg);
+  }
+
+  /**
+   * The step diagram (step-<n>.mmd, written by src/trace/mermaid.ts) drawn as a sequence diagram:
+   * one lifeline per participant, one arrow per message in order (requests solid, replies dashed,
+   * errors red), notes in italics. Only the lines that file holds are read.
+   */
+  function drawSequence(box, text) {
+    box.replaceChildren();
+    if (!text) return;
+    const names = [], alias = new Map(), rows = [];
+    for (const line of text.split('\n')) {
+      let m;
+      if ((m = /^\s*participant (\S+)(?: as (.+))?$/.exec(line))) { names.push(m[1]); alias.set(m[1], m[2] ?? m[1]); }
+      else if ((m = /^\s*(\S+?)(-->>|->>|--x)(\S+?): (.*)$/.exec(line))) rows.push({ from: m[1], to: m[3], kind: m[2], label: m[4] });
+      else if ((m = /^\s*Note over (\S+): (.*)$/.exec(line))) rows.push({ from: m[1], to: m[1], kind: 'note', label: m[2] });
+    }
+    const colW = 150, rowH = 24, top = 30, W = names.length * colW, H = top + rows.length * rowH + 20;
+    const x = (n) => names.indexOf(n) * colW + colW / 2;
+    const svg = svgEl('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: 'sequence' });
+    const defs = svgEl('defs');
+    for (const [id, color] of [['seq-arrow', '#333'], ['seq-error', '#b91c1c']]) {
+      const mk = svgEl('marker', { id, viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' });
+      mk.append(svgEl('path', { d: 'M 0 0 L 10 5 L 0 10 z', fill: color }));
+      defs.append(mk);
+    }
+    svg.append(defs);
+    for (const n of names) {
+      const t = svgEl('text', { x: x(n), y: 18, class: 'participant' });
+      t.textContent = alias.get(n);
+      svg.append(t, svgEl('line', { x1: x(n), y1: top - 6, x2: x(n), y2: H - 6, class: 'lifeline' }));
+    }
+    rows.forEach((r, i) => {
+      const y = top + i * rowH + 16;
+      const g = svgEl('g', { class: `msg ${r.kind === '->>' ? 'request' : r.kind === '-->>' ? 'reply' : r.kind === '--x' ? 'error' : 'note'}` });
+      const label = svgEl('text', { y: y - 4 });
+      label.textContent = r.label;
+      if (r.kind === 'note' || !names.includes(r.from) || !names.includes(r.to)) {
+        label.setAttribute('x', String((names.includes(r.from) ? x(r.from) : 0) + 6));
+        g.append(label);
+      } else {
+        const a = x(r.from), b = x(r.to), dir = Math.sign(b - a) || 1;
+        g.append(svgEl('line', { x1: a, y1: y, x2: b - dir * 2, y2: y, 'marker-end': `url(#${r.kind === '--x' ? 'seq-error' : 'seq-arrow'})` }));
+        label.setAttribute('x', String(Math.min(a, b) + 6));
+        g.append(label);
+      }
+      svg.append(g);
+    });
+    box.append(svg);
   }
 
   // ------------------------------------------------------------------ live updates
