@@ -10,7 +10,7 @@ import type { SiT } from '../models/sit.ts';
 import { RegSiT } from '../models/reg.ts';
 import { sampleSdeReg, type RegModelFn } from '../methods/reg/sampler.ts';
 import type { RunSpec } from '../spec/schema.ts';
-import { isSampledState, type Backbone } from '../methods/method.ts';
+import { isOwnSampler, isSampledState, type Backbone } from '../methods/method.ts';
 import { slice } from '../autograd/ops/index.ts';
 
 export type SampleSettings = RunSpec['sample'];
@@ -92,6 +92,8 @@ export function drawBatch(model: SiT | RegSiT | Backbone, s: SampleSettings, lab
   const guidance = s.cfg > 1 ? { scale: s.cfg, nullClass: c.numClasses, interval: [s.guidance_low, s.guidance_high] as const, channels: state?.guidedChannels } : undefined;
   const noise = rng.normal([labels.length, c.inChannels, c.inputSize, c.inputSize]);
   const y = tensor(labels, [labels.length]);
+  // A backbone with its own sampler for this one (DDT's Euler with encoder sharing) draws itself.
+  if (isOwnSampler(model) && model.ownsSampler(s.sampler)) return model.drawOwn(noise, y, s, onStep);
   const drawn = ((): Tensor => {
     switch (s.sampler) {
       case 'euler': return sampleOde(fn, noise, y, { steps: s.steps, guidance, onStep });

@@ -76,6 +76,24 @@ export function isSampledState(m: unknown): m is SampledState {
   return typeof m === 'object' && m !== null && typeof (m as SampledState).imageChannels === 'number' && typeof (m as SampledState).samplingVelocity === 'function';
 }
 
+/** The sample settings a backbone's own sampler reads (the spec's sample section). */
+export interface OwnSampleSettings { sampler: string; steps: number; cfg: number; guidance_low: number; guidance_high: number }
+
+/**
+ * A backbone that draws with its own sampler for some of the spec's samplers (DDT: its Euler
+ * sampler with the always-doubled CFG batch and encoder sharing). build/draw.ts hands it the
+ * noise (B, C, H, W) and labels it drew and takes the images back; other samplers go the generic way.
+ */
+export interface OwnSampler {
+  ownsSampler(sampler: string): boolean;
+  drawOwn(noise: Tensor, y: Tensor, s: OwnSampleSettings, onStep?: (i: number, n: number) => void): Tensor;
+}
+
+/** Whether a model is an OwnSampler (by shape, never by name). */
+export function isOwnSampler(m: unknown): m is OwnSampler {
+  return typeof m === 'object' && m !== null && typeof (m as OwnSampler).ownsSampler === 'function' && typeof (m as OwnSampler).drawOwn === 'function';
+}
+
 /** A trained backbone: the plain SiT, or a method's variant (REG's class token, REPA-E's latent BN). */
 export type Backbone = SiT | (Module & { readonly config: SiTConfig; forward(...a: any[]): any });
 

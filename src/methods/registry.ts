@@ -13,6 +13,7 @@ import { uRepa } from './u-repa/index.ts';
 import { softRepa } from './softrepa/index.ts';
 import { redi } from './redi/index.ts';
 import { deepflow } from './deepflow/index.ts';
+import { ddt } from './ddt/index.ts';
 
 export const METHODS: readonly MethodDefinition[] = [
   sitBaseline,
@@ -26,6 +27,7 @@ export const METHODS: readonly MethodDefinition[] = [
   softRepa,
   redi,
   deepflow,
+  ddt,
 ];
 
 /** The method a spec without `methods:` trains. */

@@ -47,6 +47,9 @@ export const TINY: Record<string, Record<string, unknown>> = {
   // 3 blocks cut after block 1 and 2: K = 3 branches, two VeRA blocks (ACC_MLP width 16), β 0.05.
   deepflow: { deepflow: { branch_blocks: [1, 2], branch_weights: [0.2, 0.3], time_gap: 0.05, acc_hidden: 16 } },
   redi: { encoder, redi: { rank: 2, drop_prob: 0.5, rg_scale: 1.5, pca_images: 32 } },
+  // 3 DDT blocks: encoder 2 (the default ⌊2·3/3⌋), decoder 1; head dim 16 for the 2-D RoPE; the
+  // Euler sampler shares the encoder over 2 steps.
+  ddt: { ddt: { share_period: 2 } },
 };
 
 /** Runs of several methods at once the registry tests cover too (their sections merged). */

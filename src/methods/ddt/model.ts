@@ -28,6 +28,8 @@ import { gridSize, parseSiTConfig, type SiTConfig } from '../../models/config.ts
 import { LabelEmbedder, TimestepEmbedder } from '../../models/embeddings.ts';
 import { DDTBlock, DDTFinalLayer } from '../../models/ddtBlock.ts';
 import type { SiTForwardOptions, SiTOutput } from '../../models/sit.ts';
+import type { OwnSampleSettings } from '../method.ts';
+import { DDT_SAMPLING_DEFAULTS, recomputeSteps, sampleDdt, type DdtSampling } from './sampler.ts';
 
 /** DDT's `Embed`: a Linear on each unfolded patch (norm = Identity in the official configs). */
 class PatchLinear extends Module {
@@ -65,6 +67,12 @@ export class DDT extends Module {
   readonly blocks: ModuleList<DDTBlock>;
   /** RoPE angles (T, headDim/2) of the token grid. */
   readonly angles: Float64Array;
+  /** Its Euler sampler's settings (the ddt section's sampling fields; the official ones by default). */
+  sampling: DdtSampling = { ...DDT_SAMPLING_DEFAULTS };
+  /** The last schedule solved, by settings and weights (the DP's template run is not repeated per batch). */
+  private scheduleCache: { key: string; steps: number[] } | null = null;
+  /** Encoder evaluations per image of the last drawOwn (= steps without sharing). */
+  lastEncoderCalls = 0;
 
   constructor(config: SiTConfig, encoderBlocks: number, rng: Rng) {
     super();
@@ -168,6 +176,35 @@ export class DDT extends Module {
   forward(x: Tensor, tIn: Tensor | ArrayLike<number>, yIn: Tensor | ArrayLike<number>, opts: DDTForwardOptions = {}): DDTOutput {
     const o = this.forwardDDT(x, toDdtTime(tIn instanceof Tensor ? tIn.data : tIn), yIn, opts);
     return { ...o, out: mul(o.out, -1) };
+  }
+
+  /** DDT's own sampler serves sample.sampler euler (OwnSampler); the others run the generic samplers on forward(). */
+  ownsSampler(sampler: string): boolean {
+    return sampler === 'euler';
+  }
+
+  /** Euler in DDT time with the always-doubled CFG batch and the schedule of ddt.share_* (sampler.ts). */
+  drawOwn(noise: Tensor, y: Tensor, s: OwnSampleSettings, onStep?: (i: number, n: number) => void): Tensor {
+    const key = JSON.stringify([s.steps, s.cfg, s.guidance_low, s.guidance_high, this.sampling]) + (this.sampling.schedule === 'dp' && this.sampling.period > 1 ? `|${this.weightsFingerprint()}` : '');
+    if (this.scheduleCache?.key !== key) this.scheduleCache = { key, steps: recomputeSteps(this, s, this.sampling) };
+    const run = sampleDdt(this, noise, y.data, s, this.sampling, new Set(this.scheduleCache.steps), { onStep });
+    this.lastEncoderCalls = run.encoderCalls;
+    return run.x;
+  }
+
+  /** The schedule drawOwn uses for these settings (steps that recompute the state). */
+  recomputeSchedule(s: OwnSampleSettings): number[] {
+    return recomputeSteps(this, s, this.sampling);
+  }
+
+  /** A position-weighted sum of every parameter: changes when the weights do (the DP cache's key). */
+  private weightsFingerprint(): string {
+    let a = 0, b = 0;
+    for (const [, p] of this.namedParameters()) {
+      const d = p.data;
+      for (let i = 0; i < d.length; i++) { a += d[i] * ((i % 7) + 1); b += d[i] * ((i % 11) + 3); }
+    }
+    return `${a}:${b}`;
   }
 
   /** The hidden state after `block` at diffactor time t, labels as given (PartialForward). */
