@@ -88,25 +88,34 @@ export function isRunDir(dir: string): boolean {
   return exists(dir, 'spec.yaml') || exists(dir, 'metrics.jsonl');
 }
 
-/** The runs of each root: the root itself when it is a run, else its sub-directories that are. */
+/** How far below a root runs are looked for: runs/<run> and runs/<study>/<run> (a `compare --out`), one more to spare. */
+export const SEARCH_DEPTH = 3;
+
+/**
+ * The runs of each root: the root itself when it is a run, else the run directories below it, up
+ * to SEARCH_DEPTH levels down (a run's own sub-directories, checkpoints/ and evals/, are not
+ * searched; nor are dot-directories). So `serve runs/` finds runs/repa and runs/compare/repa-seed0.
+ */
 export function findRuns(roots: readonly string[]): { root: number; rel: string; dir: string }[] {
   const out: { root: number; rel: string; dir: string }[] = [];
-  roots.forEach((r, i) => {
-    if (isRunDir(r)) {
-      out.push({ root: i, rel: '', dir: r });
+  const walk = (root: number, dir: string, rel: string, depth: number) => {
+    if (isRunDir(dir)) {
+      out.push({ root, rel, dir });
       return;
     }
+    if (depth >= SEARCH_DEPTH) return;
     let entries: fs.Dirent[] = [];
     try {
-      entries = fs.readdirSync(r, { withFileTypes: true });
+      entries = fs.readdirSync(dir, { withFileTypes: true });
     } catch {
       return;
     }
-    for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
-      // `train --fresh` moves an old run aside to DIR.<time>: those are runs too, shown as such.
-      if (e.isDirectory() && !e.name.startsWith('.') && isRunDir(path.join(r, e.name))) out.push({ root: i, rel: e.name, dir: path.join(r, e.name) });
+    // `train --fresh` moves an old run aside to DIR.<time>: those are runs too, shown as such.
+    for (const e of entries.sort((x, y) => x.name.localeCompare(y.name))) {
+      if (e.isDirectory() && !e.name.startsWith('.') && e.name !== 'node_modules') walk(root, path.join(dir, e.name), rel ? `${rel}/${e.name}` : e.name, depth + 1);
     }
-  });
+  };
+  roots.forEach((r, i) => walk(i, r, '', 0));
   return out;
 }
 
@@ -179,8 +188,9 @@ export function describeRun(root: number, rel: string, dir: string, metrics: Par
   const train = metrics.lines.filter((l) => !l.eval);
   const evals = metrics.lines.filter((l) => l.eval);
   const last = train.at(-1);
-  const step = Math.max(0, ...metrics.lines.map((l) => l.step as number));
-  const wall = Math.max(0, ...metrics.lines.map((l) => (typeof l.wall_s === 'number' ? l.wall_s : 0)));
+  // A reduce, not Math.max(...lines): a long run has more lines than a call takes arguments.
+  const step = metrics.lines.reduce((m, l) => Math.max(m, l.step as number), 0);
+  const wall = metrics.lines.reduce((m, l) => Math.max(m, typeof l.wall_s === 'number' ? l.wall_s : 0), 0);
   const failure = readJson(path.join(dir, FAILURE_FILE));
   const owner = lockOwner(dir);
   let status: RunStatus;

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { serve, type Served } from '../../src/serve/server.ts';
 import { MetricsTail } from '../../src/serve/tail.ts';
-import { parseMetrics } from '../../src/serve/runs.ts';
+import { findRuns, parseMetrics } from '../../src/serve/runs.ts';
 import { actorGraph } from '../../src/trace/graph.ts';
 import { LOCK_FILE } from '../../src/io/lock.ts';
 import { syntheticTrace, trainLine, writeRun, type FixtureRun } from './fixtures.ts';
@@ -122,7 +122,14 @@ describe('metrics', () => {
       const p = tail.poll();
       expect(p.reset).toBe(true);
       expect(p.lines).toEqual([trainLine(1)]);
-    }), { numRuns: 30 });
+      // Rewritten in place (same inode) and longer than before (RunLog.clear, then new lines).
+      const longer = [2, 3, ...steps, ...steps].map((st) => `${JSON.stringify(trainLine(st, 2))}\n`).join('');
+      writeFileSync(file, longer);
+      const q = tail.poll();
+      expect(q.reset).toBe(true);
+      expect(q.lines).toEqual(parseMetrics(longer).lines);
+      expect(tail.poll()).toEqual({ reset: false, lines: [] });
+    }), { numRuns: 40 });
   });
 
   it('sends appended lines as server-sent events', async () => {
@@ -166,6 +173,21 @@ describe('runs', () => {
     expect(g).toEqual(JSON.parse(JSON.stringify(actorGraph(run.events))));
     const fwd = g.edges.find((e: { type: string }) => e.type === 'forward');
     expect(fwd).toEqual({ from: 'coordinator', to: 'student', type: 'forward', count: 4, bytes: 4 * 256, replyBytes: 4 * 512, errors: 0 });
+  });
+});
+
+describe('findRuns', () => {
+  it('finds runs and the runs of study folders below a root, not inside a run', () => {
+    const r = mkdtempSync(path.join(tmpdir(), 'serve-find-'));
+    writeRun(path.join(r, 'repa'), { name: 'repa', trained: 2, trace: false });
+    writeRun(path.join(r, 'compare', 'x-seed0'), { name: 'x-seed0', trained: 2, trace: false });
+    writeRun(path.join(r, 'compare', 'x-seed1'), { name: 'x-seed1', trained: 2, trace: false });
+    mkdirSync(path.join(r, 'compare', 'docs', 'img'), { recursive: true });
+    writeRun(path.join(r, 'repa', 'checkpoints', 'inner'), { name: 'inner', trained: 1, trace: false }); // inside a run: not a run of its own
+    writeRun(path.join(r, '.hidden', 'h'), { name: 'h', trained: 1, trace: false });
+    writeRun(path.join(r, 'a', 'b', 'c', 'too-deep'), { name: 'deep', trained: 1, trace: false });
+    expect(findRuns([r]).map((x) => x.rel)).toEqual(['compare/x-seed0', 'compare/x-seed1', 'repa']);
+    expect(findRuns([path.join(r, 'repa')]).map((x) => [x.root, x.rel])).toEqual([[0, '']]);
   });
 });
 

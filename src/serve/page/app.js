@@ -58,11 +58,13 @@
       const box = el('input', { type: 'checkbox', onchange: (e) => { e.target.checked ? state.checked.add(r.id) : state.checked.delete(r.id); renderCharts(); } });
       box.checked = state.checked.has(r.id);
       const name = el('a', { onclick: () => setFocus(r.id), title: r.dir }, r.name);
+      // Where it is, when the directory is not simply named after the run (a study's sub-folder, a run moved aside).
+      const where = r.rel && r.rel !== r.name ? el('span', { class: 'reason' }, ` ${r.rel}`) : '';
       const status = el('td', {}, el('span', { class: `status-${r.status}` }, r.status));
       if (r.reason) status.append(' ', el('span', { class: 'reason' }, r.reason));
       if (r.skipped) status.append(' ', el('span', { class: 'reason' }, `(${r.skipped} bad metrics line${r.skipped > 1 ? 's' : ''} skipped)`));
       const tr = el('tr', { 'data-run': r.id, class: r.id === state.focus ? 'focused' : '' },
-        el('td', {}, box), el('td', {}, name), el('td', {}, r.protocol ?? '–'), status,
+        el('td', {}, box), el('td', {}, name, where), el('td', {}, r.protocol ?? '–'), status,
         el('td', { class: 'num' }, `${r.step}${r.totalSteps ? ` / ${r.totalSteps}` : ''}`),
         el('td', { class: 'num' }, fmtS(r.elapsedS)), el('td', { class: 'num' }, r.status === 'running' ? fmtS(r.etaS) : '–'),
         el('td', { class: 'num' }, String(r.evalSteps.length)));
