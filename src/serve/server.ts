@@ -110,7 +110,16 @@ export async function serve(o: ServeOptions): Promise<Served> {
   const soon = () => { wake ??= setTimeout(() => { wake = null; refresh(); }, 30); };
 
   function refresh(): void {
-    for (const r of findRuns(roots)) {
+    const found = findRuns(roots);
+    const ids = new Set(found.map((r) => runId(r.root, r.rel)));
+    // A run directory that is gone (deleted, moved aside by --fresh) leaves the list.
+    for (const [id, t] of runs) {
+      if (ids.has(id)) continue;
+      t.watcher?.close();
+      runs.delete(id);
+      send('remove', { id });
+    }
+    for (const r of found) {
       const id = runId(r.root, r.rel);
       let t = runs.get(id);
       if (!t) {

@@ -2,10 +2,10 @@
 // installs the `chromium` package) driven by playwright-core, against run directories written by
 // hand (test/serve/fixtures.ts). The page loads a finished run with the right number of points, a
 // line appended to metrics.jsonl appears without a reload, the actor graph has one node per actor,
-// the step diagram has one arrow per message, a failed run shows its reason, a study draws a group of seeds as a mean with a band, and the
+// the step diagram has one arrow per message, a failed run shows its reason, runs come and go, a study draws a group of seeds as a mean with a band, and the
 // sample-grid slider walks the evaluation steps.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFileSync, existsSync, mkdtempSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -112,6 +112,11 @@ describe('a study folder', () => {
     expect(data[0]).toEqual([10, 20]);
     expect(data[1][0]).toBeCloseTo(155, 9);
     expect([data[3][0], data[2][0]]).toEqual([150, 160]);
+    // A run that appears in the folder joins the list without a reload; one whose directory goes away leaves it.
+    const late = writeRun(path.join(root, 'study', 'late-seed0'), { name: 'late-seed0', trained: 3, trace: false });
+    await p.waitForFunction(() => document.querySelectorAll('#runs tbody tr').length === 6, undefined, { timeout: 5000 });
+    rmSync(late.dir, { recursive: true });
+    await p.waitForFunction(() => document.querySelectorAll('#runs tbody tr').length === 5, undefined, { timeout: 5000 });
     // Unticking all but one run: that run alone.
     for (const id of ['0/repa-seed1', '0/sit-seed0', '0/sit-seed1', '0/broken-seed0']) await p.locator(`#runs tr[data-run="${id}"] input`).uncheck();
     expect(await p.evaluate(() => (window as any).dashboard.charts.get('eval:fd').plot.series.map((x: any) => x.label))).toEqual(['step', 'fd']);

@@ -343,8 +343,18 @@
     }
   }
 
+  function onRemove(id) {
+    state.runs.delete(id);
+    state.lines.delete(id);
+    state.checked.delete(id);
+    if (state.focus === id) { state.focus = null; const first = state.runs.keys().next(); if (!first.done) setFocus(first.value); }
+    renderRuns();
+    chartsSoon();
+  }
+
   function handle(ev) {
     if (ev.type === 'run') onRun(ev.data);
+    else if (ev.type === 'remove') onRemove(ev.data.id);
     else if (ev.type === 'metrics') { addLines(ev.data.id, ev.data.lines); chartsSoon(); }
     else if (ev.type === 'reset') { addLines(ev.data.id, ev.data.lines, true); chartsSoon(); }
   }
@@ -354,7 +364,7 @@
     const live = $('#live');
     es.onopen = () => { live.textContent = 'live'; live.className = 'live on'; };
     es.onerror = () => { live.textContent = 'reconnecting'; live.className = 'live off'; };
-    for (const type of ['run', 'metrics', 'reset']) {
+    for (const type of ['run', 'metrics', 'reset', 'remove']) {
       es.addEventListener(type, (e) => {
         const ev = { type, data: JSON.parse(e.data) };
         if (state.ready) handle(ev); else state.pending.push(ev);
