@@ -18,6 +18,7 @@ import { DDT, toDdtTime } from '../../src/methods/ddt/model.ts';
 import { DDTSection, ddt } from '../../src/methods/ddt/index.ts';
 import { DDT_SAMPLING_DEFAULTS, ddtGrid, sampleDdt, solveDpSchedule } from '../../src/methods/ddt/sampler.ts';
 import { checkSchedule, cumulativeErrors, dpBudget, dpSchedule, reuseErrors, scheduleCost, uniformSchedule } from '../../src/methods/ddt/sharing.ts';
+import type { Linear } from '../../src/nn/linear.ts';
 import { expectClose } from '../kernels/expectClose.ts';
 
 const CFG = parseSiTConfig({ family: 'SiT', inputSize: 8, inChannels: 2, patchSize: 2, hiddenSize: 16, depth: 3, numHeads: 2, mlpRatio: 2, numClasses: 4, classDropoutProb: 0.1, learnSigma: false, timeScale: 1 });
@@ -231,7 +232,7 @@ describe('the model and the method', () => {
     const m = new DDT(CFG, 2, new Rng(3)).eval();
     const x = new Rng(4).normal([2, CFG.inChannels, CFG.inputSize, CFG.inputSize]);
     expect(Array.from(m.forward(x, [0.2, 0.9], [0, 1]).out.data).every((v) => v === 0)).toBe(true);
-    expect(Array.from(m.blocks.items[0].adaLN_modulation.at<{ weight: Tensor }>(0).weight.data).some((v) => v !== 0)).toBe(true);
+    expect(Array.from(m.blocks.items[0].adaLN_modulation.at<Linear>(0).weight.data).some((v) => v !== 0)).toBe(true);
   });
 
   it('a loss on an encoder tap (REPA at encoder block k) reaches only s_embedder, t/y embedders and blocks 1..k', () => {
