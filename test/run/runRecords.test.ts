@@ -16,6 +16,7 @@ import { loadCheckpoint } from '../../src/build/checkpoint.ts';
 import { backboneForWeights } from '../../src/build/parts.ts';
 import { drawSamples } from '../../src/build/draw.ts';
 import { gridPng } from '../../src/io/png.ts';
+import { evalSampleSettings } from '../../src/eval/evaluate.ts';
 import { parseSpec } from '../../src/spec/load.ts';
 import { EVAL_GRID_ROWS } from '../../src/actors/roles/evaluator.ts';
 import type { SiT } from '../../src/models/sit.ts';
@@ -25,7 +26,7 @@ import { tinySpec } from '../actors/specs.ts';
 const tmp = (p: string) => mkdtempSync(path.join(tmpdir(), p));
 
 describe('evaluation grids', () => {
-  it('evals/step-<N>.png at each evaluation step: one sample of every class per row, the evaluated EMA weights', async () => {
+  it('evals/step-<N>.png at each evaluation step: one sample of every class per row, the evaluated EMA weights, drawn as the evaluation draws', async () => {
     const dir = tmp('evalgrid-');
     const { classifier, encoder } = writeTestStandins(dir);
     const base = tinySpec('sit-baseline');
@@ -39,7 +40,7 @@ describe('evaluation grids', () => {
     const file = path.join(out, EVALS_DIR, evalGridName(6));
     expect(path.basename(file)).toBe('step-000006.png');
     const png = PNG.sync.read(readFileSync(file));
-    // The step-6 checkpoint's EMA, drawn here with the spec's sampler: the same bytes.
+    // The step-6 checkpoint's EMA, drawn here as the evaluation draws (eval.steps, eval.cfg, its seed): the same bytes.
     const c = loadCheckpoint(path.join(out, 'checkpoint.safetensors'));
     expect(c.state.step).toBe(6);
     const K = c.config.numClasses, side = c.config.inputSize;
@@ -47,7 +48,7 @@ describe('evaluation grids', () => {
     model.loadStateDict(c.ema);
     model.eval();
     const labels = Array.from({ length: K * EVAL_GRID_ROWS }, (_, i) => i % K);
-    const images = drawSamples(model as SiT, c.spec.sample, { seed: c.spec.seed, labels });
+    const images = drawSamples(model as SiT, evalSampleSettings(c.spec), { seed: c.spec.seed + 7919, labels });
     const expected = gridPng(images, labels.length, c.config.inChannels, side, side, K, 1, 2);
     const want = PNG.sync.read(expected);
     expect([png.width, png.height]).toEqual([(K * (side + 1) + 1) * 2, (EVAL_GRID_ROWS * (side + 1) + 1) * 2]);

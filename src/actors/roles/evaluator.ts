@@ -3,13 +3,15 @@
 // metrics of src/eval/evaluate.ts — FD, sFID, IS, precision/recall against the test split through
 // the evaluation classifier, CKNNA and the linear probe of hidden states — plus the held-out
 // denoising loss (eval/heldOutLoss.ts; not for REPA-E). After an evaluation, `grid` draws a small
-// sample grid of the same weights (the spec's sampler: one sample of each class per row, two rows),
-// which the run writes as evals/step-<N>.png (src/run/layout.ts) for `diffactor serve`'s slider.
+// sample grid of the same weights, drawn as the evaluation draws (evalSampleSettings: the spec's
+// sampler at eval.steps or eval.nfe, guidance eval.cfg, the evaluation's seed; one sample of each
+// class per row, two rows: a fraction of the evaluation's own draws), which the run writes as
+// evals/step-<N>.png (src/run/layout.ts) for `diffactor serve`'s slider.
 // The fixed work (classifier, encoder, reference features) is done once, at init.
 import type { SiT } from '../../models/sit.ts';
 import type { RegSiT } from '../../models/reg.ts';
 import { buildBackbone, buildVae, jointVae } from '../../build/parts.ts';
-import { Evaluation } from '../../eval/evaluate.ts';
+import { Evaluation, evalSampleSettings } from '../../eval/evaluate.ts';
 import { heldOutLoss } from '../../eval/heldOutLoss.ts';
 import { drawSamples } from '../../build/draw.ts';
 import { RepaESiT, decodeLatentSamples } from '../../methods/repa-e/pieces.ts';
@@ -18,6 +20,8 @@ import { toMap, type RoleInit, type TensorDict } from './common.ts';
 
 /** Rows of an evaluation grid: each row holds one sample of every class. */
 export const EVAL_GRID_ROWS = 2;
+/** The evaluation grid's sampling seed: the evaluation's own (eval/evaluate.ts draws with seed + 7919). */
+export const EVAL_GRID_SEED = (seed: number) => seed + 7919;
 
 export function evaluatorRole(init: RoleInit) {
   const { spec, config } = init;
@@ -47,7 +51,7 @@ export function evaluatorRole(init: RoleInit) {
       const K = config.numClasses;
       const labels = Array.from({ length: K * EVAL_GRID_ROWS }, (_, i) => i % K);
       model.eval();
-      let images = drawSamples(model as SiT | RegSiT, spec.sample, { seed: spec.seed, labels });
+      let images = drawSamples(model as SiT | RegSiT, evalSampleSettings(spec), { seed: EVAL_GRID_SEED(spec.seed), labels });
       let channels = config.inChannels, side = config.inputSize;
       if (model instanceof RepaESiT) {
         if (!vae) throw new Error('grid: a REPA-E model needs its VAE to decode the samples');
