@@ -180,6 +180,7 @@ export class DDT extends Module {
 
   /** DDT's own sampler serves sample.sampler euler (OwnSampler); the others run the generic samplers on forward(). */
   ownsSampler(sampler: string): boolean {
+    if (sampler !== 'euler' && this.sampling.period > 1) throw new Error(`ddt.share_period ${this.sampling.period} shares the encoder in DDT's Euler sampler: the sampler must be euler, got ${sampler}`);
     return sampler === 'euler';
   }
 
