@@ -261,10 +261,21 @@ export async function serve(o: ServeOptions): Promise<Served> {
     }
   });
   const host = o.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port ?? 0, host, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(o.port ?? 0, host, () => resolve());
+    });
+  } catch (e) {
+    clearInterval(timer);
+    clearInterval(heartbeat);
+    for (const w of rootWatchers) w.close();
+    for (const t of runs.values()) t.watcher?.close();
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new Error(`serve: port ${o.port} on ${host} is in use; pass another --port (0: any free port)`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new Error(`serve: --host ${host} is not an address of this machine`);
+    throw e;
+  }
   const port = (server.address() as { port: number }).port;
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/`,

@@ -208,6 +208,11 @@ describe('actorGraph', () => {
   });
 });
 
+it('a port in use and a foreign address are named', async () => {
+  await expect(serve({ dirs: [root], port: s.port })).rejects.toThrow(new RegExp(`serve: port ${s.port} on 127.0.0.1 is in use; pass another --port`));
+  await expect(serve({ dirs: [root], port: 0, host: '203.0.113.7' })).rejects.toThrow(/serve: --host 203\.0\.113\.7 is not an address of this machine/);
+});
+
 it('a directory that is not there is refused with its name', async () => {
   await expect(serve({ dirs: [path.join(root, 'nope')], port: 0 })).rejects.toThrow(/serve: .*nope does not exist/);
   mkdirSync(path.join(root, 'empty'));
