@@ -185,9 +185,11 @@ export async function serve(o: ServeOptions): Promise<Served> {
     res.end(data);
   }
 
-  function file(req: http.IncomingMessage, res: http.ServerResponse, f: string, download?: string): void {
+  function file(req: http.IncomingMessage, res: http.ServerResponse, f: string, download?: string, runFile = false): void {
     const st = fs.statSync(f);
     res.writeHead(200, {
+      // A run's own files are data: an HTML or SVG file among them must not run scripts on this origin.
+      ...(runFile && { 'Content-Security-Policy': 'sandbox; default-src \'none\'; img-src \'self\'; style-src \'unsafe-inline\'' }),
       'Content-Type': TYPES[path.extname(f).toLowerCase()] ?? 'application/octet-stream',
       'Content-Length': st.size,
       'Cache-Control': 'no-store',
@@ -247,7 +249,7 @@ export async function serve(o: ServeOptions): Promise<Served> {
     if (m) {
       const f = resolveServedFile(roots, m[1], m[2]);
       if (!f) return json(res, 404, { error: 'not a file under the served directories' });
-      return file(req, res, f, params.has('download') ? path.basename(f) : undefined);
+      return file(req, res, f, params.has('download') ? path.basename(f) : undefined, true);
     }
     json(res, 404, { error: 'not found' });
   }

@@ -82,6 +82,8 @@ describe('safety', () => {
       const r = await raw(s.port, '/files/0/a-seed0/spec.yaml', m);
       expect(r.status, m).toBe(405);
     }
+    // A run's files are served sandboxed: a document among them runs no script here.
+    expect((await raw(s.port, '/files/0/a-seed0/spec.yaml')).headers['content-security-policy']).toMatch(/^sandbox/);
     const h = await raw(s.port, '/files/0/a-seed0/trace.json?download=1', 'HEAD');
     expect(h.status).toBe(200);
     expect(h.headers['content-disposition']).toBe('attachment; filename="trace.json"');
