@@ -10,8 +10,8 @@ import type { Rng } from '../tensor/rng.ts';
 import { fmtShape } from '../tensor/shape.ts';
 import { permute, slice } from '../autograd/ops/layout.ts';
 import { reshape } from '../autograd/ops/shape.ts';
-import { scaledDotProductAttention } from '../autograd/ops/attention.ts';
-import { rotary } from '../autograd/ops/rope.ts';
+import { qkvAttention, scaledDotProductAttention } from '../autograd/ops/attention.ts';
+import { qkNormRope, rotary } from '../autograd/ops/rope.ts';
 import { rmsNorm } from '../autograd/ops/rmsNorm.ts';
 import { linear } from '../autograd/ops/matmul.ts';
 import { Module } from './module.ts';
@@ -23,10 +23,21 @@ export interface RopeAttentionWeights {
   qkvW: Tensor; qkvB: Tensor | null; qNorm: Tensor | null; kNorm: Tensor | null; projW: Tensor; projB: Tensor | null; eps: number;
 }
 
-/** The module's forward as a function of its weights: x (B, N, D) -> (B, N, D). */
+/**
+ * The module's forward as a function of its weights: x (B, N, D) -> (B, N, D). The norms and the
+ * rotation run as one op on the packed projection (qkNormRope), then the packed attention kernel
+ * (qkvAttention); ropeAttentionComposite is the same map from slices, rmsNorm and rotary (tests).
+ */
 export function ropeAttention(x: Tensor, w: RopeAttentionWeights, heads: number, angles: Float64Array | null): Tensor {
   const dim = w.projW.shape[0];
   if (x.ndim !== 3 || x.shape[2] !== dim) throw new Error(`RopeAttention: expected x (B, N, ${dim}), got ${fmtShape(x.shape)}`);
+  const qkv = qkNormRope(linear(x, w.qkvW, w.qkvB), heads, w.qNorm, w.kNorm, w.eps, angles); // (B, N, 3D)
+  return linear(qkvAttention(qkv, heads), w.projW, w.projB); // (B, N, D)
+}
+
+/** ropeAttention composed from slices, rmsNorm, rotary and scaledDotProductAttention. */
+export function ropeAttentionComposite(x: Tensor, w: RopeAttentionWeights, heads: number, angles: Float64Array | null): Tensor {
+  const dim = w.projW.shape[0];
   const [b, n] = x.shape, d = dim / heads;
   const qkv = reshape(linear(x, w.qkvW, w.qkvB), [b, n, 3, heads, d]); // (B, N, 3, H, d)
   const part = (i: number): Tensor => reshape(slice(qkv, 2, i, i + 1), [b, n, heads, d]); // (B, N, H, d)

@@ -7,13 +7,13 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Tape, backward, gradcheck, linear, mul, qkvAttention, rmsNorm, rope2dAngles, rotary, sum, withTape } from '../../src/autograd/index.ts';
+import { Tape, backward, concat, gradcheck, linear, mul, qkNormRope, qkvAttention, reshape, rmsNorm, rope2dAngles, rotary, slice, sum, withTape } from '../../src/autograd/index.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 import { cast, tensor, type Tensor } from '../../src/tensor/tensor.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import { RMSNorm } from '../../src/nn/rmsNorm.ts';
 import { SwiGLU, swiglu, swigluHidden } from '../../src/nn/swiglu.ts';
-import { RopeAttention, ropeAttention } from '../../src/nn/ropeAttention.ts';
+import { RopeAttention, ropeAttention, ropeAttentionComposite } from '../../src/nn/ropeAttention.ts';
 import type { Module } from '../../src/nn/module.ts';
 import { expectClose } from '../kernels/expectClose.ts';
 
@@ -102,6 +102,45 @@ describe('SwiGLU and RopeAttention as functions of their weights', () => {
         [f64([2, 6, 16], 1), f64([48, 16]), f64([48]), rng.normal([8], 1, 0.3, 'float64'), rng.normal([8], 1, 0.3, 'float64'), f64([16, 16]), f64([16])], bias ? {} : { skip: [2] });
       expect(a.ok, a.message).toBe(true);
     }
+  });
+
+  it('qkNormRope on the packed projection = rmsNorm then rotary on the q and k slices (forward, every gradient); gradcheck', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.boolean(), fc.boolean(), fc.nat(1e5), (b, heads, norm, rot, seed) => {
+      const rng = new Rng(seed), d = 8, n = 6;
+      const ang = rot ? rope2dAngles(2, 3, d) : null;
+      const inputs = [rng.normal([b, n, 3 * heads * d], 0, 1, 'float64'), rng.normal([d], 1, 0.3, 'float64'), rng.normal([d], 1, 0.3, 'float64')];
+      const fused = (qkv: Tensor, qw: Tensor, kw: Tensor): Tensor => qkNormRope(qkv, heads, norm ? qw : null, norm ? kw : null, 1e-6, ang);
+      const composite = (qkv: Tensor, qw: Tensor, kw: Tensor): Tensor => {
+        const p = reshape(qkv, [b, n, 3, heads, d]);
+        const part = (i: number, w: Tensor): Tensor => {
+          let t = reshape(slice(p, 2, i, i + 1), [b, n, heads, d]);
+          if (norm) t = rmsNorm(t, w, 1e-6);
+          if (ang) t = rotary(t, ang);
+          return reshape(t, [b, n, 1, heads, d]);
+        };
+        return reshape(concat([part(0, qw), part(1, kw), slice(p, 2, 2, 3)], 2), [b, n, 3 * heads * d]);
+      };
+      const run = (f: (...xs: Tensor[]) => Tensor) => {
+        const xs = inputs.map((x) => cast(x, 'float64').requireGrad());
+        const tape = new Tape();
+        const y = withTape(tape, () => f(...xs));
+        backward([[y, new Rng(3).normal(y.shape, 0, 1, 'float64')]], { tape });
+        return { y, g: xs.map((x) => x.grad) };
+      };
+      const a = run(fused as never), c = run(composite as never);
+      expectClose('qkNormRope forward', a.y.data, c.y.data, 1e-12, 1e-10);
+      a.g.forEach((g, i) => { if (g || c.g[i]) expectClose(`qkNormRope grad ${i}`, g!.data, c.g[i]!.data, 1e-12, 1e-10); });
+      const r = gradcheck(fused, inputs, norm ? {} : { skip: [1, 2] });
+      expect(r.ok, r.message).toBe(true);
+    }), { numRuns: 8, seed: 14 });
+  });
+
+  it('ropeAttention (fused) = ropeAttentionComposite', () => {
+    const rng = new Rng(6);
+    const ang = rope2dAngles(2, 3, 8);
+    const w = { qkvW: rng.normal([48, 16], 0, 0.5, 'float64'), qkvB: null, qNorm: rng.normal([8], 1, 0.3, 'float64'), kNorm: rng.normal([8], 1, 0.3, 'float64'), projW: rng.normal([16, 16], 0, 0.5, 'float64'), projB: rng.normal([16], 0, 0.5, 'float64'), eps: 1e-6 };
+    const x = rng.normal([2, 6, 16], 0, 1, 'float64');
+    expectClose('fused vs composite', ropeAttention(x, w, 2, ang).data, ropeAttentionComposite(x, w, 2, ang).data, 1e-12, 1e-10);
   });
 
   it('the modules call them (RopeAttention without norms and angles = plain attention without qkv bias)', () => {

@@ -71,3 +71,87 @@ export function rotary(x: Tensor, angles: Float64Array): Tensor {
     return [dx];
   });
 }
+
+/**
+ * The q/k-norm + RoPE step of DDT's attention on a packed projection, one op: qkv (B, N, 3·H·d)
+ * read as (B, N, 3, H, d) (timm's layout, what qkvAttention reads); in the q and k parts each head's
+ * row is RMS-normalised with its weight (qNorm, kNorm (d); null: no norm) and then rotated by the
+ * token's angles (N, d/2) (null: no rotation); the v part is copied. Returns the packed (B, N, 3·H·d)
+ * for qkvAttention — no slices, permutes or (B, H, N, d) copies. Equal to rmsNorm then rotary on
+ * the q and k slices (tested).
+ */
+export function qkNormRope(qkv: Tensor, heads: number, qNorm: Tensor | null, kNorm: Tensor | null, eps: number, angles: Float64Array | null): Tensor {
+  if (qkv.ndim !== 3 || !Number.isInteger(heads) || heads < 1 || qkv.shape[2] % (3 * heads) !== 0) {
+    throw new Error(`qkNormRope: expected qkv (B, N, 3·H·d) with H = ${heads}, got ${fmtShape(qkv.shape)}`);
+  }
+  const [b, n, c3] = qkv.shape;
+  const d = c3 / (3 * heads), half = d / 2, hd = heads * d;
+  if ((qNorm === null) !== (kNorm === null)) throw new Error('qkNormRope: give both q and k norm weights or neither');
+  for (const w of [qNorm, kNorm]) if (w && (w.ndim !== 1 || w.size !== d || w.dtype !== qkv.dtype)) throw new Error(`qkNormRope: norm weights must be (${d}) ${qkv.dtype}, got ${fmtShape(w.shape)} ${w.dtype}`);
+  if (angles && (d % 2 !== 0 || angles.length !== n * half)) throw new Error(`qkNormRope: angles must be (N ${n}, d/2 ${half}) = ${n * half} values for an even d, got ${angles.length}`);
+  const cos = angles?.map(Math.cos), sin = angles?.map(Math.sin);
+  const xs = qkv.data, rows = b * n * 2 * heads;
+  const rstd = new Float64Array(rows);
+  const out = uninit(qkv.shape, qkv.dtype);
+  const ys = out.data;
+  const u = new Float64Array(d);
+  const rowAt = (r: number): { o: number; tok: number; w: Tensor | null } => {
+    const tokIdx = Math.floor(r / (2 * heads)), rem = r % (2 * heads), part = rem < heads ? 0 : 1, h = rem % heads;
+    return { o: tokIdx * c3 + part * hd + h * d, tok: tokIdx % n, w: part === 0 ? qNorm : kNorm };
+  };
+  for (let r = 0; r < rows; r++) {
+    const { o, tok, w } = rowAt(r);
+    let s = 1;
+    if (w) {
+      let ss = 0;
+      for (let j = 0; j < d; j++) ss += xs[o + j] * xs[o + j];
+      s = 1 / Math.sqrt(ss / d + eps);
+    }
+    rstd[r] = s;
+    const wd = w?.data;
+    for (let j = 0; j < d; j++) u[j] = w ? xs[o + j] * s * wd![j] : xs[o + j];
+    if (cos && sin) {
+      const a0 = tok * half;
+      for (let m = 0; m < half; m++) {
+        const c = cos[a0 + m], sn = sin[a0 + m], p = u[2 * m], q = u[2 * m + 1];
+        ys[o + 2 * m] = p * c - q * sn;
+        ys[o + 2 * m + 1] = p * sn + q * c;
+      }
+    } else {
+      for (let j = 0; j < d; j++) ys[o + j] = u[j];
+    }
+  }
+  for (let t = 0; t < b * n; t++) { const o = t * c3 + 2 * hd; for (let j = 0; j < hd; j++) ys[o + j] = xs[o + j]; } // v
+  return record('qkNormRope', [qkv, qNorm, kNorm], out, (g) => {
+    const gs = g.data;
+    const dx = uninit(qkv.shape, qkv.dtype), ds = dx.data;
+    const dq = qNorm?.requiresGrad ? new Float64Array(d) : null, dk = kNorm?.requiresGrad ? new Float64Array(d) : null;
+    const gu = new Float64Array(d);
+    for (let r = 0; r < rows; r++) {
+      const { o, tok, w } = rowAt(r);
+      if (cos && sin) {
+        const a0 = tok * half;
+        for (let m = 0; m < half; m++) {
+          const c = cos[a0 + m], sn = sin[a0 + m], p = gs[o + 2 * m], q = gs[o + 2 * m + 1];
+          gu[2 * m] = p * c + q * sn;
+          gu[2 * m + 1] = -p * sn + q * c;
+        }
+      } else {
+        for (let j = 0; j < d; j++) gu[j] = gs[o + j];
+      }
+      if (!w) { for (let j = 0; j < d; j++) ds[o + j] = gu[j]; continue; }
+      const s = rstd[r], wd = w.data, acc = w === qNorm ? dq : dk;
+      let dot = 0;
+      for (let j = 0; j < d; j++) {
+        const xh = xs[o + j] * s;
+        dot += gu[j] * wd[j] * xh;
+        if (acc) acc[j] += gu[j] * xh;
+      }
+      const mdot = dot / d;
+      for (let j = 0; j < d; j++) ds[o + j] = s * (gu[j] * wd[j] - xs[o + j] * s * mdot);
+    }
+    for (let t = 0; t < b * n; t++) { const o = t * c3 + 2 * hd; for (let j = 0; j < hd; j++) ds[o + j] = gs[o + j]; }
+    const wrap = (a: Float64Array | null): Tensor | null => { if (!a) return null; const tt = uninit([d], qkv.dtype); tt.data.set(a); return tt; };
+    return [qkv.requiresGrad ? dx : null, wrap(dq), wrap(dk)];
+  });
+}
