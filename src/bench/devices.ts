@@ -20,6 +20,8 @@ export interface DeviceProfile {
   memory: number;
   /** Link between replicas for the gradient all-reduce: bytes/s one way per GPU, and latency per hop, s. */
   link: { bandwidth: number; latency: number; source: string };
+  /** Beyond `perNode` replicas the ring crosses nodes: each GPU's network link, bytes/s one way, and latency. */
+  network?: { perNode: number; bandwidth: number; latency: number; source: string };
   /** Precision simulate uses by default. */
   precision: Precision;
 }
@@ -38,6 +40,7 @@ export const A100: DeviceProfile = {
   vector: 19.5 * T,
   memory: 2039 * G,
   link: { bandwidth: 300 * G, latency: 5e-6, source: 'NVLink 3: 600 GB/s bidirectional per GPU (data sheet); 5 µs per hop assumed' },
+  network: { perNode: 8, bandwidth: 25 * G, latency: 10e-6, source: 'DGX A100 data sheet: one 200 Gb/s HDR InfiniBand port per GPU; 10 µs per hop assumed' },
   precision: 'bf16',
 };
 
@@ -53,6 +56,7 @@ export const H100: DeviceProfile = {
   vector: 67 * T,
   memory: 3350 * G,
   link: { bandwidth: 450 * G, latency: 5e-6, source: 'NVLink 4: 900 GB/s bidirectional per GPU (data sheet); 5 µs per hop assumed' },
+  network: { perNode: 8, bandwidth: 50 * G, latency: 10e-6, source: 'DGX H100 data sheet: one 400 Gb/s NDR InfiniBand port per GPU; 10 µs per hop assumed' },
   precision: 'bf16',
 };
 

@@ -11,7 +11,8 @@
 //            the step plan, the route protocols/compose.ts lays out: sizes from the model config),
 //            the critical path (the step machine's order, docs/architecture.md), the roofline
 //            (per kernel call: max(FLOPs / peak, bytes / bandwidth)), the ring all-reduce
-//            (2(N−1)/N · bytes / link + 2(N−1) · latency). The actor runtime itself does not run.
+//            (2(N−1)/N · bytes / link + 2(N−1) · latency; NVLink within a node, the network
+//            beyond), not overlapped with the backward. The actor runtime itself does not run.
 // The data are shape-only too: a dataset of the spec's latent shape (a 256² ImageNet image as
 // 4×32×32 SD-VAE latents) whose samples are never read. The encoder sees what the project's
 // encoder sees — the model's input, resized bilinearly to grid × patch — so a DINOv2-B/14 here has
@@ -23,6 +24,7 @@ import { Trainer } from '../run/reference.ts';
 import type { Tape } from '../autograd/tape.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { jointVae } from '../build/parts.ts';
+import { sitPreset } from '../models/presets.ts';
 import { numTokens } from '../models/config.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import type { DeviceProfile, Precision } from './devices.ts';
@@ -88,8 +90,9 @@ export interface SimulateOptions {
   batch?: number;
   precision?: Precision;
   /**
-   * The data: channels × side² and classes. Default: spec.data.size² with 1000 classes, 4 channels
-   * (ImageNet as SD-VAE latents: 32 for 256² images), or 3 (pixels) when a method trains the VAE.
+   * The data: channels × side² and classes. Default: spec.data.size², the model preset's channels
+   * and classes (SiT-XL/2: 4 and 1000, ImageNet as SD-VAE latents, 32 for 256² images; P2: 1 and
+   * 10), or 3 channels (pixels) when a method trains the VAE.
    */
   data?: { channels: number; side: number; classes: number };
 }
@@ -111,7 +114,8 @@ export function simulate(spec: RunSpec, o: SimulateOptions): SimulationReport {
     const b = kind === 'optimizer' || kind === 'ema' ? bytes : bytes * scale;
     return Math.max(flops / f, b / dev.memory);
   };
-  const d = o.data ?? { channels: jointVae(spec) ? 3 : 4, side: spec.data.size, classes: 1000 };
+  const preset = sitPreset(spec.model.preset);
+  const d = o.data ?? { channels: jointVae(spec) ? 3 : preset.inChannels, side: spec.data.size, classes: preset.numClasses };
   const data = metaDataset(d.channels, d.side, d.classes, 4 * batch);
   const local: RunSpec = { ...spec, train: { ...spec.train, batch_size: batch } };
   const c = newCounters(time);
@@ -163,8 +167,10 @@ export function simulate(spec: RunSpec, o: SimulateOptions): SimulationReport {
     for (const a of actors) if (a.actor === m.from) { a.messages.count++; a.messages.bytes += m.bytes; }
   }
   const gradBytes = 4 * actors.reduce((s, a) => s + (a.actor === 'student' || a.actor === 'projector' ? a.trainable : 0), 0);
+  // A ring is as fast as its slowest hop: NVLink inside a node, the network port once it spans nodes.
+  const link = dev.network && gpus > dev.network.perNode ? dev.network : dev.link;
   const allReduce = gpus > 1
-    ? { bytes: (2 * (gpus - 1) / gpus) * gradBytes, seconds: (2 * (gpus - 1) / gpus) * gradBytes / dev.link.bandwidth + 2 * (gpus - 1) * dev.link.latency }
+    ? { bytes: (2 * (gpus - 1) / gpus) * gradBytes, seconds: (2 * (gpus - 1) / gpus) * gradBytes / link.bandwidth + 2 * (gpus - 1) * link.latency }
     : { bytes: 0, seconds: 0 };
   const { schedule, critical, total } = stepSchedule(actors, allReduce.seconds, tr.plan.featuresFirst);
   return {

@@ -5,6 +5,7 @@
 // REPA's and REG's SiT) is not seen, a non-affine layer norm is 4 FLOPs per element. DiT's 118.6
 // counts attention's QKᵀ and PV products (timm's explicit matmuls) and no norms.
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { loadSpec } from '../../src/spec/load.ts';
 import { simulate, perfettoTrace, type SimulationReport } from '../../src/bench/simulate.ts';
 import { A100, H100 } from '../../src/bench/devices.ts';
@@ -49,7 +50,7 @@ describe('published numbers', () => {
     expect((b / a - 1) * 100).toBeLessThan(0.35);
   });
 
-  it('DINOv2-B/14 has ≈ 86M parameters (DINOv2 paper Table 15: ViT-B/14 86M)', () => {
+  it('DINOv2-B/14 has ≈ 86M parameters (DINOv2, arXiv 2304.07193: ViT-B/14 86M)', () => {
     const at518 = withMeta(newCounters(), () => createViT(vitPreset('dinov2_vitb14', { imgSize: 518 }), 0));
     const n = at518.parameters().reduce((s, t) => s + t.size, 0);
     expect(n / 1e6).toBeCloseTo(86.58, 1); // the hub checkpoint's 86,580,480 (37×37+1 positions)
@@ -90,3 +91,21 @@ describe('published numbers', () => {
     expect(actor(h, 'student').phases.forward.flops).toBe(actor(repa, 'student').phases.forward.flops);
   });
 }, 120_000);
+
+describe('diffactor simulate (command)', () => {
+  const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/diffactor.js', 'simulate', ...args], { encoding: 'utf8' });
+
+  it('prints one JSON report for a paper spec, with every actor and the step time', () => {
+    const r = cli('--spec', 'specs/paper/sra-sit-b2.yaml', '--device', 'h100', '--gpus', '4', '--json');
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout) as SimulationReport & { hours: number };
+    expect(j.actors.map((a) => a.actor)).toEqual(expect.arrayContaining(['student', 'projector', 'teacher']));
+    expect(j.batch).toBe(64);
+    expect(j.hours).toBeCloseTo(j.stepSeconds * 400000 / 3600, 6);
+  }, 60_000);
+
+  it('refuses a missing --spec and an unknown device, naming the option', () => {
+    expect(cli('--json').stderr).toMatch(/--spec <file> is required/);
+    expect(cli('--spec', 'specs/paper/repa-sit-b2.yaml', '--device', 'tpu').stderr).toMatch(/--device.*tpu/);
+  }, 60_000);
+});

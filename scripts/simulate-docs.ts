@@ -1,0 +1,69 @@
+// The numbers of docs/simulate.md: `diffactor simulate` on the XL/2 paper specs (SiT, REPA, SRA,
+// REG, REPA-E) on 8 × A100, the step time versus GPU count at the papers' global batch of 256
+// (docs/img/simulate-gpus.svg, drawn with vega-lite as `diffactor plot` draws), printed as markdown.
+// Regenerate with
+//   npx tsx scripts/simulate-docs.ts > /tmp/simulate-tables.md
+// and paste the tables into docs/simulate.md. Device figures: src/bench/devices.ts.
+import { writeFileAtomic } from '../src/io/atomic.ts';
+import { loadSpec } from '../src/spec/load.ts';
+import { simulate, type SimulationReport } from '../src/bench/simulate.ts';
+import { A100, H100 } from '../src/bench/devices.ts';
+import { renderSvg } from '../src/cli/plot.ts';
+
+const METHODS = ['sit-baseline', 'repa', 'sra', 'reg', 'repa-e'];
+const TITLE: Record<string, string> = { 'sit-baseline': 'SiT', repa: 'REPA', sra: 'SRA', reg: 'REG', 'repa-e': 'REPA-E' };
+const spec = (m: string) => loadSpec(`specs/paper/${m}-sit-xl2.yaml`);
+const w = (s: string) => process.stdout.write(s);
+const f1 = (x: number) => x.toFixed(1), f2 = (x: number) => x.toFixed(2);
+
+w('### XL/2 on 8 × A100 (bf16), batch 256 (32 per GPU), per step and replica\n\n');
+w('| method | actor | trainable M | frozen M | fwd TFLOP | bwd TFLOP | fwd ms | bwd ms | AdamW + EMA ms | AdamW state GB | EMA GB | messages (MB) sent |\n');
+w('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n');
+const reports: Record<string, SimulationReport> = {};
+for (const m of METHODS) {
+  const r = (reports[m] = simulate(spec(m), { device: A100, gpus: 8 }));
+  for (const a of r.actors) {
+    if (a.actor === 'main') continue;
+    const p = a.phases;
+    w(`| ${TITLE[m]} | ${a.actor} | ${f1(a.trainable / 1e6)} | ${f1(a.frozen / 1e6)} | ${f2(p.forward.flops / 1e12)} | ${f2(p.backward.flops / 1e12)} | ${f1(p.forward.seconds * 1e3)} | ${f1(p.backward.seconds * 1e3)} | ${f1((p.update.seconds + p.ema.seconds) * 1e3)} | ${f2(a.optimizerBytes / 2 ** 30)} | ${f2(a.emaBytes / 2 ** 30)} | ${a.messages.count} (${f1(a.messages.bytes / 2 ** 20)}) |\n`);
+  }
+}
+w('\n### XL/2 per step: memory, all-reduce, step time, 400K steps\n\n');
+w('| method | student G/sample (fvcore) | tape activations GB / GPU | all-reduce ms | step ms (A100) | 400K steps h (8 × A100) | step ms (H100) | 400K steps h (8 × H100) | critical path |\n');
+w('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n');
+for (const m of METHODS) {
+  const r = reports[m], h = simulate(spec(m), { device: H100, gpus: 8 });
+  const g = r.gmacsPerSample.student;
+  w(`| ${TITLE[m]} | ${f2(g.linear + 4 * g.normElements)} | ${f1(r.activationBytes / 2 ** 30)} | ${f1(r.allReduce.seconds * 1e3)} | ${f1(r.stepSeconds * 1e3)} | ${f1(r.stepSeconds * 4e5 / 3600)} | ${f1(h.stepSeconds * 1e3)} | ${f1(h.stepSeconds * 4e5 / 3600)} | ${r.criticalPath.filter((c) => !c.startsWith('main.fetch')).join(' → ')} |\n`);
+}
+
+// Step time versus GPU count at a global batch of 256.
+const GPUS = [1, 2, 4, 8, 16, 32, 64];
+const rows: { gpus: number; seconds: number; method: string; device: string }[] = [];
+w('\n### Step time (ms) versus GPUs, global batch 256 (A100; NVLink to 8, then 200 Gb/s InfiniBand)\n\n');
+w(`| method | ${GPUS.join(' | ')} |\n| --- |${GPUS.map(() => ' ---: |').join('')}\n`);
+for (const m of METHODS) {
+  const cells: string[] = [];
+  for (const n of GPUS) {
+    const r = simulate(spec(m), { device: A100, gpus: n });
+    rows.push({ gpus: n, seconds: r.stepSeconds * 1e3, method: TITLE[m], device: 'A100' });
+    cells.push(f1(r.stepSeconds * 1e3));
+  }
+  w(`| ${TITLE[m]} | ${cells.join(' | ')} |\n`);
+}
+const svg = await renderSvg({
+  $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+  title: 'Simulated step time, XL/2, global batch 256, A100 (roofline)',
+  data: { values: rows },
+  width: 560,
+  height: 300,
+  mark: { type: 'line', point: true },
+  encoding: {
+    x: { field: 'gpus', type: 'quantitative', scale: { type: 'log', base: 2 }, title: 'GPUs (data-parallel replicas)' },
+    y: { field: 'seconds', type: 'quantitative', scale: { type: 'log' }, title: 'ms per step' },
+    color: { field: 'method', type: 'nominal', title: null },
+  },
+  config: { font: 'sans-serif', legend: { orient: 'top' } },
+});
+writeFileAtomic('docs/img/simulate-gpus.svg', svg);
+w('\n(docs/img/simulate-gpus.svg written)\n');
