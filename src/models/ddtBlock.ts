@@ -13,7 +13,7 @@
 import type { Tensor } from '../tensor/tensor.ts';
 import type { Rng } from '../tensor/rng.ts';
 import { fmtShape } from '../tensor/shape.ts';
-import { add, chunk, layerNorm, mul } from '../autograd/index.ts';
+import { add, chunk, gatedResidual, layerNorm, modulate, mul, reshape } from '../autograd/index.ts';
 import { Module } from '../nn/module.ts';
 import { Linear } from '../nn/linear.ts';
 import { Sequential } from '../nn/sequential.ts';
@@ -51,7 +51,14 @@ export class DDTBlock extends Module {
   /** x (B, T, D); c (B, 1, D) or (B, T, D), already through SiLU; angles (T, d/2) -> (B, T, D). */
   forward(x: Tensor, c: Tensor, angles: Float64Array | null): Tensor {
     checkCond('DDTBlock', x, c);
-    const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = chunk(this.adaLN_modulation.forward(c), 6, -1); // 6 × (B, 1|T, D)
+    if (c.shape[1] === 1 && x.shape[1] > 1) {
+      // One condition per image (the encoder): the (B, D) fused kernels modulate and gatedResidual.
+      const [b, , d] = c.shape;
+      const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = chunk(reshape(this.adaLN_modulation.forward(c), [b, 6 * d]), 6, -1); // 6 × (B, D)
+      x = gatedResidual(x, gateMsa, this.attn.forward(modulate(this.norm1.forward(x), shiftMsa, scaleMsa), angles));
+      return gatedResidual(x, gateMlp, this.mlp.forward(modulate(this.norm2.forward(x), shiftMlp, scaleMlp)));
+    }
+    const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = chunk(this.adaLN_modulation.forward(c), 6, -1); // 6 × (B, T, D)
     x = add(x, mul(gateMsa, this.attn.forward(modulateTokens(this.norm1.forward(x), shiftMsa, scaleMsa), angles)));
     return add(x, mul(gateMlp, this.mlp.forward(modulateTokens(this.norm2.forward(x), shiftMlp, scaleMlp))));
   }
