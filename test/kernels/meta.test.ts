@@ -7,7 +7,10 @@ import { fc, test as ftest } from '@fast-check/vitest';
 import { MetaF32, newCounters, withMeta, type MetaCounters } from '../../src/kernels/meta.ts';
 import { createSiT } from '../../src/models/sit.ts';
 import { sitPreset } from '../../src/models/presets.ts';
-import { linear, matmul, qkvAttention } from '../../src/autograd/ops/index.ts';
+import { conv2d, groupNorm, linear, matmul, qkvAttention, sum as sum1, upsampleNearest } from '../../src/autograd/ops/index.ts';
+import { leakyRelu } from '../../src/autograd/ops/leakyRelu.ts';
+import { backward } from '../../src/autograd/tape.ts';
+import type { Tensor } from '../../src/tensor/tensor.ts';
 import { empty } from '../../src/tensor/tensor.ts';
 import { sitParamCount } from '../../src/models/config.ts';
 import { Rng } from '../../src/tensor/rng.ts';
@@ -66,6 +69,27 @@ describe('meta execution', () => {
         expect(y.shape).toEqual([b, n, h * d]);
       });
       expect(sum(c, 'attention')).toBe(2 * b * h * n * n * d);
+    });
+
+  ftest.prop([fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 2, max: 9 }), fc.integer({ min: 1, max: 3 })], { numRuns: 20 })(
+    'ops whose TypeScript loops meta mode skips (conv2d, groupNorm, upsampleNearest, leakyRelu) give the real shapes, forward and backward',
+    (n, g, side, k) => {
+      const c = 2 * g;
+      const chain = (x: Tensor, w: Tensor, gw: Tensor) => sum1(leakyRelu(upsampleNearest(groupNorm(conv2d(x, w, gw, { padding: 1 }), g, gw, gw), 2), 0.2));
+      const real = (() => {
+        const rng = new Rng(k);
+        const x = rng.normal([n, c, side, side]).requireGrad(), w = rng.normal([c, c, 3, 3]).requireGrad(), gw = rng.normal([c]).requireGrad();
+        backward(chain(x, w, gw));
+        return [x, w, gw].map((t) => t.grad!.shape);
+      })();
+      const counters = newCounters();
+      const shapes = withMeta(counters, () => {
+        const x = empty([n, c, side, side]).requireGrad(), w = empty([c, c, 3, 3]).requireGrad(), gw = empty([c]).requireGrad();
+        backward(chain(x, w, gw));
+        return [x, w, gw].map((t) => t.grad!.shape);
+      });
+      expect(shapes).toEqual(real);
+      expect(sum(counters, 'gemm')).toBe(n * c * side * side * c * 9 * 3); // conv forward, dx and dW
     });
 
   it('the real path is untouched: numbers before and after a meta run agree', () => {

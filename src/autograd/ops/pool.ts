@@ -4,6 +4,7 @@
 import { empty, type Tensor } from '../../tensor/tensor.ts';
 import { fmtShape } from '../../tensor/shape.ts';
 import { record } from '../tape.ts';
+import { isMetaArray, metaCount } from '../../kernels/meta.ts';
 import type { Pair } from './conv.ts';
 
 const pair = (p: Pair): [number, number] => (typeof p === 'number' ? [p, p] : [p[0], p[1]]);
@@ -57,6 +58,10 @@ export function upsampleNearest(x: Tensor, scale: Pair): Tensor {
   const oh = h * fh, ow = w * fw, planes = n * c;
   const out = empty([n, c, oh, ow], x.dtype);
   const o = out.data, xd = x.data;
+  if (isMetaArray(xd)) { // shape-only (kernels/meta.ts): count, do not walk
+    metaCount('elementwise', 0, 2 * out.size);
+    return record('upsampleNearest', [x], out, () => { metaCount('elementwise', out.size, 2 * out.size); return [empty(x.shape, x.dtype)]; });
+  }
   for (let p = 0; p < planes; p++) {
     for (let oy = 0; oy < oh; oy++) {
       const src = (p * h + Math.floor(oy / fh)) * w, dst = (p * oh + oy) * ow;
@@ -120,6 +125,10 @@ export function upsampleBilinear(x: Tensor, target: BilinearSize, alignCorners =
   const planes = n * c;
   const out = empty([n, c, oh, ow], x.dtype);
   const o = out.data, xd = x.data;
+  if (isMetaArray(xd)) { // shape-only (kernels/meta.ts): count, do not walk
+    metaCount('elementwise', 0, 2 * out.size);
+    return record('upsampleNearest', [x], out, () => { metaCount('elementwise', out.size, 2 * out.size); return [empty(x.shape, x.dtype)]; });
+  }
   for (let p = 0; p < planes; p++) {
     const base = p * h * w;
     for (let oy = 0; oy < oh; oy++) {
