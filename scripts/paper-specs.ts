@@ -17,7 +17,7 @@ const out = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'specs
 /** REPA / REG / REPA-E: the projector reads block 4 of SiT-B, 8 of L and XL (REPA README, REG train.sh). */
 const encoderDepth = (s: Size) => (s === 'B' ? 4 : 8);
 
-interface PaperSpec { method: string; family?: 'DiT'; pixels?: boolean; section?: (s: Size) => { key: string; body: Record<string, unknown>; note: string } }
+interface PaperSpec { method: string; family?: 'DiT'; pixels?: boolean; model?: (s: Size) => Record<string, unknown>; diffusion?: Record<string, unknown>; section?: (s: Size) => { key: string; body: Record<string, unknown>; note: string } }
 
 const ENCODER = '  checkpoint: null           # shape-only: DINOv2-B/14 (dinov2_vitb14) built from its preset\n  preset: dinov2_vitb14\n';
 
@@ -49,6 +49,16 @@ const SPECS: PaperSpec[] = [
   {
     method: 'layersync',
     section: (s) => ({ key: 'layersync', body: { student_block: s === 'B' ? 4 : 8, teacher_block: s === 'B' ? 8 : 16, reg_weight: 0.2 }, note: s === 'XL' ? 'pair 8 → 16 (README, XL/2), λ 0.2' : `pair ${s === 'B' ? '4 → 8' : '8 → 16'}: not stated for ${s}/2 (XL's proportion), λ 0.2` }),
+  },
+  {
+    method: 'deepflow',
+    // DeepFlow-XL/2 is 24 blocks of width 1152 (script/xlarge/train.sh); B 12 blocks. L/2 is not stated: 24 blocks as XL.
+    model: (s) => (s === 'B' ? {} : { depth: 24 }),
+    diffusion: { time_sampling: 'logit-normal' },
+    section: (s) => ({
+      key: 'deepflow', body: s === 'B' ? { branch_blocks: '[6]', branch_weights: '[0.2]' } : { branch_blocks: '[8, 16]', branch_weights: '[0.2, 0.2]' },
+      note: s === 'B' ? 'depth 12, df_idxs [6], weights 0.2/1.0 (script/base/train.sh); lognormal times' : s === 'XL' ? 'depth 24, df_idxs [8, 16], weights 0.2/0.2/1.0 (script/xlarge/train.sh); lognormal times' : 'not stated for L/2: depth 24 and df_idxs [8, 16] as XL; lognormal times',
+    }),
   },
 ];
 
@@ -82,9 +92,11 @@ for (const p of SPECS) {
       '  hflip: true',
       'model:',
       `  preset: ${fam}-${s}/2`,
+      ...(p.model ? [yaml(p.model(s))].filter((l) => l) : []),
       'diffusion:',
       `  objective: ${fam === 'DiT' ? 'ddpm' : 'velocity'}`,
       ...(fam === 'DiT' ? [] : ['  path: linear']),
+      ...(p.diffusion ? [yaml(p.diffusion)] : []),
       ...(reads ? ['encoder:', ENCODER.trimEnd(), `  normalization: ${p.pixels ? 'imagenet' : 'identity'}`] : []),
       ...(sec ? [`${sec.key}:`, yaml(sec.body)] : []),
       'train:',
