@@ -6,6 +6,7 @@
 // counts attention's QKᵀ and PV products (timm's explicit matmuls) and no norms.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { loadSpec } from '../../src/spec/load.ts';
 import { simulate, perfettoTrace, type SimulationReport } from '../../src/bench/simulate.ts';
 import { A100, H100 } from '../../src/bench/devices.ts';
@@ -107,5 +108,27 @@ describe('diffactor simulate (command)', () => {
   it('refuses a missing --spec and an unknown device, naming the option', () => {
     expect(cli('--json').stderr).toMatch(/--spec <file> is required/);
     expect(cli('--spec', 'specs/paper/repa-sit-b2.yaml', '--device', 'tpu').stderr).toMatch(/--device.*tpu/);
+  }, 60_000);
+});
+
+describe('every shipped paper spec simulates', () => {
+  it('at one sample per replica (costs are linear in the batch): every actor built, the student trained, a positive step time', () => {
+    const files = readdirSync('specs/paper').filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBe(24);
+    for (const f of files) {
+      const r = simulate(loadSpec(`specs/paper/${f}`), { device: A100, gpus: 8, batch: 1 });
+      expect(actor(r, 'student').trainable, f).toBeGreaterThan(1e8);
+      expect(r.stepSeconds, f).toBeGreaterThan(0);
+      expect(r.criticalPath, f).toContain('student.backward');
+    }
+  }, 300_000);
+
+  it('forward and backward costs are linear in the batch (what makes one sample per replica representative)', () => {
+    const spec = loadSpec('specs/paper/repa-sit-b2.yaml');
+    const [one, two] = [1, 2].map((b) => simulate(spec, { device: A100, batch: b }));
+    for (const a of ['student', 'encoder', 'projector']) {
+      expect(actor(two, a).phases.forward.macs).toBe(2 * actor(one, a).phases.forward.macs);
+      expect(actor(two, a).phases.backward.macs).toBe(2 * actor(one, a).phases.backward.macs);
+    }
   }, 60_000);
 });
