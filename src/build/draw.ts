@@ -2,7 +2,9 @@
 // maps SampleSpec to the diffusion samplers, used by the trainer's end-of-run grid and by
 // `diffactor sample`. Images come back as (N, C, H, W) float32 in the data range [-1, 1]. A REG
 // model samples with REG's SDE sampler (image and class-token streams; its class token starts from
-// the stream's own N(0, I) draw and is discarded at the end).
+// the stream's own N(0, I) draw and is discarded at the end). A backbone with a sampler of its own
+// for the spec's sampler (OwnSampler: DDT's Euler with encoder sharing) gets the noise and labels
+// drawn here and draws itself.
 import { sampleOde, sampleSde, sampleDdpm, sampleDdim, DdpmSchedule, spacedTimesteps, ddimTimesteps, type ModelFn } from '../diffusion/index.ts';
 import { Rng } from '../tensor/rng.ts';
 import { tensor, type Tensor } from '../tensor/tensor.ts';

@@ -53,7 +53,7 @@ export const TINY: Record<string, Record<string, unknown>> = {
 };
 
 /** Runs of several methods at once the registry tests cover too (their sections merged). */
-export const COMPOSED = ['repa+sra+reg', 'repa+layersync', 'repa-e+sra', 'repa+redi'] as const;
+export const COMPOSED = ['repa+sra+reg', 'repa+layersync', 'repa-e+sra', 'repa+redi', 'repa+ddt'] as const;
 
 /**
  * A tiny spec of one method, or of several joined by '+' (each method's tiny sections merged, in
