@@ -19,6 +19,7 @@ import { DDTSection, ddt } from '../../src/methods/ddt/index.ts';
 import { DDT_SAMPLING_DEFAULTS, ddtGrid, sampleDdt, solveDpSchedule } from '../../src/methods/ddt/sampler.ts';
 import { checkSchedule, cumulativeErrors, dpBudget, dpSchedule, reuseErrors, scheduleCost, uniformSchedule } from '../../src/methods/ddt/sharing.ts';
 import type { Linear } from '../../src/nn/linear.ts';
+import { newCounters, withMeta } from '../../src/kernels/meta.ts';
 import { expectClose } from '../kernels/expectClose.ts';
 
 const CFG = parseSiTConfig({ family: 'SiT', inputSize: 8, inChannels: 2, patchSize: 2, hiddenSize: 16, depth: 3, numHeads: 2, mlpRatio: 2, numClasses: 4, classDropoutProb: 0.1, learnSigma: false, timeScale: 1 });
@@ -250,6 +251,21 @@ describe('the model and the method', () => {
         else if (!/^t_embedder\.mlp\.0\.bias$/.test(n)) expect(nonzero, n).toBe(true);
       }
     }), { numRuns: 4, seed: 42 });
+  });
+
+  it('meta execution (shape-only tensors): a DDT builds with the real parameter shapes and its forward and backward count work', () => {
+    const real = new DDT(CFG, 2, new Rng(0));
+    const c = newCounters();
+    const m = withMeta(c, () => {
+      const mm = new DDT(CFG, 2, new Rng(0));
+      const x = new Rng(1).normal([2, CFG.inChannels, CFG.inputSize, CFG.inputSize]);
+      backward(sum(mm.forward(x, [0.2, 0.7], [1, 2], { rng: new Rng(2) }).out));
+      return mm;
+    });
+    const shapes = (x: DDT) => x.namedParameters().map(([n, t]) => `${n}:${t.shape.join('x')}`);
+    expect(shapes(m)).toEqual(shapes(real));
+    const elementwise = [...c.by].filter(([k]) => k.endsWith('|elementwise')).reduce((a, [, v]) => a + v.flops, 0);
+    expect(elementwise).toBeGreaterThan(0);
   });
 
   it('errors name the field and what was expected', () => {

@@ -7,6 +7,7 @@
 import { uninit, type Tensor } from '../../tensor/tensor.ts';
 import { fmtShape } from '../../tensor/shape.ts';
 import { record } from '../tape.ts';
+import { isMetaArray, metaCount } from '../../kernels/meta.ts';
 
 /** x (..., C); weight (C) or null (no scale) -> (..., C). */
 export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Tensor {
@@ -18,6 +19,13 @@ export function rmsNorm(x: Tensor, weight: Tensor | null = null, eps = 1e-6): Te
   }
   if (!(eps >= 0)) throw new Error(`rmsNorm: eps must be ≥ 0, got ${eps}`);
   const rows = cols === 0 ? 0 : x.size / cols;
+  if (isMetaArray(x.data)) { // shape-only (kernels/meta.ts): count, do not walk
+    metaCount('elementwise', 4 * x.size, 2 * x.size);
+    return record('rmsNorm', [x, weight], uninit(x.shape, x.dtype), () => {
+      metaCount('elementwise', 8 * x.size, 3 * x.size);
+      return [x.requiresGrad ? uninit(x.shape, x.dtype) : null, weight?.requiresGrad ? uninit([cols], x.dtype) : null];
+    });
+  }
   const xs = x.data, w = weight?.data;
   const rstd = new Float64Array(rows); // (rows)
   const out = uninit(x.shape, x.dtype);

@@ -10,6 +10,7 @@
 import { uninit, type Tensor } from '../../tensor/tensor.ts';
 import { fmtShape } from '../../tensor/shape.ts';
 import { record } from '../tape.ts';
+import { isMetaArray, metaCount } from '../../kernels/meta.ts';
 
 /** linspace(0, scale, n) as torch computes it (n = 1: [0]). */
 function linspace(scale: number, n: number): Float64Array {
@@ -46,6 +47,10 @@ export function rotary(x: Tensor, angles: Float64Array): Tensor {
   const [b, n, h, d] = x.shape;
   const half = d / 2;
   if (angles.length !== n * half) throw new Error(`rotary: angles must be (N ${n}, d/2 ${half}) = ${n * half} values, got ${angles.length}`);
+  if (isMetaArray(x.data)) { // shape-only (kernels/meta.ts): count, do not walk
+    metaCount('elementwise', 3 * x.size, 2 * x.size);
+    return record('rotary', [x], uninit(x.shape, x.dtype), () => { metaCount('elementwise', 3 * x.size, 2 * x.size); return [uninit(x.shape, x.dtype)]; });
+  }
   const cos = angles.map(Math.cos), sin = angles.map(Math.sin);
   const turn = (src: ArrayLike<number>, dst: { [i: number]: number }, sign: 1 | -1): void => {
     for (let bi = 0; bi < b; bi++) {
@@ -89,6 +94,13 @@ export function qkNormRope(qkv: Tensor, heads: number, qNorm: Tensor | null, kNo
   if ((qNorm === null) !== (kNorm === null)) throw new Error('qkNormRope: give both q and k norm weights or neither');
   for (const w of [qNorm, kNorm]) if (w && (w.ndim !== 1 || w.size !== d || w.dtype !== qkv.dtype)) throw new Error(`qkNormRope: norm weights must be (${d}) ${qkv.dtype}, got ${fmtShape(w.shape)} ${w.dtype}`);
   if (angles && (d % 2 !== 0 || angles.length !== n * half)) throw new Error(`qkNormRope: angles must be (N ${n}, d/2 ${half}) = ${n * half} values for an even d, got ${angles.length}`);
+  if (isMetaArray(qkv.data)) { // shape-only (kernels/meta.ts): count, do not walk
+    metaCount('elementwise', 7 * qkv.size, 2 * qkv.size);
+    return record('qkNormRope', [qkv, qNorm, kNorm], uninit(qkv.shape, qkv.dtype), () => {
+      metaCount('elementwise', 11 * qkv.size, 3 * qkv.size);
+      return [qkv.requiresGrad ? uninit(qkv.shape, qkv.dtype) : null, qNorm?.requiresGrad ? uninit([d], qkv.dtype) : null, kNorm?.requiresGrad ? uninit([d], qkv.dtype) : null];
+    });
+  }
   const cos = angles?.map(Math.cos), sin = angles?.map(Math.sin);
   const xs = qkv.data, rows = b * n * 2 * heads;
   const rstd = new Float64Array(rows);
