@@ -229,6 +229,16 @@ describe('the model and the method', () => {
     }), { numRuns: 5, seed: 41 });
   });
 
+  it('hiddenAfter (probe, teacher query) = the forward\'s tap with labels as given, for encoder and decoder blocks, in train mode too', () => {
+    const m = tinyDDT(12);
+    const x = new Rng(3).normal([2, CFG.inChannels, CFG.inputSize, CFG.inputSize]);
+    noGrad(() => {
+      const taps = m.forward(x, [0.25, 0.8], [4, 2], { taps: [1, 2, 3] }).hidden;
+      m.train();
+      for (const k of [1, 2, 3]) expect(Array.from(m.hiddenAfter(x, [0.25, 0.8], [4, 2], k).data), `block ${k}`).toEqual(Array.from(taps.get(k)!.data));
+    });
+  });
+
   it('at init the output is exactly 0 (final layer zero), block adaLN is not zero (the official init)', () => {
     const m = new DDT(CFG, 2, new Rng(3)).eval();
     const x = new Rng(4).normal([2, CFG.inChannels, CFG.inputSize, CFG.inputSize]);

@@ -217,7 +217,7 @@ export class DDT extends Module {
     const tEmb = reshape(this.t_embedder.forward(tau), [b, 1, d]);
     const hidden = new Map<number, Tensor>();
     if (block <= this.encoderBlocks) return this.encode(tokens, tEmb, y, block, new Set(), hidden);
-    return this.forwardDDT(x, tau, y, { taps: [block] }).hidden.get(block)!;
+    return this.forwardDDT(x, tau, y, { taps: [block], forceDrop: new Array<boolean>(b).fill(false) }).hidden.get(block)!; // labels as given, in train mode too
   }
 }
 
