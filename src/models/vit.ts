@@ -118,13 +118,14 @@ export class DinoBlock extends Module {
   readonly mlp: Mlp;
   readonly ls2: LayerScale | null;
 
-  constructor(dim: number, heads: number, mlpRatio: number, layerScaleInit: number | null, rng: Rng) {
+  /** eps: the two LayerNorms' (DINOv2 1e-6; the MAE/RAE decoder's ViTMAELayer uses 1e-12). */
+  constructor(dim: number, heads: number, mlpRatio: number, layerScaleInit: number | null, rng: Rng, eps = 1e-6) {
     super();
-    this.norm1 = this.child('norm1', new LayerNorm(dim, { eps: 1e-6 }));
+    this.norm1 = this.child('norm1', new LayerNorm(dim, { eps }));
     this.attn = this.child('attn', new Attention(dim, heads, rng.child('attn'), { qkvBias: true, projBias: true }));
     this.ls1 = layerScaleInit === null ? null : this.child('ls1', new LayerScale(dim, layerScaleInit));
-    this.norm2 = this.child('norm2', new LayerNorm(dim, { eps: 1e-6 }));
-    this.mlp = this.child('mlp', new Mlp(dim, dim * mlpRatio, rng.child('mlp'), { act: 'gelu' }));
+    this.norm2 = this.child('norm2', new LayerNorm(dim, { eps }));
+    this.mlp = this.child('mlp', new Mlp(dim, Math.round(dim * mlpRatio), rng.child('mlp'), { act: 'gelu' }));
     this.ls2 = layerScaleInit === null ? null : this.child('ls2', new LayerScale(dim, layerScaleInit));
   }
 
