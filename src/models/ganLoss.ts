@@ -24,8 +24,18 @@
 // them (and leaves them frozen: the VAE's backward runs later, and a parameter that required grad
 // again by then would collect the generator's gradient), discriminatorStep unfreezes them for its
 // own pass on its own tape and freezes them again, after checking that no gradient leaked in.
+// RAE and SVG (methods-b §5, §6) reuse these pieces for their stage 1: the same hinge (taming's
+// hinge_d_loss, with the 0.5; RAE's loss selects it by name — read in a DinoDisc-based copy, not in
+// RAE's own file) and −mean D(x̂), and the adaptive weight with their constants:
+//   - RAE (arXiv:2510.11690; bytetriper/RAE @a4d18c4, src/train_stage1.py per methods-b §5):
+//     ‖∇nll‖ / (‖∇g‖ + 1e-6), clamped to [0, 1e4], times 0.75 → `eps: 1e-6, discWeight: 0.75`;
+//     W the ViT decoder's last weight (vitDecoder.ts `decoder_pred.weight`).
+//   - SVG (its autoencoder's losses/contperceptual_decoder.py, methods-b §6): taming's 1e-4, times 0.5
+//     → `discWeight: 0.5` (SVG's 3-layer PatchGAN is patchGan.ts with nLayers 3).
+// The clamp applies to the ratio before the weight multiplies it (taming, RAE, SVG alike).
 // Not here: the discriminator (patchGan.ts), the perceptual term (perceptualLoss.ts), the wiring
-// into REPA-E's VAE step (methods/repa-e/pieces.ts and index.ts, JointVae.afterUpdate).
+// into REPA-E's VAE step (methods/repa-e/pieces.ts and index.ts, JointVae.afterUpdate); RAE's own
+// discriminator (a frozen DINO-S/8 with trainable conv heads) and DiffAug.
 import { tensor, type Tensor } from '../tensor/tensor.ts';
 import { tidy } from '../tensor/tidy.ts';
 import { fmtShape } from '../tensor/shape.ts';
@@ -57,7 +67,7 @@ export function generatorLoss(logitsFake: Tensor): Tensor {
 //################################################################################
 
 export interface AdaptiveWeight {
-  /** clamp(‖∇nll‖ / (‖∇g‖ + 1e-4), 0, 1e4) · discWeight: a plain number (detached). */
+  /** clamp(‖∇nll‖ / (‖∇g‖ + eps), 0, maxWeight) · discWeight: a plain number (detached). */
   weight: number;
   nllGradNorm: number;
   gGradNorm: number;
@@ -69,22 +79,36 @@ const l2 = (t: Tensor): number => {
   return Math.sqrt(s);
 };
 
+export interface AdaptiveWeightOptions {
+  /** Multiplies the clamped ratio (REPA-E 0.1 via discWeight, RAE 0.75, SVG 0.5). Default 1. */
+  discWeight?: number;
+  /** Added to ‖∇g‖: taming and SVG 1e-4 (the default), RAE 1e-6. */
+  eps?: number;
+  /** Upper clamp of the ratio: 1e4 (taming, RAE, SVG; the default). */
+  maxWeight?: number;
+  tape?: Tape;
+}
+
 /**
  * taming's calculate_adaptive_weight: the gradients of nll and of g with respect to `lastLayer`
  * (the decoder's last weight), taken without touching any `.grad` and keeping the graph for the
- * VAE's backward (autograd/grad.ts); d = ‖∇nll‖ / (‖∇g‖ + 1e-4), clamped to [0, 1e4], times
- * discWeight (default 1). Both losses must be recorded on `tape` (default: the current tape).
+ * VAE's backward (autograd/grad.ts); d = ‖∇nll‖ / (‖∇g‖ + eps), clamped to [0, maxWeight], times
+ * discWeight. Both losses must be recorded on `tape` (default: the current tape).
  */
-export function adaptiveGanWeight(nll: Tensor, g: Tensor, lastLayer: Tensor, o: { discWeight?: number; tape?: Tape } = {}): AdaptiveWeight {
+export function adaptiveGanWeight(nll: Tensor, g: Tensor, lastLayer: Tensor, o: AdaptiveWeightOptions = {}): AdaptiveWeight {
   for (const [what, t] of [['nll', nll], ['g', g]] as const) {
     if (t.size !== 1) throw new Error(`adaptiveGanWeight: ${what} must be a scalar, got ${fmtShape(t.shape)}`);
   }
+  const eps = o.eps ?? 1e-4, maxWeight = o.maxWeight ?? 1e4, discWeight = o.discWeight ?? 1;
+  if (!(Number.isFinite(eps) && eps > 0)) throw new Error(`adaptiveGanWeight: eps must be a finite number > 0, got ${eps}`);
+  if (!(maxWeight > 0)) throw new Error(`adaptiveGanWeight: maxWeight must be > 0, got ${maxWeight}`);
+  if (!(Number.isFinite(discWeight) && discWeight >= 0)) throw new Error(`adaptiveGanWeight: discWeight must be a finite number ≥ 0, got ${discWeight}`);
   const tape = o.tape ?? currentTape();
   const [gn] = grad(nll, [lastLayer], { tape });
   const [gg] = grad(g, [lastLayer], { tape });
   const nllGradNorm = l2(gn!), gGradNorm = l2(gg!);
-  const d = Math.min(Math.max(nllGradNorm / (gGradNorm + 1e-4), 0), 1e4);
-  return { weight: d * (o.discWeight ?? 1), nllGradNorm, gGradNorm };
+  const d = Math.min(Math.max(nllGradNorm / (gGradNorm + eps), 0), maxWeight);
+  return { weight: d * discWeight, nllGradNorm, gGradNorm };
 }
 
 //################################################################################
@@ -109,7 +133,7 @@ export interface GanGeneratorOptions {
    * taming's adaptive weight instead of REPA-E's constant: `nll` the reconstruction (+ perceptual)
    * loss and `lastLayer` the decoder's last weight (vae.decoder.conv_out.weight), on `tape`.
    */
-  adaptive?: { nll: Tensor; lastLayer: Tensor; tape?: Tape };
+  adaptive?: { nll: Tensor; lastLayer: Tensor; tape?: Tape; eps?: number; maxWeight?: number };
 }
 
 export interface GanGeneratorTerm {
@@ -139,7 +163,8 @@ export function ganGeneratorTerm(disc: NLayerDiscriminator, recon: Tensor, o: Ga
   let dWeight = discWeight, adaptive: AdaptiveWeight | undefined;
   if (o.adaptive) {
     if (!g.requiresGrad) throw new Error('ganGeneratorTerm: the adaptive weight needs a reconstruction that requires grad');
-    adaptive = adaptiveGanWeight(o.adaptive.nll, g, o.adaptive.lastLayer, { discWeight, tape: o.adaptive.tape });
+    const { nll, lastLayer, tape, eps, maxWeight } = o.adaptive;
+    adaptive = adaptiveGanWeight(nll, g, lastLayer, { discWeight, tape, eps, maxWeight });
     dWeight = adaptive.weight;
   }
   return { loss: mul(g, dWeight * factor), gLoss: g.item(), dWeight, factor, ...(adaptive ? { adaptive } : {}) };
