@@ -3,6 +3,10 @@
 // per-task buffer (for N <= 256 that is the whole row), with the online-softmax rescaling across
 // blocks; no N x N matrix is kept. The backward recomputes probabilities from the saved lse.
 // Semantics are src/kernels/types.ts; the reference is src/kernels/js/attention.ts.
+// Optional causal mask (autoregressive GPTs such as DiGIT's, arXiv 2410.12490): query i attends to
+// keys j <= i only. Logits with j > i become -inf before the softmax (probability 0); forward tasks
+// stop at the last key block a query of theirs can see, and the backward skips the query rows
+// above each key block (they see none of its keys).
 //
 // Work split (deterministic whatever the pool size): forward tasks are (head, 64-query block);
 // backward tasks are whole heads, so each head's dK/dV sums stay inside one task.
@@ -157,7 +161,13 @@ struct FwdParams {
   int64_t n, d;
   float scale;
   int64_t qBlocks;  // query blocks per head
+  bool causal;      // mask keys j > i
 };
+
+// Keys of block [j0, j0 + kb) that query i may see: the first `lim` of them.
+inline int64_t VisibleKeys(bool causal, int64_t i, int64_t j0, int64_t kb) {
+  return causal ? std::min(kb, std::max<int64_t>(0, i - j0 + 1)) : kb;
+}
 
 // One task: query rows [i0, i1) of head h.
 template <class V>
@@ -180,7 +190,8 @@ void AttnFwdTask(const FwdParams& p, int64_t task) {
   std::fill(acc, acc + nqPad * dp, 0.0f);
   std::fill(m, m + nqPad, kNegInf);
   std::fill(l, l + nqPad, 0.0f);
-  for (int64_t j0 = 0; j0 < n; j0 += kKeyBlock) {
+  const int64_t jEnd = p.causal ? std::min(n, i0 + nq) : n;  // keys any of these queries sees
+  for (int64_t j0 = 0; j0 < jEnd; j0 += kKeyBlock) {
     const int64_t kb = std::min(kKeyBlock, n - j0);
     TransposeBlock(k + j0 * d, kb, d, kt, ldk);
     PadRows(v + j0 * d, kb, d, vp, dp);
@@ -195,8 +206,8 @@ void AttnFwdTask(const FwdParams& p, int64_t task) {
           std::fill(row, row + ldk, 0.0f);
           continue;
         }
-        std::fill(row + kb, row + ldk, kNegInf);
         const int64_t i = r0 + r;
+        std::fill(row + VisibleKeys(p.causal, i0 + i, j0, kb), row + ldk, kNegInf);
         const float mNew = std::max(m[i], RowMax<V>(row, ldk));
         const float sum = ExpShiftSum<V>(row, ldk, mNew);
         if (j0 > 0) {
@@ -225,6 +236,7 @@ struct BwdParams {
   float *dq, *dk, *dv;
   int64_t n, d;
   float scale;
+  bool causal;
 };
 
 // One task: head h, all queries and keys.
@@ -269,7 +281,8 @@ void AttnBwdTask(const BwdParams& p, int64_t h) {
     PadRows(k + j0 * d, kb, d, kp, dp);
     std::fill(dkb, dkb + kb * dp, 0.0f);
     std::fill(dvb, dvb + kb * dp, 0.0f);
-    for (int64_t r0 = 0; r0 < n; r0 += kRows) {
+    // causal: query rows < j0 see no key of this block (j0 is a multiple of kRows)
+    for (int64_t r0 = p.causal ? j0 : 0; r0 < n; r0 += kRows) {
       const int64_t rr = std::min(kRows, n - r0);
       const float* rows[kRows];
       for (int r = 0; r < kRows; r++) rows[r] = q + (r0 + std::min<int64_t>(r, rr - 1)) * d;
@@ -284,7 +297,7 @@ void AttnBwdTask(const BwdParams& p, int64_t h) {
           std::fill(dr, dr + ldk, 0.0f);
           continue;
         }
-        std::fill(pr + kb, pr + ldk, kNegInf);
+        std::fill(pr + VisibleKeys(p.causal, r0 + r, j0, kb), pr + ldk, kNegInf);
         ExpShiftSum<V>(pr, ldk, lse[r0 + r]);  // P = exp(S - lse)
         const float dl = delta[r0 + r];
         for (int64_t j = 0; j < ldk; j++) dr[j] = pr[j] * (dr[j] - dl) * p.scale;  // dS
@@ -302,7 +315,12 @@ void AttnBwdTask(const BwdParams& p, int64_t h) {
 }
 DFX_ISA_VARIANTS(AttnBwdTask, BwdParams)
 
-// attentionForward(q, k, v, out, lse, bh, n, d, scale)
+// Optional trailing boolean `causal` at argument `i` (absent or undefined: false).
+bool CausalArg(const Napi::CallbackInfo& info, const Args& args, size_t i) {
+  return info.Length() > i && !info[i].IsUndefined() && args.Bool(i, "causal");
+}
+
+// attentionForward(q, k, v, out, lse, bh, n, d, scale[, causal])
 Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   Args args(info, "attentionForward");
   const F32 q = args.Floats(0, "q"), k = args.Floats(1, "k"), v = args.Floats(2, "v");
@@ -316,13 +334,14 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   args.NeedLen(out, len, "out");
   args.NeedLen(lse, bh * n, "lse");
   if (len == 0) return info.Env().Undefined();
-  FwdParams p{q.data, k.data, v.data, out.data, lse.data, n, d, float(scale), (n + kQueryBlock - 1) / kQueryBlock};
+  const bool causal = CausalArg(info, args, 9);
+  FwdParams p{q.data, k.data, v.data, out.data, lse.data, n, d, float(scale), (n + kQueryBlock - 1) / kQueryBlock, causal};
   auto task = AttnFwdTaskFor();
   ParallelFor(bh * p.qBlocks, [&](int64_t t) { task(p, t); });
   return info.Env().Undefined();
 }
 
-// attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, bh, n, d, scale)
+// attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, bh, n, d, scale[, causal])
 Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   Args args(info, "attentionBackward");
   const F32 q = args.Floats(0, "q"), k = args.Floats(1, "k"), v = args.Floats(2, "v");
@@ -341,7 +360,8 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   args.NeedLen(dk, len, "dk");
   args.NeedLen(dv, len, "dv");
   if (len == 0) return info.Env().Undefined();
-  BwdParams p{q.data, k.data, v.data, out.data, lse.data, dout.data, dq.data, dk.data, dv.data, n, d, float(scale)};
+  const bool causal = CausalArg(info, args, 13);
+  BwdParams p{q.data, k.data, v.data, out.data, lse.data, dout.data, dq.data, dk.data, dv.data, n, d, float(scale), causal};
   auto task = AttnBwdTaskFor();
   ParallelFor(bh, [&](int64_t t) { task(p, t); });
   return info.Env().Undefined();
@@ -353,4 +373,7 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
 void RegisterAttention(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionForward", Napi::Function::New(env, dfx::AttentionForward, "attentionForward"));
   exports.Set("attentionBackward", Napi::Function::New(env, dfx::AttentionBackward, "attentionBackward"));
+  // Capability flag: this addon reads the trailing `causal` argument (an older build ignores it,
+  // so src/kernels/native.ts sends causal calls to the TypeScript reference when the flag is absent).
+  exports.Set("attentionCausal", Napi::Boolean::New(env, true));
 }

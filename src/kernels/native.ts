@@ -55,7 +55,7 @@ export function loadAddon(): { addon: NativeAddon | null; reason?: string } {
 export function loadNative(): { kernels: Kernels | null; info: NativeInfo } {
   const { addon, reason } = loadAddon();
   if (!addon) return { kernels: null, info: { loaded: false, isa: 'none', threads: 0, reason } };
-  return { kernels: wrap(addon), info: { loaded: true, isa: addon.isa(), threads: addon.threads() } };
+  return { kernels: wrapAddon(addon), info: { loaded: true, isa: addon.isa(), threads: addon.threads() } };
 }
 
 type Method = Exclude<keyof Kernels, 'name' | 'gemm'>;
@@ -74,7 +74,7 @@ const positional: Method[] = [
  * (yet) falls back to the TypeScript reference, so a partial addon still gives a working backend.
  * Callers pass Float32Arrays only (index.ts routes float64 to the TS kernels).
  */
-function wrap(addon: NativeAddon): Kernels {
+export function wrapAddon(addon: NativeAddon): Kernels {
   const g = addon.gemm;
   const kernels = {
     name: 'native',
@@ -90,7 +90,17 @@ function wrap(addon: NativeAddon): Kernels {
     const fn = addon[name];
     kernels[name] = typeof fn === 'function' ? fn : jsKernels[name];
   }
-  return kernels as Kernels;
+  const k = kernels as Kernels;
+  if (addon.attentionCausal !== true) {
+    // An addon built before the causal flag ignores the extra argument: causal calls go to the TS
+    // reference until it is rebuilt (npm run build:native).
+    const fwd = k.attentionForward, bwd = k.attentionBackward;
+    k.attentionForward = (q, kk, v, o, lse, bh, n, d, scale, causal) =>
+      (causal ? jsKernels.attentionForward : fwd)(q, kk, v, o, lse, bh, n, d, scale, causal);
+    k.attentionBackward = (q, kk, v, o, lse, dout, dq, dk, dv, bh, n, d, scale, causal) =>
+      (causal ? jsKernels.attentionBackward : bwd)(q, kk, v, o, lse, dout, dq, dk, dv, bh, n, d, scale, causal);
+  }
+  return k;
 }
 
 /** Which Kernels methods the loaded addon implements natively (the rest use the TS reference). */

@@ -54,21 +54,22 @@ export interface Kernels {
   /**
    * Fused scaled-dot-product attention, forward. q, k, v, out: (B*H, N, D) contiguous; keys and
    * queries share N. lse: (B*H, N) receives log-sum-exp of the scaled logits per query row, for
-   * the backward. out = softmax(q k^T * scale) v.
+   * the backward. out = softmax(q k^T * scale) v. causal (default false): query i attends to keys
+   * j <= i only (logits with j > i are -inf: probability 0), as torch's is_causal=True.
    */
   attentionForward(
     q: FArray, k: FArray, v: FArray, out: FArray, lse: FArray,
-    bh: number, n: number, d: number, scale: number,
+    bh: number, n: number, d: number, scale: number, causal?: boolean,
   ): void;
 
   /**
    * Attention backward from the saved lse (recomputes probabilities, FlashAttention style).
-   * dq, dk, dv: (B*H, N, D), overwritten.
+   * dq, dk, dv: (B*H, N, D), overwritten. causal must be the forward's.
    */
   attentionBackward(
     q: FArray, k: FArray, v: FArray, out: FArray, lse: FArray, dout: FArray,
     dq: FArray, dk: FArray, dv: FArray,
-    bh: number, n: number, d: number, scale: number,
+    bh: number, n: number, d: number, scale: number, causal?: boolean,
   ): void;
 
   /**

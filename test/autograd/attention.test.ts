@@ -50,6 +50,21 @@ describe('scaledDotProductAttention', () => {
     }), RUNS);
   });
 
+  it('causal: passes gradcheck for q, k, v (finite differences through the masked kernel)', () => {
+    fc.assert(fc.property(dimArb, seedArb, fc.boolean(), ([b, h, n, d], seed, customScale) => {
+      const rng = new Rng(seed);
+      const [q, k, v] = [0, 1, 2].map(() => rng.normal([b, h, n, d], 0, 1, 'float64'));
+      const scale = customScale ? 0.7 : undefined;
+      const r = gradcheck((a, bb, c) => scaledDotProductAttention(a, bb, c, scale, { causal: true }), [q, k, v]);
+      expect(r.ok, r.message).toBe(true);
+      // the first query sees only key 0: its output is v_0 whatever q and k are
+      const y = scaledDotProductAttention(q, k, v, scale, { causal: true });
+      for (let head = 0; head < b * h; head++) {
+        expectClose('row 0 = v_0', y.data.subarray(head * n * d, head * n * d + d), v.data.subarray(head * n * d, head * n * d + d), 1e-15, 0);
+      }
+    }), RUNS);
+  });
+
   it('one tensor as q, k and v accumulates all three gradients', () => {
     const x = new Rng(1).normal([1, 2, 4, 3], 0, 1, 'float64');
     const r = gradcheck((a) => scaledDotProductAttention(a, a, a), [x]);

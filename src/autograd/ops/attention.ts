@@ -1,17 +1,24 @@
 // Attention ops: scaled dot-product attention over (B, H, N, D) on the fused kernel (the backward
-// recomputes probabilities from the saved log-sum-exp), and qkvAttention, the timm/DiT block body
-// from a packed qkv projection. Not here: masks, dropout, causal attention, q/k norms, the qkv and
+// recomputes probabilities from the saved log-sum-exp), optionally causal (query i sees keys j <= i,
+// for autoregressive models such as DiGIT's GPT), and qkvAttention, the timm/DiT block body from a
+// packed qkv projection (never causal). Not here: arbitrary masks, dropout, q/k norms, the qkv and
 // output projections (those are linear layers in nn/).
 import { empty, uninit, type Tensor } from '../../tensor/tensor.ts';
 import { fmtShape, sameShape } from '../../tensor/shape.ts';
 import { K } from '../../kernels/index.ts';
 import { record } from '../tape.ts';
 
+export interface AttentionOpts {
+  /** Query i attends to keys j <= i only (torch's is_causal=True). Default false. */
+  causal?: boolean;
+}
+
 /**
- * F.scaled_dot_product_attention(q, k, v, scale) with no mask: softmax(q k^T * scale) v.
+ * F.scaled_dot_product_attention(q, k, v, scale=scale, is_causal=opts.causal):
+ * softmax(q k^T * scale + mask) v, mask -inf above the diagonal when causal, else none.
  * q, k, v: (..., N, D) with one shape (usually (B, H, N, D)); scale defaults to 1/sqrt(D).
  */
-export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale?: number): Tensor {
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale?: number, opts: AttentionOpts = {}): Tensor {
   if (q.ndim < 2 || !sameShape(q.shape, k.shape) || !sameShape(q.shape, v.shape)) {
     throw new Error(`scaledDotProductAttention: q, k, v must share one (..., N, D) shape, got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}`);
   }
@@ -19,12 +26,13 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, scale
   const n = q.shape[q.ndim - 2], d = q.shape[q.ndim - 1];
   const bh = n * d === 0 ? 0 : q.size / (n * d);
   const s = scale ?? 1 / Math.sqrt(d);
+  const causal = opts.causal ?? false;
   const out = empty(q.shape, q.dtype); // (B, H, N, D)
   const lse = empty([bh, n], q.dtype); // (B*H, N)
-  K.attentionForward(q.data, k.data, v.data, out.data, lse.data, bh, n, d, s);
+  K.attentionForward(q.data, k.data, v.data, out.data, lse.data, bh, n, d, s, causal);
   return record('scaledDotProductAttention', [q, k, v], out, (g) => {
     const dq = empty(q.shape, q.dtype), dk = empty(k.shape, k.dtype), dv = empty(v.shape, v.dtype);
-    K.attentionBackward(q.data, k.data, v.data, out.data, lse.data, g.data, dq.data, dk.data, dv.data, bh, n, d, s);
+    K.attentionBackward(q.data, k.data, v.data, out.data, lse.data, g.data, dq.data, dk.data, dv.data, bh, n, d, s, causal);
     return [q.requiresGrad ? dq : null, k.requiresGrad ? dk : null, v.requiresGrad ? dv : null];
   });
 }

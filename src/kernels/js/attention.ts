@@ -1,16 +1,17 @@
 // TypeScript reference for fused scaled-dot-product attention, forward and backward.
 // This is the slow, obviously-correct contract for the native flash-attention kernels: plain
 // loops, every sum accumulated in float64. It is not blocked or tiled, and it materialises one
-// row of logits (N) at a time, never the N x N matrix.
+// row of logits (N) at a time, never the N x N matrix. With `causal`, query row i sums over keys
+// j <= i only (the masked logits are -inf, so their probabilities are exactly 0).
 import type { FArray } from '../types.ts';
 
 /**
  * out = softmax(q k^T * scale) v; lse = log-sum-exp of the scaled logits per query row.
- * q, k, v, out: (BH, N, D); lse: (BH, N).
+ * q, k, v, out: (BH, N, D); lse: (BH, N). causal: row i sees keys j <= i.
  */
 export function attentionForward(
   q: FArray, k: FArray, v: FArray, out: FArray, lse: FArray,
-  bh: number, n: number, d: number, scale: number,
+  bh: number, n: number, d: number, scale: number, causal = false,
 ): void {
   const s = new Float64Array(n); // (N) logits of one query row
   const acc = new Float64Array(d); // (D) one output row
@@ -18,8 +19,9 @@ export function attentionForward(
     const base = h * n * d;
     for (let i = 0; i < n; i++) {
       const qi = base + i * d;
+      const jEnd = causal ? i + 1 : n; // keys this query sees
       let max = -Infinity;
-      for (let j = 0; j < n; j++) {
+      for (let j = 0; j < jEnd; j++) {
         const kj = base + j * d;
         let dot = 0;
         for (let c = 0; c < d; c++) dot += q[qi + c] * k[kj + c];
@@ -27,12 +29,12 @@ export function attentionForward(
         if (s[j] > max) max = s[j];
       }
       let sum = 0;
-      for (let j = 0; j < n; j++) {
+      for (let j = 0; j < jEnd; j++) {
         s[j] = Math.exp(s[j] - max);
         sum += s[j];
       }
       acc.fill(0);
-      for (let j = 0; j < n; j++) {
+      for (let j = 0; j < jEnd; j++) {
         const p = s[j] / sum;
         const vj = base + j * d;
         for (let c = 0; c < d; c++) acc[c] += p * v[vj + c];
@@ -46,12 +48,12 @@ export function attentionForward(
 /**
  * Backward from the saved lse: P = exp(q k^T * scale - lse) is recomputed row by row.
  * dV = P^T dO; dP = dO V^T; dS = P * (dP - rowsum(dO * O)); dQ = scale dS K; dK = scale dS^T Q.
- * dq, dk, dv: (BH, N, D), overwritten.
+ * dq, dk, dv: (BH, N, D), overwritten. causal: as the forward (P_ij = 0 for j > i).
  */
 export function attentionBackward(
   q: FArray, k: FArray, v: FArray, out: FArray, lse: FArray, dout: FArray,
   dq: FArray, dk: FArray, dv: FArray,
-  bh: number, n: number, d: number, scale: number,
+  bh: number, n: number, d: number, scale: number, causal = false,
 ): void {
   const p = new Float64Array(n); // (N) probabilities of one query row
   const dqi = new Float64Array(d); // (D)
@@ -64,17 +66,18 @@ export function attentionBackward(
     for (let i = 0; i < n; i++) {
       const qi = base + i * d;
       const l = lse[h * n + i];
+      const jEnd = causal ? i + 1 : n; // keys this query sees
       // delta = sum_j P_ij dP_ij = dO_i . O_i
       let delta = 0;
       for (let c = 0; c < d; c++) delta += dout[qi + c] * out[qi + c];
-      for (let j = 0; j < n; j++) {
+      for (let j = 0; j < jEnd; j++) {
         const kj = base + j * d;
         let dot = 0;
         for (let c = 0; c < d; c++) dot += q[qi + c] * k[kj + c];
         p[j] = Math.exp(dot * scale - l);
       }
       dqi.fill(0);
-      for (let j = 0; j < n; j++) {
+      for (let j = 0; j < jEnd; j++) {
         const kj = base + j * d;
         let dp = 0;
         for (let c = 0; c < d; c++) dp += dout[qi + c] * v[kj + c];
