@@ -14,6 +14,8 @@ import { softRepa } from './softrepa/index.ts';
 import { redi } from './redi/index.ts';
 import { deepflow } from './deepflow/index.ts';
 import { ddt } from './ddt/index.ts';
+import { digit } from './digit/index.ts';
+import { rae } from './rae/index.ts';
 
 export const METHODS: readonly MethodDefinition[] = [
   sitBaseline,
@@ -28,6 +30,8 @@ export const METHODS: readonly MethodDefinition[] = [
   redi,
   deepflow,
   ddt,
+  digit,
+  rae,
 ];
 
 /** The method a spec without `methods:` trains. */

@@ -50,6 +50,9 @@ export const TINY: Record<string, Record<string, unknown>> = {
   // 3 DDT blocks: encoder 2 (the default ⌊2·3/3⌋), decoder 1; head dim 16 for the 2-D RoPE; the
   // Euler sampler shares the encoder over 2 steps.
   ddt: { ddt: { share_period: 2 } },
+  // RAE stage 1: the encoder's 4×4×16 tokens → a 3-block ViT decoder of width 32 (patch 4) → 16 px;
+  // D (the tiny PatchGAN) trains from step 2, the adaptive GAN term counts from step 3.
+  rae: { encoder, rae: { disc: 'PatchGAN-T', disc_start: 2, gan_start: 3, ref_per_class: 2 } },
 };
 
 /** Runs of several methods at once the registry tests cover too (their sections merged). */
