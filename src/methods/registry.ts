@@ -15,6 +15,7 @@ import { redi } from './redi/index.ts';
 import { deepflow } from './deepflow/index.ts';
 import { ddt } from './ddt/index.ts';
 import { digit } from './digit/index.ts';
+import { digit } from './digit/index.ts';
 import { rae } from './rae/index.ts';
 
 export const METHODS: readonly MethodDefinition[] = [
@@ -30,6 +31,7 @@ export const METHODS: readonly MethodDefinition[] = [
   redi,
   deepflow,
   ddt,
+  digit,
   digit,
   rae,
 ];

@@ -50,6 +50,10 @@ export const TINY: Record<string, Record<string, unknown>> = {
   // 3 DDT blocks: encoder 2 (the default ⌊2·3/3⌋), decoder 1; head dim 16 for the 2-D RoPE; the
   // Euler sampler shares the encoder over 2 steps.
   ddt: { ddt: { share_period: 2 } },
+  // 16 px, patch 4: the encoder's 4×4 tokens → 8 k-means codes fitted on 32 images (512 rows,
+  // 5 Lloyd iterations); the 3-block SiT section sizes the GPT (width 32, 2 heads) over 16 codes;
+  // a width-8 decoder renders 16 px; sampling with top-k 4 and top-p 0.9.
+  digit: { encoder, digit: { codes: 8, kmeans_images: 32, kmeans_iters: 5, top_k: 4, top_p: 0.9, decoder_embed: 8, decoder_width: 8 } },
   // RAE stage 1: the encoder's 4×4×16 tokens → a 3-block ViT decoder of width 32 (patch 4) → 16 px;
   // D (the tiny PatchGAN) trains from step 2, the adaptive GAN term counts from step 3.
   rae: { encoder, rae: { disc: 'PatchGAN-T', disc_start: 2, gan_start: 3, ref_per_class: 2 } },
