@@ -15,7 +15,6 @@ import { redi } from './redi/index.ts';
 import { deepflow } from './deepflow/index.ts';
 import { ddt } from './ddt/index.ts';
 import { digit } from './digit/index.ts';
-import { digit } from './digit/index.ts';
 import { rae } from './rae/index.ts';
 
 export const METHODS: readonly MethodDefinition[] = [
@@ -31,7 +30,6 @@ export const METHODS: readonly MethodDefinition[] = [
   redi,
   deepflow,
   ddt,
-  digit,
   digit,
   rae,
 ];
