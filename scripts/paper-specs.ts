@@ -5,7 +5,9 @@
 // where a value comes from or that the paper does not state it). Regenerate with
 //   npx tsx scripts/paper-specs.ts
 // These specs are not trainable here: `imagenet-latents` is no dataset this project opens.
-import { mkdirSync, writeFileSync } from 'node:fs';
+// U-REPA, ReDi, DDT and SoftREPA follow ../shared/methods/methods-a.md §6 and methods-b.md §1, §3, §4;
+// SoftREPA's paper model (SD3) is not expressible here: its spec is the closest analogue, and says so.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { methodByName } from '../src/methods/registry.ts';
@@ -17,9 +19,38 @@ const out = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'specs
 /** REPA / REG / REPA-E: the projector reads block 4 of SiT-B, 8 of L and XL (REPA README, REG train.sh). */
 const encoderDepth = (s: Size) => (s === 'B' ? 4 : 8);
 
-interface PaperSpec { method: string; family?: 'DiT'; pixels?: boolean; model?: (s: Size) => Record<string, unknown>; diffusion?: Record<string, unknown>; section?: (s: Size) => { key: string; body: Record<string, unknown>; note: string } }
+interface Section { key: string; body: Record<string, unknown>; note: string }
+interface PaperSpec {
+  method: string;
+  /** Further methods trained with it (DDT's official trainer adds REPA). */
+  with?: string[];
+  family?: 'DiT';
+  pixels?: boolean;
+  /** The sizes the paper trains (default B, L, XL). */
+  sizes?: Size[];
+  /** The frozen encoder's preset when a method reads one (default DINOv2-B/14). */
+  encoder?: string;
+  model?: (s: Size) => Record<string, unknown>;
+  diffusion?: Record<string, unknown>;
+  section?: (s: Size) => Section;
+  /** More sections (a method of `with`). */
+  sections?: (s: Size) => Section[];
+  /** Lines of the header that replace the shared data/optimiser lines. */
+  header?: string[];
+  train?: Record<string, unknown>;
+  sample?: Record<string, unknown>;
+}
 
-const ENCODER = '  checkpoint: null           # shape-only: DINOv2-B/14 (dinov2_vitb14) built from its preset\n  preset: dinov2_vitb14\n';
+const ENCODERS: Record<string, string> = { dinov2_vitb14: 'DINOv2-B/14', dinov2_vitb14_reg: 'DINOv2-B/14 with registers' };
+const encoderLines = (preset: string) => [`  checkpoint: null           # shape-only: ${ENCODERS[preset]} (${preset}) built from its preset`, `  preset: ${preset}`];
+/** Methods that read the frozen encoder (a section `encoder:`). */
+const READS_ENCODER = new Set(['repa', 'reg', 'repa-e', 'u-repa', 'redi']);
+/** SiT widths: a projector of hidden width D (DDT's REPA head). */
+const WIDTH: Record<Size, number> = { B: 768, L: 1024, XL: 1152 };
+/** ImageNet-1k's class names, index = label (scripts/imagenet-classes.txt says where they come from). */
+const IMAGENET_CLASSES = readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), 'imagenet-classes.txt'), 'utf8')
+  .split('\n').filter((l) => l && !l.startsWith('#'));
+if (IMAGENET_CLASSES.length !== 1000) throw new Error(`scripts/imagenet-classes.txt: expected 1000 class names, found ${IMAGENET_CLASSES.length}`);
 
 const SPECS: PaperSpec[] = [
   { method: 'sit-baseline' },
@@ -60,32 +91,99 @@ const SPECS: PaperSpec[] = [
       note: s === 'B' ? 'depth 12, df_idxs [6], weights 0.2/1.0 (script/base/train.sh); lognormal times' : s === 'XL' ? 'depth 24, df_idxs [8, 16], weights 0.2/0.2/1.0 (script/xlarge/train.sh); lognormal times' : 'not stated for L/2: depth 24 and df_idxs [8, 16] as XL; lognormal times',
     }),
   },
+  {
+    // The stage layout of SiT↓ at paper scale is not stated in what could be read (paper abstract,
+    // methods-b.md §3; the official repository was not available): ours, and the header says so.
+    method: 'u-repa',
+    section: (s) => {
+      const stage = encoderDepth(s), mid = { B: 12, L: 24, XL: 28 }[s] - 2 * stage;
+      return {
+        key: 'u_repa', body: { stage_blocks: stage, mid_blocks: mid, proj_coeff: 0.5, manifold_coeff: 3.0, manifold: 'sample', upsample: 'bilinear', projector_dim: 2048 },
+        note: `${stage} + ${mid} + ${stage} blocks (16×16 tokens, the 8×8 middle, 16×16 with long skips), aligned after block ${stage + mid} (the last middle block): OUR layout — the paper's block counts per stage are not known here (its repository could not be read); the first stage is REPA's aligned trunk (block ${stage}), the SiT's depth is kept. λ 0.5, w 3.0 (quoted as the paper's defaults), sample-level manifold loss, MLP then bilinear ×2, projector 2048 (REPA's)`,
+      };
+    },
+  },
+  {
+    method: 'redi', encoder: 'dinov2_vitb14_reg',
+    section: () => ({
+      key: 'redi', body: { rank: 8, feature_weight: 1.0, drop_prob: 0, rg_scale: 1.0, cfg_image_only: true, pca_images: 76800 },
+      note: 'r = 8 PCA channels of DINOv2-B/14-reg beside the 4 latent channels (12 in, 12 out under one patch embedding), λ 1, no feature drop (the default; 0.2 to sample with RG), PCA fitted on 300 × 256 images (train_redi.py, README, calc_pca.py); the fit runs once before training and is not simulated',
+    }),
+  },
+  {
+    method: 'ddt', with: ['repa'],
+    diffusion: { time_sampling: 'logit-normal' },
+    sections: (s) => {
+      const E = { B: 8, L: 20, XL: 22 }[s], depth = { B: 12, L: 24, XL: 28 }[s];
+      return [{
+        key: 'ddt', body: { encoder_blocks: E },
+        note: `${E}En${depth - E}De (${s === 'XL' ? 'configs/repa_improved_ddt_xlen22de6_256.yaml' : 'the paper, tools/figures'}); logit-normal times; AdamW β2 0.95, no weight decay (the config; it sets no gradient clipping, the schema keeps clip 1: one norm pass); Euler sampler, 250 steps`,
+      }, {
+        key: 'repa', body: { encoder_depth: 8, proj_coeff: 0.5, projector_dim: WIDTH[s] },
+        note: `the official trainer's REPA term at encoder block 8, λ 0.5, projector hidden width D = ${WIDTH[s]} (training_repa.py; block 8 of B/2 and L/2 assumed as XL's)`,
+      }];
+    },
+    train: { beta2: 0.95 },
+    sample: { sampler: 'euler' },
+  },
+  {
+    method: 'softrepa', sizes: ['XL'],
+    header: [
+      '# NOT the paper\'s model: SoftREPA trains soft tokens on a frozen SD3 (MM-DiT, 24 joint blocks, T5 + CLIP text',
+      '# encoders, COCO captions at 512²/1024²), which this project cannot build. The closest analogue here: the',
+      '# caption-conditioned SiT-XL/2 (src/methods/softrepa/model.ts: SiT blocks over [soft ; text ; image]) on 256²',
+      '# ImageNet as SD-VAE latents 32×32×4, frozen (seed-initialised: the cost does not depend on the weights),',
+      '# captions written from ImageNet\'s 1000 class names (scripts/imagenet-classes.txt) in a 77-token stream',
+      '# (CLIP\'s length; SD3 joins 77 CLIP and up to 256 T5 tokens) with a 4096-wide frozen text space (T5\'s),',
+      '# the paper\'s soft tokens: 4 before each of the first 5 blocks, 5·4·4096 = 81,920 trainable parameters.',
+      '# Batch 4 image–caption pairs per step, B² = 16 pair forwards sharing one t and ε (run_train.sh: --batch_size 4;',
+      '# its 2 GPUs hold the model\'s parts, not replicas: simulate with --gpus 1), AdamW lr 1e-3, wd 1e-4, no EMA;',
+      '# 2 epochs of COCO-2017 train (118,287 images) at batch 4 = 59,144 steps if an epoch visits each image once.',
+    ],
+    section: () => ({
+      key: 'softrepa',
+      body: {
+        stage: 'soft', init: 'null', soft_layers: 5, soft_tokens: 4, text_dim: 4096, max_tokens: 77,
+        class_names: JSON.stringify(IMAGENET_CLASSES), scale: 4.0, temperature: 0.07, dweight: 0, t_range: '[0, 1]',
+      },
+      note: 'n_dc_layers 5, n_dc_tokens 4, s 4.0, τ 0.07, dweight 0 (SD3 in run_train.sh, train.py, transformer.py); t over the whole range',
+    }),
+    train: { steps: 59144, batch_size: 4, lr: 0.001, weight_decay: 0.0001, ema_decay: 0 },
+  },
 ];
 
 const yaml = (o: Record<string, unknown>) => Object.entries(o).map(([k, v]) => `  ${k}: ${v}`).join('\n');
 
 mkdirSync(out, { recursive: true });
+let written = 0;
 for (const p of SPECS) {
-  for (const s of SIZES) {
+  for (const s of p.sizes ?? SIZES) {
     const fam = p.family ?? 'SiT';
     const name = `${p.method}-${fam.toLowerCase()}-${s.toLowerCase()}2`;
-    const sec = p.section?.(s);
-    const reads = p.method === 'repa' || p.method === 'reg' || p.method === 'repa-e';
+    const secs = [...(p.section ? [p.section(s)] : []), ...(p.sections?.(s) ?? [])];
+    const methods = [p.method, ...(p.with ?? [])];
+    const reads = methods.some((m) => READS_ENCODER.has(m));
+    const enc = p.encoder ?? 'dinov2_vitb14';
     const def = methodByName(p.method);
+    const train = { steps: 400000, batch_size: 256, lr: 0.0001, grad_clip: '1.0', ema_decay: 0.9999, ...p.train };
     const lines = [
-      `# ${def.title} at ${fam}-${s}/2 as the paper trains it, for \`diffactor simulate\` only. ${def.cite}.`,
-      `#   npx diffactor simulate --spec specs/paper/${name}.yaml --device a100 --gpus 8`,
-      p.pixels
-        ? '# 256×256 ImageNet pixels (the VAE is trained with the SiT), 1000 classes; batch 256 (32 per GPU on 8),'
-        : '# 256×256 ImageNet as SD-VAE latents 32×32×4, 1000 classes; batch 256 (32 per GPU on 8),',
-      '# AdamW lr 1e-4, clip 1, EMA 0.9999, 400K steps (the papers\' comparison point).',
-      ...(sec ? [`# ${p.method}: ${sec.note}.`] : []),
-      ...(reads ? ['# Encoder: DINOv2-B/14 (patch 14 on 224² → 16×16 tokens = the SiT/2 grid). Here it reads the model\'s input', `# resized to 224² (${p.pixels ? 'pixels, as the paper' : '4 latent channels, so +150,528 patch-embedding parameters over the 3-channel original'}).`] : []),
+      p.header
+        ? `# ${def.title}'s closest analogue at ${fam}-${s}/2, for \`diffactor simulate\` only. ${def.cite}.`
+        : `# ${def.title} at ${fam}-${s}/2 as the paper trains it, for \`diffactor simulate\` only. ${def.cite}.`,
+      `#   npx diffactor simulate --spec specs/paper/${name}.yaml --device a100 --gpus ${p.header ? 1 : 8}`,
+      ...(p.header ?? [
+        p.pixels
+          ? '# 256×256 ImageNet pixels (the VAE is trained with the SiT), 1000 classes; batch 256 (32 per GPU on 8),'
+          : '# 256×256 ImageNet as SD-VAE latents 32×32×4, 1000 classes; batch 256 (32 per GPU on 8),',
+        '# AdamW lr 1e-4, clip 1, EMA 0.9999, 400K steps (the papers\' comparison point).',
+      ]),
+      ...secs.map((x) => `# ${x.key.replace('_', '-')}: ${x.note}.`),
+      ...(reads ? [`# Encoder: ${ENCODERS[enc]} (patch 14 on 224² → 16×16 tokens = the SiT/2 grid). Here it reads the model\'s input`, `# resized to 224² (${p.pixels ? 'pixels, as the paper' : '4 latent channels, so +150,528 patch-embedding parameters over the 3-channel original'}).`] : []),
       '# Not trainable here: `imagenet-latents` / `imagenet` is no dataset this project opens.',
       '# Generated by scripts/paper-specs.ts (npx tsx scripts/paper-specs.ts).',
       `name: ${name}`,
       'seed: 0',
-      `methods: [${p.method}]`,
+      `methods: [${methods.join(', ')}]`,
       'data:',
       `  dataset: ${p.pixels ? 'imagenet' : 'imagenet-latents'}`,
       `  size: ${p.pixels ? 256 : 32}`,
@@ -97,20 +195,16 @@ for (const p of SPECS) {
       `  objective: ${fam === 'DiT' ? 'ddpm' : 'velocity'}`,
       ...(fam === 'DiT' ? [] : ['  path: linear']),
       ...(p.diffusion ? [yaml(p.diffusion)] : []),
-      ...(reads ? ['encoder:', ENCODER.trimEnd(), `  normalization: ${p.pixels ? 'imagenet' : 'identity'}`] : []),
-      ...(sec ? [`${sec.key}:`, yaml(sec.body)] : []),
+      ...(reads ? ['encoder:', ...encoderLines(enc), `  normalization: ${p.pixels ? 'imagenet' : 'identity'}`] : []),
+      ...secs.flatMap((x) => [`${x.key}:`, yaml(x.body)]),
       'train:',
-      '  steps: 400000',
-      '  batch_size: 256',
-      '  lr: 0.0001',
-      '  grad_clip: 1.0',
-      '  ema_decay: 0.9999',
+      yaml(train),
       'sample:',
-      `  sampler: ${fam === 'DiT' ? 'ddpm' : 'sde'}`,
-      '  steps: 250',
+      yaml({ sampler: fam === 'DiT' ? 'ddpm' : 'sde', steps: 250, ...p.sample }),
       '',
     ];
     writeFileSync(path.join(out, `${name}.yaml`), lines.join('\n'));
+    written++;
   }
 }
-process.stdout.write(`wrote ${SPECS.length * SIZES.length} specs to ${path.relative(process.cwd(), out)}/\n`);
+process.stdout.write(`wrote ${written} specs to ${path.relative(process.cwd(), out)}/\n`);

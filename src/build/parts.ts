@@ -4,6 +4,7 @@
 // Both engines and every role build from here, so they build the same things from the same spec.
 // Not here: the losses (each method's module), the order of a step (protocols/compose.ts).
 import { Module } from '../nn/module.ts';
+import { meta } from '../kernels/meta.ts';
 import { Rng } from '../tensor/rng.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { createSiT, type SiT } from '../models/sit.ts';
@@ -87,8 +88,10 @@ export function buildEncoder(spec: RunSpec, data: Pick<ImageDataset, 'channels'>
   return new FrozenEncoder(vit, { normalization: e.normalization, grid });
 }
 
+// No one-off fit in meta mode (`diffactor simulate`): shape-only tensors hold no data to fit on, the
+// fit is no part of a training step, and the fitted buffers keep their shapes either way.
 function buildContext(spec: RunSpec, config: SiTConfig, encoderDim: number | null, vaeConfig?: VAEConfig, fit = false): BuildContext {
-  return { spec: view(spec), config, encoderDim, vaeConfig, rng: new Rng(spec.seed).child('method-heads'), ...(fit && { trainingSet: () => trainingSet(spec, config) }) };
+  return { spec: view(spec), config, encoderDim, vaeConfig, rng: new Rng(spec.seed).child('method-heads'), ...(fit && !meta.on && { trainingSet: () => trainingSet(spec, config) }) };
 }
 
 /** The spec's training set and its frozen encoder (a backbone's one-off fit: BuildContext.trainingSet). */

@@ -86,6 +86,22 @@ describe('published numbers', () => {
     expect(critical / 1e6).toBeCloseTo(repa.stepSeconds, 9);
   });
 
+  it('DDT-XL/2 (22En6De) has 675M parameters (github.com/MCG-NJU/DDT README, Checkpoints table: DDT-XL/2(22en6de) 675M)', () => {
+    const ddt = simulate(loadSpec('specs/paper/ddt-sit-xl2.yaml'), { device: A100, gpus: 8, batch: 1 }); // parameters do not depend on the batch
+    // By hand from the architecture (methods-a.md §6, decoupled_improved_dit.py): two patch
+    // embedders 2·(16·1152 + 1152), t-MLP 256·1152 + 1152 + 1152² + 1152, labels 1001·1152,
+    // 28 blocks of 2·1152 (RMSNorm) + 1152·6912 + 6912 (adaLN) + 1152·3456 (qkv, no bias) + 2·72
+    // (q/k RMSNorm) + 1152² + 1152 (proj) + 3·1152·3072 (SwiGLU, no bias), final adaLN
+    // 1152·2304 + 2304 and Linear 1152·16 + 16; no pos_embed (2-D RoPE). The REPA head is apart.
+    const byHand = 2 * (16 * 1152 + 1152) + (256 * 1152 + 1152 + 1152 ** 2 + 1152) + 1001 * 1152
+      + 28 * (2 * 1152 + 1152 * 6912 + 6912 + 1152 * 3456 + 2 * 72 + 1152 ** 2 + 1152 + 3 * 1152 * 3072)
+      + 1152 * 2304 + 2304 + 1152 * 16 + 16;
+    expect(actor(ddt, 'student').trainable).toBe(byHand);
+    expect(Math.round(actor(ddt, 'student').trainable / 1e6)).toBe(675);
+    // The 22 encoder blocks, not the 6 decoder blocks, feed REPA at encoder block 8 (training_repa.py).
+    expect(ddt.messages.some((m) => m.what.startsWith('hidden after block 8'))).toBe(true);
+  });
+
   it('H100 is faster than A100 on the same spec; bytes and FLOPs do not depend on the device', () => {
     const h = simulate(loadSpec('specs/paper/repa-sit-xl2.yaml'), { device: H100, gpus: 8 });
     expect(h.stepSeconds).toBeLessThan(repa.stepSeconds);
@@ -114,13 +130,33 @@ describe('diffactor simulate (command)', () => {
 describe('every shipped paper spec simulates', () => {
   it('at one sample per replica (costs are linear in the batch): every actor built, the student trained, a positive step time', () => {
     const files = readdirSync('specs/paper').filter((f) => f.endsWith('.yaml'));
-    expect(files.length).toBe(24);
+    // 11 methods at B/2, L/2 and XL/2 (DiT's at DiT-*), SoftREPA's one analogue at XL/2.
+    expect(files.length).toBe(34);
+    const methods = new Set(files.map((f) => loadSpec(`specs/paper/${f}`).methods[0]));
+    expect([...methods].sort()).toEqual(['ddt', 'deepflow', 'dit-baseline', 'layersync', 'redi', 'reg', 'repa', 'repa-e', 'sit-baseline', 'softrepa', 'sra', 'u-repa']);
     for (const f of files) {
-      const r = simulate(loadSpec(`specs/paper/${f}`), { device: A100, gpus: 8, batch: 1 });
-      expect(actor(r, 'student').trainable, f).toBeGreaterThan(1e8);
+      const spec = loadSpec(`specs/paper/${f}`);
+      // SoftREPA contrasts the B² image–caption pairs of one replica's batch: B ≥ 2.
+      const r = simulate(spec, { device: A100, gpus: 8, batch: spec.methods.includes('softrepa') ? 2 : 1 });
+      const s = actor(r, 'student');
+      expect(s.trainable + s.frozen, f).toBeGreaterThan(1e8);
+      expect(s.trainable, f).toBeGreaterThan(0);
+      expect(s.phases.backward.flops, f).toBeGreaterThan(0);
       expect(r.stepSeconds, f).toBeGreaterThan(0);
       expect(r.criticalPath, f).toContain('student.backward');
     }
+  }, 600_000);
+
+  it('the new paper specs build what their headers say: U-REPA\'s skips, ReDi\'s 8 PCA channels, SoftREPA\'s 5·4·4096 soft tokens', () => {
+    const sit = simulate(loadSpec('specs/paper/sit-baseline-sit-xl2.yaml'), { device: A100, batch: 1 });
+    const trainable = (f: string, batch = 1) => actor(simulate(loadSpec(`specs/paper/${f}.yaml`), { device: A100, batch }), 'student').trainable;
+    const base = actor(sit, 'student').trainable;
+    // U-REPA XL/2: 8 + 12 + 8 blocks, one Linear(2D → D) fusion per long skip (8).
+    expect(trainable('u-repa-sit-xl2') - base).toBe(8 * (2 * 1152 * 1152 + 1152));
+    // ReDi XL/2: 4 + 8 channels in and out: patch embedding 8·2²·1152 more weights, final Linear 1152·8·2² + 8·2² more.
+    expect(trainable('redi-sit-xl2') - base).toBe(8 * 4 * 1152 + 1152 * 32 + 32);
+    // SoftREPA: only the soft tokens train.
+    expect(trainable('softrepa-sit-xl2', 2)).toBe(5 * 4 * 4096);
   }, 300_000);
 
   it('forward and backward costs are linear in the batch (what makes one sample per replica representative)', () => {
