@@ -12,7 +12,8 @@ import type { RunRecord, Study } from './compare.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { evalSampleSettings } from '../eval/evaluate.ts';
 import { modelCallsPerSample } from '../build/draw.ts';
-import { CLAIMS } from '../methods/registry.ts';
+import { CLAIMS, DEFAULT_METHOD } from '../methods/registry.ts';
+import { speedupMarkdown, stepsToQuality } from './speedup.ts';
 
 /** How a method's evaluation draws were made: sampler, steps and model evaluations per image. */
 export function evalDrawLabel(spec: RunSpec, evalNfe?: number): string {
@@ -114,6 +115,10 @@ export function writeReport(study: Study, o: { docs: string; command: string; ma
     for (const [m, rs] of methods) lines.push(`| ${m} | ${steps.map((s) => fmt(spread(at(rs, s, 'fd')), 2)).join(' | ')} |`);
     lines.push('');
   }
+  // The papers' speed-ups at this scale: against the SiT baseline when the study has it, else its first spec.
+  const baseline = methods.has(DEFAULT_METHOD) ? DEFAULT_METHOD : [...methods.keys()][0];
+  const speed = step === null || baseline === undefined ? null : stepsToQuality(methods, baseline, step);
+  if (speed) lines.push(...speedupMarkdown(speed, study.options.evalEvery));
   if (step !== null) {
     lines.push(`### Every seed at step ${step}`, '', `| method | seed | steps reached | train min | ${METRICS.join(' | ')} |`, `| --- | --- | --- | --- | ${METRICS.map(() => '---').join(' | ')} |`);
     for (const r of study.runs) {

@@ -72,6 +72,23 @@ function storedSpec(raw: unknown, file: string): { spec: unknown; reasons: strin
 }
 
 /**
+ * A spec with the fields that name a compared file (by role, e.g. encoder.checkpoint) blanked: the
+ * file's bytes are compared instead, so a run made in another clone (other absolute paths) still
+ * stands for the same inputs.
+ */
+function withoutFilePaths(spec: unknown, roles: string[]): unknown {
+  const copy = JSON.parse(JSON.stringify(spec)) as Record<string, unknown>;
+  for (const role of roles) {
+    const keys = role.split('.');
+    let at: unknown = copy;
+    for (const k of keys.slice(0, -1)) at = at && typeof at === 'object' ? (at as Record<string, unknown>)[k] : undefined;
+    const last = keys.at(-1)!;
+    if (at && typeof at === 'object' && typeof (at as Record<string, unknown>)[last] === 'string') (at as Record<string, unknown>)[last] = '<file compared by its sha256>';
+  }
+  return copy;
+}
+
+/**
  * Why a finished run in `dir` cannot stand for a run of `want` (empty: it can). Runs from before
  * inputs.json existed are checked on their spec.yaml alone.
  */
@@ -81,7 +98,9 @@ export function staleReasons(dir: string, want: RunInputs): string[] {
   if (existsSync(rec)) {
     const had = JSON.parse(readFileSync(rec, 'utf8')) as RunInputs;
     const stored = storedSpec(had.spec, rec);
-    const reasons = [...stored.reasons, ...diffPaths(stored.spec, wanted).map((p) => `spec field ${p} differs`)];
+    // File fields both records hashed are compared by content below, not by path.
+    const hashed = Object.keys(had.files).filter((k) => k in want.files);
+    const reasons = [...stored.reasons, ...diffPaths(withoutFilePaths(stored.spec, hashed), withoutFilePaths(wanted, hashed)).map((p) => `spec field ${p} differs`)];
     if (had.data !== want.data) reasons.push(`--data was ${had.data ?? 'unset'}, now ${want.data ?? 'unset'}`);
     // Records from before files were keyed by role hold paths: compare their contents as a set.
     if (Object.keys(had.files).some((k) => k.includes('/'))) {

@@ -2,7 +2,7 @@
 // spec reads (a retrained stand-in keeps its name). Runs from before inputs.json are checked on
 // their spec.yaml.
 import { describe, expect, it } from 'vitest';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -33,6 +33,17 @@ describe('staleReasons', () => {
     expect(staleReasons(run, runInputs(spec, 'builtin'))).toEqual(['--data was unset, now builtin']);
     appendFileSync(encoder, Buffer.from([0])); // same name, other bytes: a retrained stand-in
     expect(staleReasons(run, runInputs(spec))).toEqual(['the encoder.checkpoint file changed since the run', 'the eval.encoder file changed since the run']);
+  });
+
+  it('a run made in another clone (same bytes at another path) is the same input; other bytes at the same path are not', () => {
+    const { dir, encoder, spec, run } = setup();
+    writeRunInputs(run, runInputs(spec));
+    const moved = path.join(dir, 'elsewhere.safetensors');
+    copyFileSync(encoder, moved);
+    const there = { ...spec, encoder: { ...spec.encoder!, checkpoint: moved } };
+    expect(staleReasons(run, runInputs(there))).toEqual([]);
+    appendFileSync(moved, Buffer.from([0])); // CKNNA's encoder defaults to the run's: both roles change
+    expect(staleReasons(run, runInputs(there))).toEqual(['the encoder.checkpoint file changed since the run', 'the eval.encoder file changed since the run']);
   });
 
   it('a file no longer read, or newly read, is a difference too', () => {
