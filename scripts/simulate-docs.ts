@@ -3,7 +3,9 @@
 // (docs/img/simulate-gpus.svg, drawn with vega-lite as `diffactor plot` draws), printed as markdown.
 // Regenerate with
 //   npx tsx scripts/simulate-docs.ts > /tmp/simulate-tables.md
-// and paste the tables into docs/simulate.md. Device figures: src/bench/devices.ts.
+// and paste the tables into docs/simulate.md; `--others` prints only the table of the other
+// methods' XL/2 specs (U-REPA, ReDi, DDT, DeepFlow, LayerSync, SoftREPA's analogue; no SVG).
+// Device figures: src/bench/devices.ts.
 import { writeFileAtomic } from '../src/io/atomic.ts';
 import { loadSpec } from '../src/spec/load.ts';
 import { simulate, type SimulationReport } from '../src/bench/simulate.ts';
@@ -15,6 +17,27 @@ const TITLE: Record<string, string> = { 'sit-baseline': 'SiT', repa: 'REPA', sra
 const spec = (m: string) => loadSpec(`specs/paper/${m}-sit-xl2.yaml`);
 const w = (s: string) => process.stdout.write(s);
 const f1 = (x: number) => x.toFixed(1), f2 = (x: number) => x.toFixed(2);
+
+/** The other XL/2 paper specs, each at its own spec's batch and step count (SoftREPA on the 1 GPU its header names). */
+function others(): void {
+  const OTHERS: [string, string, number][] = [
+    ['U-REPA', 'u-repa-sit-xl2', 8], ['ReDi', 'redi-sit-xl2', 8], ['DDT + REPA', 'ddt-sit-xl2', 8],
+    ['DeepFlow', 'deepflow-sit-xl2', 8], ['LayerSync', 'layersync-sit-xl2', 8], ['SoftREPA (SiT-XL/2 analogue)', 'softrepa-sit-xl2', 1],
+  ];
+  w('#### Other methods at XL/2 on A100 (bf16), the spec\'s global batch\n\n');
+  w('| method | spec | GPUs × batch | student trainable M | frozen M (all actors) | student G linear MACs / sample | step ms | steps | h | critical path |\n');
+  w('| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n');
+  for (const [title, file, gpus] of OTHERS) {
+    const sp = loadSpec(`specs/paper/${file}.yaml`), r = simulate(sp, { device: A100, gpus });
+    const st = r.actors.find((a) => a.actor === 'student')!;
+    const frozen = r.actors.filter((a) => a.actor !== 'teacher').reduce((n, a) => n + a.frozen, 0);
+    w(`| ${title} | \`${file}\` | ${gpus} × ${r.batch} | ${f2(st.trainable / 1e6)} | ${f1(frozen / 1e6)} | ${f2(r.gmacsPerSample.student.linear)} | ${f1(r.stepSeconds * 1e3)} | ${sp.train.steps} | ${f1(r.stepSeconds * sp.train.steps / 3600)} | ${r.criticalPath.filter((c) => !c.startsWith('main.fetch')).join(' → ')} |\n`);
+  }
+}
+if (process.argv.includes('--others')) {
+  others();
+  process.exit(0);
+}
 
 w('### XL/2 on 8 × A100 (bf16), batch 256 (32 per GPU), per step and replica\n\n');
 w('| method | actor | trainable M | frozen M | fwd TFLOP | bwd TFLOP | fwd ms | bwd ms | AdamW + EMA ms | AdamW state GB | EMA GB | messages (MB) sent |\n');
@@ -68,4 +91,5 @@ const svg = await renderSvg({
   config: { font: 'sans-serif', legend: { orient: 'top' } },
 });
 writeFileAtomic('docs/img/simulate-gpus.svg', svg);
-w('\n(docs/img/simulate-gpus.svg written)\n');
+w('\n(docs/img/simulate-gpus.svg written)\n\n');
+others();
