@@ -52,6 +52,7 @@ export const CLAIMS: readonly { better: string; than: string; claim: string }[] 
   { better: 'redi-rg', than: 'redi', claim: 'ReDi sampled with representation guidance (w_r 1.5) better than without (the same training)' },
   { better: 'deepflow', than: 'sit-baseline', claim: 'DeepFlow (deep supervision of K branches at shifted times, VeRA blocks between them) better than the baseline at equal steps' },
   { better: 'ddt', than: 'sit-baseline', claim: 'DDT (condition encoder + velocity decoder, the same number of blocks) better than the SiT of equal size at equal steps' },
+  { better: 'digit', than: 'digit-raw', claim: 'DiGIT: k-means tokens of the frozen encoder\'s features make AR generation better than k-means tokens of raw pixel patches (same K, GPT and budget)' },
   { better: 'repa-e', than: 'repa', claim: 'REPA-E (latent) better than REPA (pixels) — this also changes the space the SiT works in' },
 ];
 
