@@ -132,6 +132,16 @@ export function simulate(spec: RunSpec, o: SimulateOptions): SimulationReport {
     ['vae', tr.vae?.parameters() ?? []],
   ];
   for (const [actor, ps] of owners) for (const p of ps) c.owners.set(p.data, actor);
+  // The hidden states the student's forward returns, by block: their shapes size the align messages
+  // (U-REPA's middle stage holds a quarter of the tokens).
+  const hiddenShapes = new Map<number, number[]>();
+  const student = tr.model as unknown as { forward: (...a: unknown[]) => { hidden?: Map<number, Tensor> } };
+  const forward = student.forward.bind(student);
+  student.forward = (...a) => {
+    const o = forward(...a);
+    for (const [k, h] of o.hidden ?? []) hiddenShapes.set(k, [...h.shape]);
+    return o;
+  };
   const enc = tr.encoder;
   if (enc) {
     const features = enc.features.bind(enc);
@@ -162,7 +172,7 @@ export function simulate(spec: RunSpec, o: SimulateOptions): SimulationReport {
     });
   }
 
-  const messages = routeMessages(tr, batch, precision);
+  const messages = routeMessages(tr, batch, precision, hiddenShapes);
   for (const m of messages) {
     for (const a of actors) if (a.actor === m.from) { a.messages.count++; a.messages.bytes += m.bytes; }
   }
@@ -215,9 +225,10 @@ function perSample(c: MetaCounters, b: number): SimulationReport['gmacsPerSample
  * The messages of one step, from the step plan (the route protocols/compose.ts lays out): the
  * coordinator sends the batch to the student (and encoder, VAE, teacher), the encoder returns its
  * features, the student sends each tapped hidden state to the projector and gets its gradient
- * back, a teacher sends its hidden states. Activation tensors at the precision's width.
+ * back (one message per align term, of the shape its forward returned), a teacher sends its hidden
+ * states. Activation tensors at the precision's width.
  */
-function routeMessages(tr: Trainer, b: number, precision: Precision): Message[] {
+function routeMessages(tr: Trainer, b: number, precision: Precision, hiddenShapes: ReadonlyMap<number, number[]>): Message[] {
   const w = precision === 'bf16' ? 2 : 4, cfg = tr.config, plan = tr.plan;
   const img = [b, cfg.inChannels, cfg.inputSize, cfg.inputSize];
   const tokens = numTokens(cfg) + plan.prefixTokens, D = cfg.hiddenSize;
@@ -231,8 +242,9 @@ function routeMessages(tr: Trainer, b: number, precision: Precision): Message[] 
     m('encoder', plan.featuresFirst ? 'student' : 'projector', 'patch + cls features', [b, T + 1, dz]);
   }
   for (const a of plan.aligns) {
-    m('student', 'projector', `hidden after block ${a.tap} (${a.key})`, [b, tokens, D]);
-    m('projector', 'student', `∂L/∂hidden of block ${a.tap}`, [b, tokens, D]);
+    const shape = hiddenShapes.get(a.tap) ?? [b, tokens, D];
+    m('student', 'projector', `hidden after block ${a.tap} (${a.key})`, shape);
+    m('projector', 'student', `∂L/∂hidden of block ${a.tap}`, shape);
   }
   for (const t of plan.teachers) {
     m('main', 'teacher', `x, ε, t_T (${t.def.name})`, [2, ...img]);

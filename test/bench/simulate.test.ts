@@ -151,8 +151,12 @@ describe('every shipped paper spec simulates', () => {
     const sit = simulate(loadSpec('specs/paper/sit-baseline-sit-xl2.yaml'), { device: A100, batch: 1 });
     const trainable = (f: string, batch = 1) => actor(simulate(loadSpec(`specs/paper/${f}.yaml`), { device: A100, batch }), 'student').trainable;
     const base = actor(sit, 'student').trainable;
-    // U-REPA XL/2: 8 + 12 + 8 blocks, one Linear(2D → D) fusion per long skip (8).
-    expect(trainable('u-repa-sit-xl2') - base).toBe(8 * (2 * 1152 * 1152 + 1152));
+    // U-REPA XL/2: 8 + 12 + 8 blocks, one Linear(2D → D) fusion per long skip (8); each of its two
+    // align terms sends the middle stage's hidden state: 8×8 tokens, not the 16×16 of REPA's block 8.
+    const u = simulate(loadSpec('specs/paper/u-repa-sit-xl2.yaml'), { device: A100, batch: 1 });
+    expect(actor(u, 'student').trainable - base).toBe(8 * (2 * 1152 * 1152 + 1152));
+    const sent = u.messages.filter((m) => m.from === 'student' && m.to === 'projector');
+    expect(sent.map((m) => m.shape)).toEqual([[1, 64, 1152], [1, 64, 1152]]);
     // ReDi XL/2: 4 + 8 channels in and out: patch embedding 8·2²·1152 more weights, final Linear 1152·8·2² + 8·2² more.
     expect(trainable('redi-sit-xl2') - base).toBe(8 * 4 * 1152 + 1152 * 32 + 32);
     // SoftREPA: only the soft tokens train.
