@@ -26,6 +26,7 @@ import { quantize8bit, raeDecoderLoss, RAE_ADAPTIVE_EPS } from '../../src/method
 import { RaeSection, rae, ganSchedule } from '../../src/methods/rae/index.ts';
 import { raeReconstruct, reconstructionError } from '../../src/methods/rae/recon.ts';
 import { generatorLoss } from '../../src/models/ganLoss.ts';
+import { hiddenAfterBlock } from '../../src/methods/partialForward.ts';
 import type { ImageDataset } from '../../src/data/index.ts';
 import { expectClose } from '../kernels/expectClose.ts';
 import { perturb } from './tiny.ts';
@@ -174,13 +175,16 @@ describe('RAE stage 1: one tape, two networks', () => {
 });
 
 describe('RAE stage 1: schedule, grid, reconstruction error', () => {
-  it('GAN steps default to RAE\'s epochs 8 and 6 of 16; a GAN term before D is refused naming the field', () => {
+  it('GAN steps default to RAE\'s epochs 8 and 6 of 16; a GAN term before D and evaluation are refused naming the field', () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: 100000 }), (steps) => {
       const { ganStart, discStart } = ganSchedule(section(), steps);
       expect(ganStart).toBe(Math.ceil(steps / 2) + 1);
       expect(discStart).toBeLessThanOrEqual(ganStart);
     }));
     expect(() => rae.check!(section({ gan_start: 3, disc_start: 5 }), { model: {}, train: { steps: 10 } } as never)).toThrow(/rae\.gan_start \(3\) is before rae\.disc_start \(5\)/);
+    expect(() => rae.check!(section(), { model: {}, train: { steps: 10, eval_every: 5 } } as never)).toThrow(/rae: train\.eval_every is 5/);
+    const m = model(1, encoder(11));
+    expect(() => hiddenAfterBlock(m, images(1), [0.5, 0.5, 0.5, 0.5], [0, 0, 0, 0], 1)).toThrow(/rae \(stage 1\): no hidden state/);
   });
 
   it('the grid renders sample i of class c from c\'s reference tokens (cycling), whatever the noise', () => {

@@ -90,6 +90,14 @@ export class RaeDecoderModel extends Module {
     return this.decoder.forward(tokens);
   }
 
+  /**
+   * PartialForward, answered with a refusal: the evaluator's probe and CKNNA read a diffusion
+   * model's hidden state on noised images, and this decoder reads encoder tokens it does not hold.
+   */
+  hiddenAfter(_x: Tensor, _t: ArrayLike<number>, _labels: ArrayLike<number>, _block: number): never {
+    throw new Error('rae (stage 1): no hidden state of noised images to probe — the decoder reads the encoder\'s tokens; the evaluator (train.eval_every, diffactor eval) does not apply: measure reconstructions with scripts/rae-recon.ts');
+  }
+
   /** The grid of a decoder run: every sampler "draws" reconstructions. */
   ownsSampler(_sampler: string): boolean { return true; }
 
