@@ -7,6 +7,9 @@
 // These specs are not trainable here: `imagenet-latents` is no dataset this project opens.
 // U-REPA, ReDi, DDT and SoftREPA follow ../shared/methods/methods-a.md §6 and methods-b.md §1, §3, §4;
 // SoftREPA's paper model (SD3) is not expressible here: its spec is the closest analogue, and says so.
+// DiGIT and RAE (stage 1) are not SiTs on latents: they train on 256² ImageNet pixels through their
+// own models (DIRECT below; methods-b.md §8, §5); their headers say what of the paper's model is
+// built and what is ours.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -154,6 +157,88 @@ const SPECS: PaperSpec[] = [
 
 const yaml = (o: Record<string, unknown>) => Object.entries(o).map(([k, v]) => `  ${k}: ${v}`).join('\n');
 
+/** A paper spec written out whole (no SiT-on-latents template): header lines and YAML sections. */
+interface DirectSpec { name: string; method: string; gpus: number; header: string[]; sections: [string, Record<string, unknown>][] }
+
+const IMAGENET_TRAIN = 1281167;
+/** DiGIT's stage-1 GPT (config/stage1/dino_base.yaml; README's tables for L): B is 16 × 1024, 16 heads,
+ *  FFN 4096, K = 8192 on DINOv2-B/14-reg; L is 1536 wide on DINOv2-L/14-reg with K = 16384 (README:
+ *  km_16k, topk 400); L's depth and heads are not stated: 24 blocks (what gives the published 732M
+ *  with K = 16384, see test/bench/simulate.test.ts), 24 heads of 64 as B's. */
+const DIGIT = {
+  B: { enc: 'dinov2_vitb14_reg', encName: 'DINOv2-B/14 with registers', hidden: 1024, depth: 16, heads: 16, codes: 8192, topK: 200, epochs: 400, params: '219M' },
+  L: { enc: 'dinov2_vitl14_reg', encName: 'DINOv2-L/14 with registers', hidden: 1536, depth: 24, heads: 24, codes: 16384, topK: 400, epochs: 200, params: '732M' },
+};
+
+function digitSpec(s: 'B' | 'L'): DirectSpec {
+  const g = DIGIT[s], batch = 4096, steps = s === 'B' ? 125000 : Math.round(g.epochs * IMAGENET_TRAIN / batch / 100) * 100;
+  return {
+    name: `digit-gpt-${s.toLowerCase()}`, method: 'digit', gpus: 16,
+    header: [
+      `# DiGIT-${s} (${g.params} in the paper's tables): stage 1 as the paper trains it — ${g.encName} (patch 14 on 224² → 16×16`,
+      `# tokens) clustered into K = ${g.codes} k-means codes, a class-conditional GPT of ${g.depth} blocks × ${g.hidden} (${g.heads} heads, FFN ${4 * g.hidden})`,
+      '# over the 256 codes in raster order, label smoothing 0.1, Adam β (0.9, 0.98), wd 0.01, lr 3e-4, clip 1, no EMA',
+      `# (config/stage1/dino_base.yaml${s === 'L' ? '; L: README (width 1536, km_16k, topk 400); depth 24 and 24 heads are NOT stated: 24 blocks give the published 732M' : ''}).`,
+      `# Batch 4096 = 256 per GPU on 16 GPUs: 125,000 updates of 4096 are the README's 400 epochs of B (the config sets 256 per GPU`,
+      `# and 125K updates, not the GPU count); ${s === 'B' ? '125,000 steps (the config)' : `${steps} steps = ${g.epochs} epochs (README, L) at B's batch`}.`,
+      '# NOT the paper\'s model in these points (src/methods/digit/): pre-norm blocks (fairseq\'s stage 1 is post-norm), no EOS',
+      '# (256 targets, not 257), no embedding scale, the encoder\'s final-norm tokens instead of block L−3\'s, AdamW (fairseq\'s',
+      '# Adam adds the 0.01 decay to the gradient), constant lr after',
+      '# 6250 warm-up steps (fairseq: inverse-sqrt), and stage 2 (a second GPT of the same size over MAGE-VQGAN codes + the',
+      '# VQGAN decoder) replaced by our conv decoder from code embeddings (width 64, 16× nearest upsampling to 256²), trained',
+      '# in the same step: its cost is ours, not the paper\'s. The k-means fit (faiss, 20 iterations on ~10 % of ImageNet-train',
+      '# = 128,117 images) runs once at build and is not simulated; the step\'s nearest-code assignment is (one gemm + argmin).',
+      `# Encoder: ${g.encName}; here it reads the model's 256² input resized to 224² (pixels, as the paper).`,
+    ],
+    sections: [
+      ['model', { preset: 'SiT-B/2', patch_size: 16, hidden_size: g.hidden, depth: g.depth, num_heads: g.heads, mlp_ratio: 4 }],
+      ['diffusion', { path: 'linear', objective: 'velocity           # not read by DiGIT (no diffusion)' }],
+      ['encoder', { checkpoint: `null           # shape-only: ${g.encName} (${g.enc}) built from its preset`, preset: g.enc, normalization: 'imagenet' }],
+      ['digit', {
+        tokens: 'encoder', codes: g.codes, kmeans_images: 128117, kmeans_iters: 20, label_smoothing: 0.1, temperature: 1.0, top_k: g.topK, top_p: 1.0,
+        decoder_embed: 32, decoder_width: 64,
+      }],
+      ['train', { steps, batch_size: batch, lr: 0.0003, beta2: 0.98, weight_decay: 0.01, warmup_steps: 6250, grad_clip: '1.0', ema_decay: 0 }],
+      ['sample', { sampler: 'euler          # not read: DiGIT draws with its own AR sampler', per_class: 1 }],
+    ],
+  };
+}
+
+/** RAE stage 1 (configs/stage1/training/DINOv2-B_decXL.yaml, configs/decoder/ViTXL/config.json). */
+function raeDecoderSpec(): DirectSpec {
+  const batch = 512, perEpoch = Math.ceil(IMAGENET_TRAIN / batch), steps = 16 * perEpoch;
+  return {
+    name: 'rae-decoder-vitxl', method: 'rae', gpus: 8,
+    header: [
+      '# RAE stage 1 as the paper trains it: the ViT-XL decoder (28 blocks × 1152, 16 heads, FFN 4096, patch 16, a CLS token)',
+      '# on the frozen DINOv2-B/14-with-registers tokens (224² → 16×16×768, final LayerNorm without its affine), 256² output;',
+      `# noise augmentation τ 0.8; L1 + 0.75·adaptive GAN; AdamW 2e-4, β (0.9, 0.95), wd 0; batch 512 (64 per GPU on 8; the`,
+      `# GPU count is not stated), 16 epochs = ${steps} steps, cosine with 1 warm-up epoch, EMA 0.9978; D from epoch 6, the GAN term`,
+      '# from epoch 8: the simulated step has both on (DINOv2-B_decXL.yaml; configs/decoder/ViTXL/config.json).',
+      '# NOT the paper\'s in these points (src/methods/rae/): the discriminator is a PatchGAN (PatchGAN-official: ndf 64, 3 layers),',
+      '# RAE\'s is a frozen DINO-S/8 with trainable conv heads and DiffAug; LPIPS is off (perceptual_weight 0: no VGG ships for',
+      '# ImageNet, so its cost is missing); gradient clipping 1 on the joint norm (the config sets 0); one reference image per',
+      '# class for the reconstruction grid. Stage 2 (DiT^DH-XL) is not in the registry yet: no spec.',
+      '# Encoder: DINOv2-B/14 with registers; here it reads the model\'s 256² input resized to 224² (pixels, as the paper).',
+    ],
+    sections: [
+      ['model', { preset: 'SiT-XL/2', patch_size: 16, hidden_size: 1152, depth: 28, num_heads: 16, mlp_ratio: '3.5555555555555554   # FFN 4096 = 1152 · 32/9' }],
+      ['encoder', { checkpoint: 'null           # shape-only: DINOv2-B/14 with registers (dinov2_vitb14_reg) built from its preset', preset: 'dinov2_vitb14_reg', normalization: 'imagenet' }],
+      ['rae', {
+        stage: 'decoder', noise_tau: 0.8, l1_weight: 1.0, l2_weight: 0, perceptual_weight: 0, gan_weight: 0.75,
+        disc_start: 5 * perEpoch + 1, gan_start: 7 * perEpoch + 1, disc: 'PatchGAN-official', ref_per_class: 1,
+      }],
+      ['train', {
+        steps, batch_size: batch, lr: 0.0002, beta1: 0.9, beta2: 0.95, weight_decay: 0, schedule: 'cosine', warmup_steps: perEpoch,
+        min_lr_ratio: 0.1, grad_clip: '1.0', ema_decay: 0.9978,
+      }],
+      ['sample', { sampler: 'euler          # any: the decoder renders reconstructions', steps: 1, per_class: 1 }],
+    ],
+  };
+}
+
+const DIRECT: DirectSpec[] = [digitSpec('B'), digitSpec('L'), raeDecoderSpec()];
+
 mkdirSync(out, { recursive: true });
 let written = 0;
 for (const p of SPECS) {
@@ -206,5 +291,26 @@ for (const p of SPECS) {
     writeFileSync(path.join(out, `${name}.yaml`), lines.join('\n'));
     written++;
   }
+}
+for (const d of DIRECT) {
+  const def = methodByName(d.method);
+  const lines = [
+    `# ${def.title} at paper scale, for \`diffactor simulate\` only. ${def.cite}.`,
+    `#   npx diffactor simulate --spec specs/paper/${d.name}.yaml --device a100 --gpus ${d.gpus}`,
+    ...d.header,
+    '# Not trainable here: `imagenet` is no dataset this project opens.',
+    '# Generated by scripts/paper-specs.ts (npx tsx scripts/paper-specs.ts).',
+    `name: ${d.name}`,
+    'seed: 0',
+    `methods: [${d.method}]`,
+    'data:',
+    '  dataset: imagenet',
+    '  size: 256',
+    '  hflip: true',
+    ...d.sections.flatMap(([k, body]) => [`${k}:`, yaml(body)]),
+    '',
+  ];
+  writeFileSync(path.join(out, `${d.name}.yaml`), lines.join('\n'));
+  written++;
 }
 process.stdout.write(`wrote ${written} specs to ${path.relative(process.cwd(), out)}/\n`);

@@ -18,6 +18,7 @@
 // encoder sees — the model's input, resized bilinearly to grid × patch — so a DINOv2-B/14 here has
 // 4 input channels instead of 3 (+150,528 patch-embedding parameters, 0.17 %).
 // Not here: printing (cli/simulate.ts), device numbers (devices.ts).
+import path from 'node:path';
 import type { ImageDataset } from '../data/index.ts';
 import { newCounters, withMeta, type KernelKind, type MetaCounters } from '../kernels/meta.ts';
 import { Trainer } from '../run/reference.ts';
@@ -92,7 +93,7 @@ export interface SimulateOptions {
   /**
    * The data: channels × side² and classes. Default: spec.data.size², the model preset's channels
    * and classes (SiT-XL/2: 4 and 1000, ImageNet as SD-VAE latents, 32 for 256² images; P2: 1 and
-   * 10), or 3 channels (pixels) when a method trains the VAE.
+   * 10), or 3 channels (pixels) when a method trains the VAE or the dataset is `imagenet` (pixels).
    */
   data?: { channels: number; side: number; classes: number };
 }
@@ -115,7 +116,10 @@ export function simulate(spec: RunSpec, o: SimulateOptions): SimulationReport {
     return Math.max(flops / f, b / dev.memory);
   };
   const preset = sitPreset(spec.model.preset);
-  const d = o.data ?? { channels: jointVae(spec) ? 3 : preset.inChannels, side: spec.data.size, classes: preset.numClasses };
+  // Pixels (dataset `imagenet`, which the spec loader resolves to a path: a VAE the method trains,
+  // or a model on pixels: DiGIT, RAE) have 3 channels.
+  const pixels = jointVae(spec) !== null || path.basename(spec.data.dataset) === 'imagenet';
+  const d = o.data ?? { channels: pixels ? 3 : preset.inChannels, side: spec.data.size, classes: preset.numClasses };
   const data = metaDataset(d.channels, d.side, d.classes, 4 * batch);
   const local: RunSpec = { ...spec, train: { ...spec.train, batch_size: batch } };
   const c = newCounters(time);

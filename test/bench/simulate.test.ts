@@ -130,10 +130,11 @@ describe('diffactor simulate (command)', () => {
 describe('every shipped paper spec simulates', () => {
   it('at one sample per replica (costs are linear in the batch): every actor built, the student trained, a positive step time', () => {
     const files = readdirSync('specs/paper').filter((f) => f.endsWith('.yaml'));
-    // 11 methods at B/2, L/2 and XL/2 (DiT's at DiT-*), SoftREPA's one analogue at XL/2.
-    expect(files.length).toBe(34);
+    // 11 methods at B/2, L/2 and XL/2 (DiT's at DiT-*), SoftREPA's one analogue at XL/2, DiGIT-B and -L,
+    // RAE's stage-1 ViT-XL decoder.
+    expect(files.length).toBe(37);
     const methods = new Set(files.map((f) => loadSpec(`specs/paper/${f}`).methods[0]));
-    expect([...methods].sort()).toEqual(['ddt', 'deepflow', 'dit-baseline', 'layersync', 'redi', 'reg', 'repa', 'repa-e', 'sit-baseline', 'softrepa', 'sra', 'u-repa']);
+    expect([...methods].sort()).toEqual(['ddt', 'deepflow', 'digit', 'dit-baseline', 'layersync', 'rae', 'redi', 'reg', 'repa', 'repa-e', 'sit-baseline', 'softrepa', 'sra', 'u-repa']);
     for (const f of files) {
       const spec = loadSpec(`specs/paper/${f}`);
       // SoftREPA contrasts the B² image–caption pairs of one replica's batch: B ≥ 2.
@@ -162,6 +163,47 @@ describe('every shipped paper spec simulates', () => {
     // SoftREPA: only the soft tokens train.
     expect(trainable('softrepa-sit-xl2', 2)).toBe(5 * 4 * 4096);
   }, 300_000);
+
+  it('DiGIT-B/-L: the stage-1 GPT has the published 219M / 732M parameters (README tables, github.com/DAMO-NLP-SG/DiGIT), counted by hand', () => {
+    // The GPT (src/methods/digit/gpt.ts) by hand: embeddings (K codes + 1000 classes) × D, 256 learned
+    // positions × D, per block two LayerNorms (4D), qkv 3D² + 3D, proj D² + D, MLP D·4D + 4D + 4D·D + D,
+    // then ln_f 2D and the head D·K (no bias). The paper's model differs in ways that move the count
+    // by < 0.01 % (4 special symbols in its vocabulary, 257 positions with EOS; post-norm blocks without
+    // ln_f): the published counts are the floor of ours (219.60M, 732.22M). Our conv decoder is apart.
+    const gpt = (K: number, D: number, L: number) => (K + 1000) * D + 256 * D + L * (4 * D + 3 * D * D + 3 * D + D * D + D + 8 * D * D + 5 * D) + 2 * D + D * K;
+    const decoder = (K: number) => K * 32 + (32 * 9 * 64 + 64) + 4 * (64 * 9 * 64 + 64) + (64 * 9 * 3 + 3); // embed, conv_in, 4 × up, conv_out
+    for (const [f, K, D, L, published] of [['digit-gpt-b', 8192, 1024, 16, 219], ['digit-gpt-l', 16384, 1536, 24, 732]] as const) {
+      const r = simulate(loadSpec(`specs/paper/${f}.yaml`), { device: A100, batch: 1 });
+      expect(actor(r, 'student').trainable, f).toBe(gpt(K, D, L) + decoder(K));
+      expect(Math.floor(gpt(K, D, L) / 1e6), f).toBe(published);
+      // The frozen DINOv2 with registers: B/14 ≈ 86M, L/14 ≈ 304M (DINOv2, arXiv 2304.07193).
+      expect(actor(r, 'encoder').frozen / 1e6, f).toBeCloseTo(D === 1024 ? 85.73 : 303.23, 1);
+      if (f === 'digit-gpt-b') {
+        // The step's nearest-code assignment is counted, not walked: one (256, 768)·(768, K) product per
+        // image on the encoder's actor (the official tokenizes in prepare_semantic, under no_grad), over
+        // the same DINOv2-B/14-reg forward as RAE's spec.
+        const rae = simulate(loadSpec('specs/paper/rae-decoder-vitxl.yaml'), { device: A100, batch: 1 });
+        expect(r.gmacsPerSample.encoder.linear - rae.gmacsPerSample.encoder.linear).toBeCloseTo(256 * 8192 * 768 / 1e9, 6);
+      }
+    }
+  }, 120_000);
+
+  it('RAE stage 1: the ViT-XL decoder by hand (configs/decoder/ViTXL/config.json) and its cost, about a third of the SD-VAE decoder\'s 310 GFLOPs (arXiv 2510.11690 §1; rae-dit.github.io)', () => {
+    const r = simulate(loadSpec('specs/paper/rae-decoder-vitxl.yaml'), { device: A100, batch: 1 });
+    const D = 1152, F = 4096;
+    // Linear 768 → D, a CLS token, 28 blocks (2 LayerNorms, qkv and proj with bias, FFN D → 4096 → D), the final
+    // norm and Linear D → 16·16·3; the sin-cos positions are fixed (not counted).
+    const dec = 768 * D + D + D + 28 * (4 * D + 3 * (D * D + D) + D * D + D + D * F + F + F * D + D) + 2 * D + D * 768 + 768;
+    // PatchGAN-official (taming's NLayerDiscriminator, ndf 64, 3 layers): ours, in place of RAE's DINO-S/8 discriminator.
+    const disc = (3 * 64 * 16 + 64) + (64 * 128 * 16 + 256) + (128 * 256 * 16 + 512) + (256 * 512 * 16 + 1024) + (512 * 16 + 1);
+    expect(actor(r, 'student').trainable).toBe(dec + disc);
+    expect(dec / 1e6).toBeCloseTo(415.06, 2);
+    // fvcore's convention (a linear MAC = 1 FLOP): 257 tokens × 28 blocks × (4D² + 2DF) + the two projections.
+    const g = r.gmacsPerSample.student.linear;
+    expect(g).toBeCloseTo((257 * 28 * (4 * D * D + 2 * D * F) + 256 * 768 * D * 2) / 1e9, 1);
+    expect(g / 310).toBeGreaterThan(0.3);
+    expect(g / 310).toBeLessThan(0.37);
+  }, 120_000);
 
   it('forward and backward costs are linear in the batch (what makes one sample per replica representative)', () => {
     const spec = loadSpec('specs/paper/repa-sit-b2.yaml');

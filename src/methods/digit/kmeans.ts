@@ -8,7 +8,9 @@
 // Not here: the encoder and which block's features are used (the DiGIT method module), GPU or
 // GEMM speed (plain float64 loops: fit on a subsample of tokens).
 import type { Rng } from '../../tensor/rng.ts';
-import { fromData, type Tensor } from '../../tensor/tensor.ts';
+import { fromData, uninit, type Tensor } from '../../tensor/tensor.ts';
+import { K as kernels } from '../../kernels/index.ts';
+import { isMetaArray, metaCount } from '../../kernels/meta.ts';
 import { readSafetensors, writeSafetensors } from '../../io/safetensors.ts';
 
 /** Rows of a (N, D) feature matrix, row-major. */
@@ -179,7 +181,22 @@ export class KMeansTokenizer {
   assign(features: Tensor | Rows): Int32Array {
     const data = 'data' in features && 'shape' in features ? (features as Tensor).data : (features as Rows);
     if (data.length % this.dim !== 0) throw new Error(`KMeansTokenizer.assign: ${data.length} values are not rows of dim ${this.dim}`);
+    if (isMetaArray(data)) return this.assignShapeOnly(data.length / this.dim, data);
     return assignRows(data, data.length / this.dim, this.dim, this.centroids, this.k).labels;
+  }
+
+  /**
+   * Shape-only rows (kernels/meta.ts, `diffactor simulate`): the loop above would walk N·K·D
+   * undefined values (51 G for a batch of 32 at DiGIT-B's 256 × 8192 × 768). Counted instead as the
+   * official assignment runs it (DiGIT model.py prepare_semantic: one matmul of the rows with the
+   * centroids, then an argmin over K): a gemm (N, D)·(D, K) through the kernel dispatch and an
+   * N·K reduce; every id is 0 (no data to assign).
+   */
+  private assignShapeOnly(n: number, rows: Float32Array): Int32Array {
+    const dots = uninit([n, this.k]).data;
+    kernels.gemm({ transA: false, transB: true, m: n, n: this.k, k: this.dim, a: rows, lda: this.dim, b: this.centroids, ldb: this.dim, c: dots, ldc: this.k });
+    metaCount('reduce', n * this.k, n * this.k);
+    return new Int32Array(n);
   }
 
   /** The tensors a run stores: `centroids` (K, D). */
