@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
 import { loadSpec } from '../spec/load.ts';
-import { runTraining } from '../run/run.ts';
+import { runTrainingAsync } from '../run/run.ts';
 import { runActors } from '../run/actorRun.ts';
 import { backendInfo } from '../kernels/index.ts';
 import { loadProtocolModule, readProtocolRecord } from '../protocols/module.ts';
@@ -91,10 +91,10 @@ export async function train(o: TrainCliOptions): Promise<void> {
   if (protocol && !o.protocolModule) console.error(`resuming with the protocol '${protocol.name}' from ${moduleFile}, as recorded in ${path.join(out, 'protocol.json')}`);
   if (spec && !o.resume) recordInputs(out, spec, o.data);
   const stop = stopOnSignals();
-  let r: Awaited<ReturnType<typeof runActors>> | ReturnType<typeof runTraining>;
+  let r: Awaited<ReturnType<typeof runActors>> | Awaited<ReturnType<typeof runTrainingAsync>>;
   try {
     const run = { ...common, signal: stop.signal };
-    r = engine === 'actors' ? await runActors({ ...run, trace: o.trace, protocol, protocolModule: moduleFile }) : runTraining(run);
+    r = engine === 'actors' ? await runActors({ ...run, trace: o.trace, protocol, protocolModule: moduleFile }) : await runTrainingAsync(run);
   } finally {
     stop.dispose();
   }

@@ -15,19 +15,50 @@ export type { RunOptions };
 
 export interface RunResult { trainer: Trainer; logs: StepLog[]; out: string }
 
+/** The run in one synchronous call (tests, scripts): nothing else runs until it returns. */
 export function runTraining(o: RunOptions): RunResult {
   const { spec, resumeFrom, files, lock } = openRun(o, 'runTraining');
   try {
-    return train(o, spec, resumeFrom, files);
+    const steps = train(o, spec, resumeFrom, files);
+    for (;;) {
+      const n = steps.next();
+      if (n.done) return n.value;
+    }
   } catch (e) {
-    if (!(e instanceof RunInterrupted)) recordFailure(o.out, e as Error);
-    throw e;
+    throw failed(o, e);
   } finally {
     lock.release();
   }
 }
 
-function train(o: RunOptions, spec: OpenedRun['spec'], resumeFrom: OpenedRun['resumeFrom'], files: OpenedRun['files']): RunResult {
+/**
+ * The run with the event loop turned between steps, so that a Ctrl-C (o.signal, aborted by the CLI's
+ * signal handler) stops it after the step in flight: a synchronous loop never lets the handler run.
+ */
+export async function runTrainingAsync(o: RunOptions): Promise<RunResult> {
+  const { spec, resumeFrom, files, lock } = openRun(o, 'runTraining');
+  try {
+    const steps = train(o, spec, resumeFrom, files);
+    for (;;) {
+      const n = steps.next();
+      if (n.done) return n.value;
+      await new Promise((r) => setImmediate(r));
+    }
+  } catch (e) {
+    throw failed(o, e);
+  } finally {
+    lock.release();
+  }
+}
+
+/** An error that ends a run is recorded in its directory (failure.json); an interruption is not a failure. */
+function failed(o: RunOptions, e: unknown): unknown {
+  if (!(e instanceof RunInterrupted)) recordFailure(o.out, e as Error);
+  return e;
+}
+
+/** The run as a generator that pauses after every step (runTraining drives it at once, runTrainingAsync between event-loop turns). */
+function* train(o: RunOptions, spec: OpenedRun['spec'], resumeFrom: OpenedRun['resumeFrom'], files: OpenedRun['files']): Generator<void, RunResult> {
   const trainer = new Trainer(spec, openTrainData(spec, o.data), { dataset: o.data });
   if (resumeFrom) trainer.restore(resumeFrom);
   const total = spec.train.steps;
@@ -46,6 +77,7 @@ function train(o: RunOptions, spec: OpenedRun['spec'], resumeFrom: OpenedRun['re
     trainer.wallSeconds += (performance.now() - t0) / 1000;
     log.step(l, trainer.wallSeconds);
     if (l.step % spec.train.checkpoint_every === 0 && l.step !== total) save();
+    yield;
   }
   save();
   log.stopBar();
