@@ -213,8 +213,10 @@ function raeDecoderSpec(): DirectSpec {
       '# RAE stage 1 as the paper trains it: the ViT-XL decoder (28 blocks × 1152, 16 heads, FFN 4096, patch 16, a CLS token)',
       '# on the frozen DINOv2-B/14-with-registers tokens (224² → 16×16×768, final LayerNorm without its affine), 256² output;',
       `# noise augmentation τ 0.8; L1 + 0.75·adaptive GAN; AdamW 2e-4, β (0.9, 0.95), wd 0; batch 512 (64 per GPU on 8; the`,
-      `# GPU count is not stated), 16 epochs = ${steps} steps, cosine with 1 warm-up epoch, EMA 0.9978; D from epoch 6, the GAN term`,
-      '# from epoch 8: the simulated step has both on (DINOv2-B_decXL.yaml; configs/decoder/ViTXL/config.json).',
+      `# GPU count is not stated), 16 epochs = ${steps} steps, cosine with 1 warm-up epoch, EMA 0.9978 (DINOv2-B_decXL.yaml;`,
+      `# configs/decoder/ViTXL/config.json). RAE starts D at epoch 6 (step ${5 * perEpoch + 1}) and the GAN term at epoch 8 (step ${7 * perEpoch + 1});`,
+      '# here both start at step 1, because `simulate` costs step 1: so the simulated step is one of the last 9 epochs (D and the',
+      '# GAN term on), the cost of most of the run. Set them back to train this schedule.',
       '# NOT the paper\'s in these points (src/methods/rae/): the discriminator is a PatchGAN (PatchGAN-official: ndf 64, 3 layers),',
       '# RAE\'s is a frozen DINO-S/8 with trainable conv heads and DiffAug; LPIPS is off (perceptual_weight 0: no VGG ships for',
       '# ImageNet, so its cost is missing); gradient clipping 1 on the joint norm (the config sets 0); one reference image per',
@@ -226,7 +228,7 @@ function raeDecoderSpec(): DirectSpec {
       ['encoder', { checkpoint: 'null           # shape-only: DINOv2-B/14 with registers (dinov2_vitb14_reg) built from its preset', preset: 'dinov2_vitb14_reg', normalization: 'imagenet' }],
       ['rae', {
         stage: 'decoder', noise_tau: 0.8, l1_weight: 1.0, l2_weight: 0, perceptual_weight: 0, gan_weight: 0.75,
-        disc_start: 5 * perEpoch + 1, gan_start: 7 * perEpoch + 1, disc: 'PatchGAN-official', ref_per_class: 1,
+        disc_start: 1, gan_start: 1, disc: 'PatchGAN-official', ref_per_class: 1,
       }],
       ['train', {
         steps, batch_size: batch, lr: 0.0002, beta1: 0.9, beta2: 0.95, weight_decay: 0, schedule: 'cosine', warmup_steps: perEpoch,
