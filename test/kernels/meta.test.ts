@@ -7,7 +7,7 @@ import { fc, test as ftest } from '@fast-check/vitest';
 import { MetaF32, newCounters, withMeta, type MetaCounters } from '../../src/kernels/meta.ts';
 import { createSiT } from '../../src/models/sit.ts';
 import { sitPreset } from '../../src/models/presets.ts';
-import { conv2d, groupNorm, linear, matmul, qkvAttention, sum as sum1, upsampleNearest } from '../../src/autograd/ops/index.ts';
+import { conv2d, crossEntropy, groupNorm, linear, logSoftmax, matmul, mseLoss, permute, qkvAttention, slice, sum as sum1, upsampleNearest } from '../../src/autograd/ops/index.ts';
 import { leakyRelu } from '../../src/autograd/ops/leakyRelu.ts';
 import { backward } from '../../src/autograd/tape.ts';
 import type { Tensor } from '../../src/tensor/tensor.ts';
@@ -101,5 +101,24 @@ describe('meta execution', () => {
     expect(y2.data).toBeInstanceOf(Float32Array);
     expect(y2.data).not.toBeInstanceOf(MetaF32);
     expect(Array.from(y2.data)).toEqual(y1);
+  });
+
+  // 2^34 logical elements: a per-element TypeScript loop would run for minutes and an n-long float64
+  // buffer (128 GB) cannot be allocated, so these pass only if the ops skip both on shape-only data
+  // (DiGIT's paper-scale logits, 4096 × 256 × 8192, made `simulate` take minutes before).
+  it('the TypeScript loops outside the kernels (permute, slice, losses, log-softmax) do nothing on shape-only tensors', () => {
+    withMeta(newCounters(), () => {
+      const big = (shape: number[]) => { const t = empty(shape); t.requiresGrad = true; return t; };
+      const a = big([2 ** 17, 2 ** 17]);
+      expect(permute(a, [1, 0]).shape).toEqual([2 ** 17, 2 ** 17]);
+      expect(slice(a, 1, 1).shape).toEqual([2 ** 17, 2 ** 17 - 1]);
+      const mse = mseLoss(a, big([2 ** 17, 2 ** 17]));
+      backward(mse);
+      expect(mse.shape).toEqual([]);
+      const logits = big([2 ** 20, 2 ** 14]);
+      const ce = crossEntropy(logits, new Int32Array(2 ** 20), { labelSmoothing: 0.1 });
+      backward(ce);
+      expect(logSoftmax(logits, -1).shape).toEqual([2 ** 20, 2 ** 14]);
+    });
   });
 });

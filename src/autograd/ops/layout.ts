@@ -8,6 +8,7 @@ import { broadcastShapes, broadcastStrides, fmtShape, normAxis, sameShape, sizeO
 import { record } from '../tape.ts';
 import { sumToShape, walk } from './broadcast.ts';
 import { reshape } from './shape.ts';
+import { isMetaArray } from '../../kernels/meta.ts';
 
 /** Integer indices given as a tensor (float values that must be integers) or as an array. */
 export type Indices = Int32Array | readonly number[] | Tensor;
@@ -35,7 +36,7 @@ function permuteRaw(x: Tensor, perm: readonly number[]): Tensor {
   const ps = perm.map((d) => st[d]);
   const out = uninit(shape, x.dtype); // every element is written below
   const o = out.data, s = x.data, n = out.size, nd = shape.length;
-  if (n === 0) return out;
+  if (n === 0 || isMetaArray(o)) return out; // shape-only (kernels/meta.ts): nothing to copy
   if (nd === 0) { o[0] = s[0]; return out; }
   // walk() without its per-element callback: this copy is on the attention hot path
   const last = nd - 1, inner = shape[last], si = ps[last];
@@ -88,7 +89,7 @@ export function slice(x: Tensor, axis: number, start = 0, end?: number, step = 1
   shape[ax] = count;
   const out = empty(shape, x.dtype);
   const o = out.data, src = x.data;
-  for (let b = 0; b < outer; b++) {
+  for (let b = 0; b < (isMetaArray(o) ? 0 : outer); b++) {
     for (let j = 0; j < count; j++) {
       const from = (b * len + s + j * step) * inner, to = (b * count + j) * inner;
       for (let i = 0; i < inner; i++) o[to + i] = src[from + i];
@@ -97,7 +98,7 @@ export function slice(x: Tensor, axis: number, start = 0, end?: number, step = 1
   return record('slice', [x], out, (g) => {
     const dx = empty(x.shape, x.dtype); // zero-filled
     const d = dx.data, gd = g.data;
-    for (let b = 0; b < outer; b++) {
+    for (let b = 0; b < (isMetaArray(d) ? 0 : outer); b++) {
       for (let j = 0; j < count; j++) {
         const to = (b * len + s + j * step) * inner, from = (b * count + j) * inner;
         for (let i = 0; i < inner; i++) d[to + i] = gd[from + i];
@@ -202,7 +203,7 @@ export function indexSelect(x: Tensor, axis: number, indices: Indices): Tensor {
   return record('indexSelect', [x], out, (g) => {
     const dx = empty(x.shape, x.dtype);
     const d = dx.data, gd = g.data;
-    for (let b = 0; b < outer; b++) {
+    for (let b = 0; b < (isMetaArray(d) ? 0 : outer); b++) {
       for (let j = 0; j < m; j++) {
         const to = (b * len + idx[j]) * inner, from = (b * m + j) * inner;
         for (let i = 0; i < inner; i++) d[to + i] += gd[from + i];

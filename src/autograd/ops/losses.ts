@@ -5,6 +5,7 @@
 import { empty, type Tensor } from '../../tensor/tensor.ts';
 import { fmtShape, normAxis, sameShape, sizeOf, type Shape } from '../../tensor/shape.ts';
 import { record } from '../tape.ts';
+import { isMetaArray } from '../../kernels/meta.ts';
 import { resultDtype } from './broadcast.ts';
 import { logSoftmaxRows } from './softmax.ts';
 
@@ -41,17 +42,19 @@ function pointwise(
   checkReduction(reduction, name);
   if (!sameShape(pred.shape, target.shape)) throw new Error(`${name}: pred ${fmtShape(pred.shape)} and target ${fmtShape(target.shape)} differ`);
   const n = pred.size, p = pred.data, t = target.data;
-  const items = new Float64Array(n);
-  for (let i = 0; i < n; i++) items[i] = l(p[i] - t[i]);
+  // Shape-only tensors (kernels/meta.ts): no per-element work, and no n-long float64 buffer either.
+  const m = isMetaArray(p) || isMetaArray(t) ? 0 : n;
+  const items = new Float64Array(m);
+  for (let i = 0; i < m; i++) items[i] = l(p[i] - t[i]);
   const { out, factor } = reduceItems(items, pred.shape, reduction, n, pred);
   return record(name, [pred, target], out, (g) => {
     const f = factor(g);
     const dp = empty(pred.shape, pred.dtype);
-    for (let i = 0; i < n; i++) dp.data[i] = f(i) * dl(p[i] - t[i]);
+    for (let i = 0; i < m; i++) dp.data[i] = f(i) * dl(p[i] - t[i]);
     let dt: Tensor | null = null;
     if (target.requiresGrad) {
       dt = empty(target.shape, target.dtype);
-      for (let i = 0; i < n; i++) dt.data[i] = -dp.data[i];
+      for (let i = 0; i < m; i++) dt.data[i] = -dp.data[i];
     }
     return [pred.requiresGrad ? dp : null, dt];
   });
@@ -161,7 +164,8 @@ export function crossEntropy(logits: Tensor, target: Tensor | Int32Array | reado
   const logp = empty([n, c], logits.dtype); // (N, C)
   logSoftmaxRows(logits.data, logp.data, n, c);
   const items = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
+  const shapeOnly = isMetaArray(logp.data); // kernels/meta.ts: count nothing, compute nothing
+  for (let i = 0; i < (shapeOnly ? 0 : n); i++) {
     if (y[i] < 0) continue;
     const row = i * c;
     let all = 0;
@@ -173,7 +177,7 @@ export function crossEntropy(logits: Tensor, target: Tensor | Int32Array | reado
     // d row / d logits = softmax - q
     const f = factor(g);
     const d = empty([n, c], logits.dtype);
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < (shapeOnly ? 0 : n); i++) {
       if (y[i] < 0) continue;
       const gi = f(i), row = i * c;
       for (let j = 0; j < c; j++) d.data[row + j] = gi * (Math.exp(logp.data[row + j]) - s / c);

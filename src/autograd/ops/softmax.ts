@@ -6,6 +6,7 @@ import { empty, type Tensor } from '../../tensor/tensor.ts';
 import { normAxis, sizeOf } from '../../tensor/shape.ts';
 import { K, type FArray } from '../../kernels/index.ts';
 import { record } from '../tape.ts';
+import { isMetaArray } from '../../kernels/meta.ts';
 
 /** dst (outer, q, p) = src (outer, p, q) transposed per outer block. */
 function swapLast(src: FArray, dst: FArray, outer: number, p: number, q: number): void {
@@ -17,6 +18,7 @@ function swapLast(src: FArray, dst: FArray, outer: number, p: number, q: number)
 
 /** log-softmax of each row: y = x - max - log(sum exp(x - max)), sums in float64. x, y: (rows, cols). */
 export function logSoftmaxRows(x: FArray, y: FArray, rows: number, cols: number): void {
+  if (isMetaArray(y)) return; // shape-only (kernels/meta.ts)
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     let mx = -Infinity;
@@ -30,6 +32,7 @@ export function logSoftmaxRows(x: FArray, y: FArray, rows: number, cols: number)
 
 /** dx = dy - exp(y) * sum(dy) per row, y the log-softmax. */
 function logSoftmaxRowsBackward(y: FArray, dy: FArray, dx: FArray, rows: number, cols: number): void {
+  if (isMetaArray(dx)) return;
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     let s = 0;
