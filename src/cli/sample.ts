@@ -5,7 +5,7 @@ import { checkSampler } from '../build/setup.ts';
 import { drawSamples, gridLabels, type SampleSettings } from '../build/draw.ts';
 import { writePngGrid } from '../io/png.ts';
 import { progressBar } from '../progress.ts';
-import { formatGridAccuracy, gridAccuracy } from '../eval/gridAccuracy.ts';
+import { formatGridAccuracy, gridAccuracy, gridAccuracySkipped } from '../eval/gridAccuracy.ts';
 
 export interface SampleCliOptions {
   checkpoint: string; out: string; sampler?: SampleSettings['sampler']; steps?: number; cfg?: number;
@@ -48,6 +48,6 @@ export function sample(o: SampleCliOptions): void {
   writePngGrid(o.out, images, n, channels, side, side, s.per_class);
   console.error(`wrote ${o.out}: ${classes.length} rows (classes ${classes.join(',')}) × ${s.per_class}`);
   // The same recognisability check as the end of `train`, when a classifier fits these images.
-  const g = gridAccuracy(c.spec, c.spec.data.dataset, images, gridLabels(classes, s.per_class), channels, side);
+  const g = gridAccuracy(c.spec, c.spec.data.dataset, images, gridLabels(classes, s.per_class), channels, side, (why) => console.error(gridAccuracySkipped(why)));
   if (g) console.error(formatGridAccuracy(g));
 }

@@ -36,24 +36,30 @@ export function labelAgreement(logits: Float32Array, labels: readonly number[], 
 
 /**
  * The grid's class accuracy, or null when there is no classifier for these images (a dataset
- * without a stand-in and no eval.classifier, or one trained on another image shape): a missing
- * check is not an error at the end of a finished run.
+ * without a stand-in and no eval.classifier, a classifier file that is not there, or one trained on
+ * another image shape): a missing check is not an error at the end of a finished run, but `onSkip`
+ * hears why, so that a named classifier that is absent is never skipped silently.
  */
-export function gridAccuracy(spec: RunSpec, dataset: string, images: Float32Array, labels: readonly number[], channels: number, side: number): GridAccuracy | null {
+export function gridAccuracy(spec: RunSpec, dataset: string, images: Float32Array, labels: readonly number[], channels: number, side: number, onSkip?: (why: string) => void): GridAccuracy | null {
+  const skip = (why: string) => { onSkip?.(why); return null; };
   let file: string;
   try {
     file = evalFiles(spec, dataset).classifier();
-  } catch {
-    return null;
+  } catch (e) {
+    return skip((e as Error).message);
   }
-  if (!existsSync(file)) return null;
+  if (!existsSync(file)) return skip(`the classifier ${file} is not there (eval.classifier)`);
   const classifier = loadFeatureClassifier(file);
   const [C, H, W] = classifier.inputShape;
-  if (C !== channels || H !== side || W !== side || classifier.numClasses < Math.max(...labels) + 1) return null;
+  if (C !== channels || H !== side || W !== side) return skip(`the classifier ${file} reads ${C}×${H}×${W} images, these are ${channels}×${side}×${side}`);
+  if (classifier.numClasses < Math.max(...labels) + 1) return skip(`the classifier ${file} knows ${classifier.numClasses} classes, the grid draws class ${Math.max(...labels)}`);
   const f = classifier.features(fromData(images.subarray(0, labels.length * C * H * W), [labels.length, C, H, W]));
   const { accuracy, perClass } = labelAgreement(f.logits.data as Float32Array, labels, classifier.numClasses);
   return { accuracy, n: labels.length, perClass, classNames: classifier.classNames, classifier: file, realAccuracy: classifier.testAccuracy };
 }
+
+/** The line printed when the grid could not be checked. */
+export const gridAccuracySkipped = (why: string): string => `grid class accuracy: not measured (${why})`;
 
 /** One line for the end of a run: overall accuracy and the classes drawn worst. */
 export function formatGridAccuracy(g: GridAccuracy): string {

@@ -9,7 +9,7 @@ import { K } from '../kernels/index.ts';
 import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../build/checkpoint.ts';
 import { gridLabels } from '../build/draw.ts';
 import { writePngGrid } from '../io/png.ts';
-import { formatGridAccuracy, gridAccuracy, type GridAccuracy } from '../eval/gridAccuracy.ts';
+import { formatGridAccuracy, gridAccuracy, gridAccuracySkipped, type GridAccuracy } from '../eval/gridAccuracy.ts';
 import { truncateMetrics } from './runLog.ts';
 import { lockRunDir, processAlive, type RunLock } from '../io/lock.ts';
 import { removeStaleTemps, writeFileAtomic } from '../io/atomic.ts';
@@ -162,7 +162,7 @@ export function samplesGridLabels(numClasses: number, perClass: number): number[
 export function writeSamplesGrid(out: string, images: Float32Array, labels: readonly number[], channels: number, side: number, perClass: number, check?: { spec: RunSpec; dataset?: string; quiet?: boolean }): GridAccuracy | null {
   writePngGrid(path.join(out, 'samples.png'), images, labels.length, channels, side, side, perClass);
   if (!check) return null;
-  const g = gridAccuracy(check.spec, check.dataset ?? check.spec.data.dataset, images, labels, channels, side);
+  const g = gridAccuracy(check.spec, check.dataset ?? check.spec.data.dataset, images, labels, channels, side, (why) => { if (!check.quiet) console.error(gridAccuracySkipped(why)); });
   if (g) {
     writeFileAtomic(path.join(out, 'samples.json'), JSON.stringify({
       class_accuracy: g.accuracy, samples: g.n, classifier: path.basename(g.classifier), classifier_test_accuracy: g.realAccuracy,

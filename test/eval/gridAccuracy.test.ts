@@ -1,7 +1,7 @@
 // The end-of-run grid check: top-1 agreement counted right (closed cases), and the shipped built-in
 // classifier reading real built-in images as their classes and shuffled labels as mostly wrong.
 import { describe, expect, it } from 'vitest';
-import { formatGridAccuracy, gridAccuracy, labelAgreement } from '../../src/eval/gridAccuracy.ts';
+import { formatGridAccuracy, gridAccuracy, gridAccuracySkipped, labelAgreement } from '../../src/eval/gridAccuracy.ts';
 import { makeShapes } from '../../src/data/shapes.ts';
 import { parseSpec } from '../../src/spec/load.ts';
 
@@ -37,5 +37,15 @@ describe('gridAccuracy', () => {
   it('is null when no classifier fits the images (other shape, unknown dataset)', () => {
     expect(gridAccuracy(spec, 'builtin', real.images.subarray(0, n * 16 * 16), labels, 1, 16)).toBeNull();
     expect(gridAccuracy(spec, 'my-folder', real.images, labels, 3, 32)).toBeNull();
+  });
+
+  it('says why it did not measure: a named classifier that is not there is never skipped silently', () => {
+    const why: string[] = [];
+    const named = parseSpec({ name: 'g', data: { dataset: 'builtin', size: 32 }, eval: { classifier: '/nowhere/classifier.safetensors' } });
+    expect(gridAccuracy(named, 'builtin', real.images, labels, 3, 32, (w) => why.push(w))).toBeNull();
+    expect(why).toEqual(['the classifier /nowhere/classifier.safetensors is not there (eval.classifier)']);
+    expect(gridAccuracy(spec, 'builtin', real.images.subarray(0, n * 16 * 16), labels, 1, 16, (w) => why.push(w))).toBeNull();
+    expect(why[1]).toMatch(/reads 3×32×32 images, these are 1×16×16$/);
+    expect(gridAccuracySkipped(why[0])).toBe('grid class accuracy: not measured (the classifier /nowhere/classifier.safetensors is not there (eval.classifier))');
   });
 });
