@@ -5,7 +5,7 @@
 //   tokens (B, g², d) → 2×2 merge (B, (g/2)², 4d) → MLP → z (B, (g/2)², zc)        the compact latent
 //   z → Linear(zc → 4W) → 2×2 un-merge (B, g², W) + sin-cos positions → GTBs → RMSNorm → c (B, g², W)
 //   GTB (global transformer block): x + Attn(RMSNorm x), x + SwiGLU(RMSNorm x); attention with
-//   q/k RMSNorm and 2-D RoPE (nn/ropeAttention.ts), no adaLN
+//   q/k RMSNorm and 2-D RoPE (nn/ropeAttention.ts; no qkv bias, DDT's RAttention layout), no adaLN
 //   v_θ(x_t, t, c) per patch (rows R = B·g², P = p²·C pixels each):
 //     h = Linear(P → W_f)(x_t);  y = t_emb(t) + Linear(W → W_f)(c)
 //     ResBlock ×n: (shift, scale, gate) = Linear(SiLU y);  h ← h + gate ⊙ MLP(LN(h)(1 + scale) + shift)
@@ -30,7 +30,7 @@ import { RMSNorm } from '../../nn/rmsNorm.ts';
 import { SwiGLU, swigluHidden } from '../../nn/swiglu.ts';
 import { RopeAttention } from '../../nn/ropeAttention.ts';
 import { zeros } from '../../nn/init.ts';
-import { TimestepEmbedder, sincosPosEmbed2d } from '../../models/embeddings.ts';
+import { TimestepEmbedder, sincosPosEmbed2d, timestepFrequencies } from '../../models/embeddings.ts';
 
 export interface PixelFlowConfig {
   /** d: width of the encoder's tokens. */
@@ -105,7 +105,7 @@ export class GlobalBlock extends Module {
   constructor(dim: number, heads: number, mlpRatio: number, rng: Rng) {
     super();
     this.norm1 = this.child('norm1', new RMSNorm(dim, 1e-6));
-    this.attn = this.child('attn', new RopeAttention(dim, heads, rng.child('attn'), { qkvBias: true, qkNorm: true }));
+    this.attn = this.child('attn', new RopeAttention(dim, heads, rng.child('attn'), { qkvBias: false, qkNorm: true }));
     this.norm2 = this.child('norm2', new RMSNorm(dim, 1e-6));
     this.mlp = this.child('mlp', new SwiGLU(dim, swigluHidden(Math.round(dim * mlpRatio)), rng.child('mlp')));
   }
@@ -166,7 +166,9 @@ export class FlowMlp extends Module {
     if (xt.ndim !== 2 || xt.shape[1] !== this.pixels || t.length !== r || c.ndim !== 2 || c.shape[0] !== r || c.shape[1] !== this.condDim) {
       throw new Error(`FlowMlp: expected x_t (R, ${this.pixels}), t (R), c (R, ${this.condDim}); got ${fmtShape(xt.shape)}, ${t.length}, ${fmtShape(c.shape)}`);
     }
-    const y = add(this.time_embed.forward(t), this.cond_embed.forward(c)); // (R, W_f)
+    // the embedder's MLP on the frequencies of 1000·t, in the input's dtype (float64 in gradchecks)
+    const freq = tensor(timestepFrequencies(Array.from(t, (v) => v * this.time_embed.timeScale), this.time_embed.frequencySize), [r, this.time_embed.frequencySize], xt.dtype);
+    const y = add(this.time_embed.mlp.forward(freq), this.cond_embed.forward(c)); // (R, W_f)
     let h = reshape(this.input_proj.forward(xt), [r, 1, this.width]); // (R, 1, W_f)
     for (const blk of this.res_blocks.items) h = blk.forward(h, y);
     const [shift, scale] = chunk(this.final_adaLN.forward(silu(y)), 2, -1); // 2 × (R, W_f)
