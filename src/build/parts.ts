@@ -21,6 +21,7 @@ import { interpolate, type Interpolant } from '../diffusion/index.ts';
 import type { ImageDataset } from '../data/index.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { openTrainData } from './setup.ts';
+import { latentSpaceOf } from './latentSpace.ts';
 
 export type { Backbone };
 
@@ -195,8 +196,13 @@ export function vaeForCheckpoint(c: { spec: RunSpec; config: SiTConfig; vae?: Ma
   return vae.eval();
 }
 
-/** Images from a model's samples: a joint VAE decodes latents with the given EMA weights; else they are images. */
+/**
+ * Images from a model's samples: a frozen latent space (spec.latent) or a joint VAE (with the given
+ * EMA weights) decodes latents; else they are images.
+ */
 export function samplesToImages(spec: RunSpec, config: SiTConfig, vae: VAE | null, weights: Map<string, Tensor>, samples: Float32Array, n: number): { images: Float32Array; channels: number; side: number } {
+  const space = latentSpaceOf(spec);
+  if (space) return { images: space.decode(samples, n, config.inputSize), channels: space.imageChannels, side: config.inputSize * space.factor };
   const j = jointVae(spec);
   if (!j || !vae) return { images: samples, channels: config.inChannels, side: config.inputSize };
   return { images: j.vae.decode(j.m.s, vae, weights, samples, n, config.inputSize), channels: vae.config.outChannels, side: config.inputSize * vaeFactor(vae.config) };

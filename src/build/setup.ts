@@ -6,7 +6,8 @@ import { sitPreset } from '../models/presets.ts';
 import type { SiTConfig } from '../models/config.ts';
 import { vaeFactor, type VAEConfig } from '../models/vae.ts';
 import type { RunSpec } from '../spec/schema.ts';
-import { methodsOf, vaeConfigFor } from './parts.ts';
+import { jointVae, methodsOf, vaeConfigFor } from './parts.ts';
+import { latentSpaceOf } from './latentSpace.ts';
 
 export { vaeConfigFor };
 
@@ -23,18 +24,23 @@ export function openTrainData(spec: RunSpec, override?: string): ImageDataset {
 
 /**
  * The preset named by the spec, fitted to the data (channels, size, classes) and overridden by its
- * fields. With a jointly trained VAE the model is fitted to its latents (channels, side / factor).
+ * fields. With a jointly trained VAE, or a frozen latent space (`latent.autoencoder`), the model is
+ * fitted to the latents (channels, side / factor).
  */
 export function modelConfigFor(spec: RunSpec, data: Pick<ImageDataset, 'channels' | 'height' | 'numClasses'>, vae?: VAEConfig): SiTConfig {
   const m = spec.model;
   const v = vae ?? vaeConfigFor(spec, data) ?? null;
+  const space = v ? null : latentSpaceOf(spec);
+  if (space && space.vae.config.inChannels !== data.channels) {
+    throw new Error(`spec '${spec.name}': latent.autoencoder ${space.file} encodes ${space.vae.config.inChannels}-channel images but the data has ${data.channels}`);
+  }
   const family = m.family ?? methodsOf(spec).map((a) => a.def.family).find((f) => f) ?? 'SiT';
   const presetName = m.preset.replace(/^(SiT|DiT)-/, `${family}-`);
   const objectiveNeedsSigma = spec.diffusion.objective === 'ddpm';
   return sitPreset(presetName, {
     family,
-    inChannels: v ? v.latentChannels : data.channels,
-    inputSize: v ? data.height / vaeFactor(v) : data.height,
+    inChannels: v ? v.latentChannels : space ? space.channels : data.channels,
+    inputSize: v ? data.height / vaeFactor(v) : space ? space.side(data.height) : data.height,
     numClasses: data.numClasses,
     classDropoutProb: m.class_dropout_prob,
     ...(m.patch_size !== undefined && { patchSize: m.patch_size }),
@@ -60,6 +66,9 @@ export function checkSpecConsistency(spec: RunSpec, depth?: number): void {
     throw new Error(`spec '${spec.name}': ${spec.protocol} trains a SiT (model.family SiT, learn_sigma false)`);
   }
   checkSampler(spec, spec.sample.sampler, 'sample.sampler');
+  if (spec.latent && jointVae(spec)) {
+    throw new Error(`spec '${spec.name}': latent.autoencoder names a frozen latent space, but ${spec.protocol} trains its own VAE; give one of them`);
+  }
   for (const a of ms) {
     a.def.check?.(a.s, spec as never);
     if (depth !== undefined) {

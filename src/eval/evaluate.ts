@@ -25,6 +25,7 @@ import { hiddenAfterBlock } from '../methods/partialForward.ts';
 import { RepaESiT, decodeLatentSamples } from '../methods/repa-e/pieces.ts';
 import { drawSamples, stepsForNfe, type SampleSettings } from '../build/draw.ts';
 import { openTrainData } from '../build/setup.ts';
+import { latentSpaceOf } from '../build/latentSpace.ts';
 import { backboneHook, buildEncoder, jointVae, type Backbone } from '../build/parts.ts';
 import { loadFeatureClassifier, type ClassifierFeatures, type FeatureClassifier } from '../standins/features.ts';
 import type { RunSpec } from '../spec/schema.ts';
@@ -125,7 +126,8 @@ export class Evaluation {
     // The model's samples, the real images and the classifier must share one image shape; a
     // mismatch otherwise surfaces as a tensor-length error deep in the feature pass.
     const dataShape = [test.channels, test.height, test.width];
-    const drawn = [config.inChannels, config.inputSize, config.inputSize];
+    const space = latentSpaceOf(spec);
+    const drawn = space ? [space.imageChannels, config.inputSize * space.factor, config.inputSize * space.factor] : [config.inChannels, config.inputSize, config.inputSize];
     if (!jointVae(spec) && chw(drawn) !== chw(dataShape)) {
       throw new Error(`eval: the model draws ${chw(drawn)} images but ${dataWhere} gives ${chw(dataShape)}: evaluate on the data it was trained on (${spec.data.dataset}, data.size ${spec.data.size})`);
     }
@@ -168,6 +170,8 @@ export class Evaluation {
     const labels = Array.from({ length: e.samples }, (_, i) => i % K);
     const settings = evalSampleSettings(this.spec);
     let imgs = drawSamples(model, settings, { seed: this.spec.seed + 7919, labels });
+    const space = latentSpaceOf(this.spec);
+    if (space) imgs = space.decode(imgs, labels.length, this.config.inputSize);
     if (model instanceof RepaESiT) {
       if (!o.vae) throw new Error('eval: a REPA-E model needs its VAE to decode the samples');
       imgs = decodeLatentSamples(o.vae, model.bn, imgs, labels.length, this.config.inputSize);
@@ -208,7 +212,7 @@ export class Evaluation {
     const rng = new Rng(this.spec.seed).child('eval-probe');
     return batched(set.x, (x) => {
       const B = x.shape[0];
-      let input = x;
+      let input = latentSpaceOf(this.spec)?.encode(x) ?? x; // a frozen latent space's model reads latents
       if (model instanceof RepaESiT) input = model.bn.forward(vae!.encode(x).mean); // eval-mode BN: running stats
       const t = new Float64Array(B).fill(e.t);
       const eps = rng.normal(input.shape);

@@ -4,7 +4,8 @@
 // the same image velocity MSE, with the encoder's class token of each test image fed in noised at
 // the image's t with its own fixed noise (REG loss.py) — the class-token and
 // alignment terms are left out so the number means the same as the others'. REPA-E is not measured:
-// its latent space moves with the VAE, so a latent loss is not comparable across steps.
+// its latent space moves with the VAE, so a latent loss is not comparable across steps. In a frozen
+// latent space (spec.latent) the loss is the latents' (fixed, so comparable across steps).
 import { noGrad } from '../autograd/tape.ts';
 import { tidy } from '../tensor/tidy.ts';
 import { fromData, type Tensor } from '../tensor/tensor.ts';
@@ -16,6 +17,7 @@ import { RegSiT } from '../models/reg.ts';
 import { regClsPair } from '../methods/reg/loss.ts';
 import type { FrozenEncoder } from '../methods/encoder.ts';
 import type { RunSpec } from '../spec/schema.ts';
+import { latentSpaceOf } from '../build/latentSpace.ts';
 
 export interface HeldOutOptions {
   /** Dataset override (--data). */
@@ -33,9 +35,19 @@ export function heldOutLoss(spec: RunSpec, o: HeldOutOptions = {}): (model: SiT 
   const name = o.data ?? spec.data.dataset;
   const ds = openDataset(name, { split: 'test', size: spec.data.size, seed: spec.seed, count: name === 'builtin' ? 512 : undefined });
   const n = Math.min(o.count ?? 256, ds.count), B = o.batch ?? 64;
-  const shape = [ds.channels, ds.height, ds.width], per = ds.channels * ds.height * ds.width;
-  const xs = new Float32Array(n * per), ys = new Int32Array(n);
+  let shape = [ds.channels, ds.height, ds.width], per = ds.channels * ds.height * ds.width;
+  let xs: Float32Array = new Float32Array(n * per);
+  const ys = new Int32Array(n);
   for (let i = 0; i < n; i++) ys[i] = ds.get(i, xs, i * per);
+  // In a frozen latent space the model denoises the images' latents: encode them once.
+  const space = latentSpaceOf(spec);
+  const pixels = { xs, shape, per };
+  if (space) {
+    const z = space.encode(fromData(xs, [n, ...shape]));
+    xs = z.data as Float32Array;
+    shape = z.shape.slice(1);
+    per = z.size / n;
+  }
   const noise = new Rng(spec.seed).child('evaluator').child('noise');
   const eps = noise.normal([n, ...shape]).data as Float32Array;
   const path = interpolantByName(spec.diffusion.path);
@@ -47,7 +59,7 @@ export function heldOutLoss(spec: RunSpec, o: HeldOutOptions = {}): (model: SiT 
     if (model instanceof RegSiT && !cls) {
       if (!o.encoder) throw new Error('heldOutLoss: a REG model needs the frozen encoder (its class token is an input)');
       const d = model.clsDim, g = new Float32Array(n * d);
-      for (let s = 0; s < n; s += B) tidy(() => { g.set(o.encoder!.features(rows(xs, s, Math.min(B, n - s), per, shape)).cls.data, s * d); });
+      for (let s = 0; s < n; s += B) tidy(() => { g.set(o.encoder!.features(rows(pixels.xs, s, Math.min(B, n - s), pixels.per, pixels.shape)).cls.data, s * d); });
       cls = { g, epsG: noise.child('cls').normal([n, d]).data as Float32Array, d };
     }
     let sum = 0;

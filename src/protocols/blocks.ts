@@ -105,7 +105,7 @@ export const fetch = (next: string): StateConfig => ask('data', 'next', () => ({
 /** ε ~ N(0, I) like x from the noise stream; t from the time stream (flow times or DDPM steps). */
 export const noise = (next: string): StateConfig => compute((c) => {
   const { spec, rngs, path } = c.run;
-  const x = c.batch!.x;
+  const x = c.batch!.z ?? c.batch!.x; // the model's input: the latents in a frozen latent space
   const B = x.shape[0];
   const eps = rngs.noise.normal(x.shape);
   const d = spec.diffusion;

@@ -69,7 +69,7 @@ export function composeProtocol(spec: RunSpec): ProtocolDefinition {
   }
   add('noise', (n) => compute((c) => {
     const { spec: s, rngs, path } = c.run;
-    const input: Tensor = c.out.vae?.z ?? c.batch!.x;
+    const input: Tensor = c.out.vae?.z ?? c.batch!.z ?? c.batch!.x; // a joint VAE's latent, a frozen space's, or the images
     const B = input.shape[0], d = s.diffusion;
     const t = ddpm
       ? uniformTimesteps(rngs.time, B, 1000)

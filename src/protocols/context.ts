@@ -51,7 +51,8 @@ export interface StepInput {
 }
 
 export interface StepContext extends StepInput {
-  batch: { x: Tensor; y: Int32Array } | null;
+  /** The Data actor's batch: images, labels and, in a frozen latent space (spec.latent), their latents z: the model's input. */
+  batch: { x: Tensor; y: Int32Array; z?: Tensor } | null;
   eps: Tensor | null;
   /** Flow times in [0, 1], or DDPM integer timesteps. */
   t: Float64Array | Int32Array | null;

@@ -19,6 +19,7 @@ import { expectedWork } from './estimate.ts';
 import { Retention } from './retention.ts';
 import { loadCheckpoint, type Checkpoint } from '../build/checkpoint.ts';
 import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from '../build/setup.ts';
+import { latentSpaceOf } from '../build/latentSpace.ts';
 import { backboneHook, jointVae, samplingWeights } from '../build/parts.ts';
 import { checkFitsMemory } from '../build/memory.ts';
 import { vaeFactor, type VAEConfig } from '../models/vae.ts';
@@ -191,7 +192,7 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
     await sys.spawn([{ name: 'data', role: 'data', init: { spec, data: o.data } }]);
     const info = await sys.ask('data', 'describe');
     const vaeConfig: VAEConfig | undefined = vaeConfigFor(spec, info);
-    latentFactor = vaeConfig ? vaeFactor(vaeConfig) : 1;
+    latentFactor = vaeConfig ? vaeFactor(vaeConfig) : latentSpaceOf(spec)?.factor ?? 1;
     config = modelConfigFor(spec, info, vaeConfig);
     checkSpecConsistency(spec, config.depth);
     checkFitsMemory(spec, config); // before any model is built
@@ -297,6 +298,10 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
         const d = await sys!.ask('vae', 'decode', { latents: images, n: labels.length, side: config!.inputSize, ema: Object.fromEntries(ema) }, { from: 'teacher' });
         images = d.images;
         channels = d.channels;
+      } else {
+        // A frozen latent space decodes by itself: its file is its whole state.
+        const space = latentSpaceOf(spec);
+        if (space) ({ images, channels } = { images: space.decode(images, labels.length, config!.inputSize), channels: space.imageChannels });
       }
       const side = config!.inputSize * latentFactor;
       writeSamplesGrid(o.out, images, labels, channels, side, s.per_class, { spec, dataset: o.data, quiet: o.quiet });

@@ -26,10 +26,11 @@ import { plainFlowForward } from '../methods/flowForward.ts';
 import type { StepValues, VaeLossParts, WeightedTerm } from '../methods/method.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from '../build/setup.ts';
+import { latentSpaceOf, type LatentSpace } from '../build/latentSpace.ts';
 import { checkFitsMemory } from '../build/memory.ts';
 import { checkDiscState, type Checkpoint, type TrainState } from '../build/checkpoint.ts';
 import {
-  backboneHook, buildBackbone, buildEncoder, buildHeads, buildVae, emaDecay, emaTensors, hiddenAt, samplingWeights, type Backbone, type MethodHeads,
+  backboneHook, buildBackbone, buildEncoder, buildHeads, buildVae, emaDecay, emaTensors, hiddenAt, samplesToImages, samplingWeights, type Backbone, type MethodHeads,
 } from '../build/parts.ts';
 import { scheduleFor, flowTimes } from '../build/schedule.ts';
 import { NonFiniteLossError, type StepLog } from '../build/stepLog.ts';
@@ -62,6 +63,8 @@ export class Trainer {
   readonly vaeOpt: AdamW | null;
   /** The modules of the VAE's loss (JointVae.lossParts: a frozen perceptual net, a discriminator and its AdamW); null without a VAE. */
   readonly vaeParts: VaeLossParts | null;
+  /** The frozen latent space the model works in (spec.latent), or null: it works on the images. */
+  readonly space: LatentSpace | null;
   readonly ema: Ema;
   private readonly emaCopied: [Tensor, Tensor][];
   readonly opt: AdamW;
@@ -79,6 +82,7 @@ export class Trainer {
   /** `o.dataset`: the --data override the data was opened with (default spec.data.dataset); a joint VAE's loss parts read it. */
   constructor(spec: RunSpec, data: ImageDataset, o: { dataset?: string } = {}) {
     this.spec = spec;
+    this.space = latentSpaceOf(spec);
     const vaeConfig = vaeConfigFor(spec, data);
     this.config = modelConfigFor(spec, data, vaeConfig);
     checkSpecConsistency(spec, this.config.depth);
@@ -120,7 +124,8 @@ export class Trainer {
     const stepNo = this.step + 1;
     const log = tidy(() => {
       const { x, y } = this.loader.next(); // (B, C, H, W), (B)
-      const r = this.ddpm ? this.ddpmLoss(x, y) : this.flowLoss(x, y, stepNo);
+      const z = this.space?.encode(x) ?? null; // a frozen latent space's input (B, L, h, w), as the Data actor's
+      const r = this.ddpm ? this.ddpmLoss(z ?? x, y) : this.flowLoss(x, y, stepNo, z);
       const value = r.loss.item();
       if (!Number.isFinite(value)) throw new NonFiniteLossError(stepNo, value, `${this.spec.protocol} loss of the student`);
       backward(r.vaeLoss ? [[r.loss, ones1(r.loss)], [r.vaeLoss, ones1(r.vaeLoss)]] : r.loss);
@@ -164,12 +169,12 @@ export class Trainer {
    * with a joint VAE its loss (regulariser + c·align through the frozen, eval-mode backbone on z in
    * the graph), while the student reads z detached — so one backward gives each its own gradients.
    */
-  private flowLoss(x: Tensor, y: Int32Array, stepNo: number): { loss: Tensor; terms: Record<string, number>; vaeLoss?: Tensor; recon?: Tensor } {
+  private flowLoss(x: Tensor, y: Int32Array, stepNo: number, z: Tensor | null): { loss: Tensor; terms: Record<string, number>; vaeLoss?: Tensor; recon?: Tensor } {
     const plan = this.plan, B = x.shape[0];
     const terms: Record<string, number> = {};
     const feats = this.encoder ? this.encoder.features(x) : null; // patch (B, T, Dz), cls (B, Dz); noGrad
     const post = this.vae ? this.vae.forward(x, this.rngs[this.plan.vae!.vae.stream]) : null; // z (B, L, h, w), recon
-    const input = post ? post.z : x;
+    const input = post ? post.z : z ?? x;
     const t = flowTimes(this.spec, this.rngs.time, B, this.path); // (B)
     const eps = this.rngs.noise.normal(input.shape);
     const base = { step: stepNo, x, y, input, eps, t, stepsPerEpoch: this.stepsPerEpoch, path: this.path };
@@ -213,15 +218,11 @@ export class Trainer {
   }
 
   /**
-   * drawSamples' output as images: with a joint VAE the samples are latents, decoded by the VAE with
-   * the EMA model's buffers; otherwise they are images.
+   * drawSamples' output as images: latents of a frozen latent space or of a joint VAE (decoded with
+   * the EMA model's buffers) are decoded; otherwise they are images.
    */
   samplesToImages(samples: Float32Array, n: number): { images: Float32Array; channels: number; side: number } {
-    const c = this.config;
-    if (!this.vae) return { images: samples, channels: c.inChannels, side: c.inputSize };
-    const { m, vae } = this.plan.vae!;
-    const images = vae.decode(m.s, this.vae, this.emaModel.stateDict(), samples, n, c.inputSize);
-    return { images, channels: this.vae.config.outChannels, side: c.inputSize * vaeFactor(this.vae.config) };
+    return samplesToImages(this.spec, this.config, this.vae, this.emaModel.stateDict(), samples, n);
   }
 
   /** The EMA weights a plain SiT samples with. */

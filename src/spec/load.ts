@@ -72,7 +72,7 @@ const NAMED_DATASETS = new Set(['builtin', 'fashion-mnist', 'cifar10']);
 
 /**
  * A spec file's relative paths are relative to the file, not to the working directory: a spec
- * runs the same from anywhere. The fields: the encoder's and the evaluation's files, each method's
+ * runs the same from anywhere. The fields: the encoder's, the latent space's and the evaluation's files, each method's
  * files (MethodDefinition.files), and a dataset given as a folder. They come back absolute.
  */
 export function resolvePaths(spec: RunSpec, dir: string): RunSpec {
@@ -85,6 +85,7 @@ export function resolvePaths(spec: RunSpec, dir: string): RunSpec {
   fix('encoder', 'checkpoint');
   fix('eval', 'classifier');
   fix('eval', 'encoder');
+  fix('latent', 'autoencoder');
   for (const m of activeMethods(out)) {
     for (const key of Object.keys(m.def.files?.(m.s) ?? {})) {
       const [section, field] = key.split('.');

@@ -98,6 +98,16 @@ export const EncoderSpec = z.strictObject({
   normalization: z.enum(['identity', 'zero-one', 'imagenet']).default('identity'),
 });
 
+/**
+ * A frozen latent space the model works in instead of pixels (build/latentSpace.ts): the training
+ * images are encoded once per batch by a frozen autoencoder, samples are decoded by it. Absent:
+ * the model works on the images.
+ */
+export const LatentSpec = z.strictObject({
+  /** A diffusers-layout KL-VAE file (`npx diffactor standin vae`; specs/standins/vae-*.safetensors). */
+  autoencoder: z.string().min(1),
+});
+
 /** What the Evaluator measures (issue 5): samples of the EMA model against the test split. */
 export const EvalSpec = z.strictObject({
   /** Generated images per evaluation (balanced over classes). */
@@ -151,6 +161,7 @@ export const RunSpec = z.strictObject({
   eval: EvalSpec.default(EvalSpec.parse({})),
   sample: SampleSpec.default(SampleSpec.parse({})),
   encoder: EncoderSpec.optional(),
+  latent: LatentSpec.optional(),
   ...METHOD_SECTIONS,
 }).superRefine((s, ctx) => {
   const methods = s.methods ?? (s.protocol !== undefined ? s.protocol.split('+') : [DEFAULT_METHOD]);

@@ -16,6 +16,7 @@ import { heldOutLoss } from '../../eval/heldOutLoss.ts';
 import { drawSamples } from '../../build/draw.ts';
 import { RepaESiT, decodeLatentSamples } from '../../methods/repa-e/pieces.ts';
 import { vaeFactor } from '../../models/vae.ts';
+import { latentSpaceOf } from '../../build/latentSpace.ts';
 import { toMap, type RoleInit, type TensorDict } from './common.ts';
 
 /** Rows of an evaluation grid: each row holds one sample of every class. */
@@ -53,6 +54,12 @@ export function evaluatorRole(init: RoleInit) {
       model.eval();
       let images = drawSamples(model as SiT | RegSiT, evalSampleSettings(spec), { seed: EVAL_GRID_SEED(spec.seed), labels });
       let channels = config.inChannels, side = config.inputSize;
+      const space = latentSpaceOf(spec);
+      if (space) {
+        images = space.decode(images, labels.length, config.inputSize);
+        channels = space.imageChannels;
+        side = config.inputSize * space.factor;
+      }
       if (model instanceof RepaESiT) {
         if (!vae) throw new Error('grid: a REPA-E model needs its VAE to decode the samples');
         images = decodeLatentSamples(vae, model.bn, images, labels.length, config.inputSize);
