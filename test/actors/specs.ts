@@ -57,6 +57,10 @@ export const TINY: Record<string, Record<string, unknown>> = {
   // RAE stage 1: the encoder's 4×4×16 tokens → a 3-block ViT decoder of width 32 (patch 4) → 16 px;
   // D (the tiny PatchGAN) trains from step 2, the adaptive GAN term counts from step 3.
   rae: { encoder, rae: { disc: 'PatchGAN-T', disc_start: 2, gan_start: 3, ref_per_class: 2 } },
+  // UniFlow's tokenizer: the student is a copy of the 1-block encoder (4×4×16 tokens on 16 px); the
+  // 2×2 merge gives z of 4 channels on 2×2; W 32 (the model section), 3 GTBs of 2 heads; a flow MLP of
+  // width 16 with 2 ResBlocks on 4×4×1 patches; 2 reference images per class for the grid.
+  uniflow: { encoder, uniflow: { latent_channels: 4, flow_width: 16, flow_depth: 2, ref_per_class: 2 } },
 };
 
 /** Runs of several methods at once the registry tests cover too (their sections merged). */

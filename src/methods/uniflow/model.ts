@@ -124,6 +124,11 @@ export class UniFlowModel extends Module {
     return this.decoder.decode(c, eps, steps);
   }
 
+  /** The module's forward: reconstructions (reconstruct). */
+  forward(x: Tensor, eps: Tensor, steps = 1): Tensor {
+    return this.reconstruct(x, eps, steps);
+  }
+
   /**
    * PartialForward, answered with a refusal: the evaluator's probe and CKNNA read a diffusion model's
    * hidden state on noised images; a tokenizer has none (scripts/uniflow-eval.ts probes its tokens).
