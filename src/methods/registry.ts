@@ -16,6 +16,7 @@ import { deepflow } from './deepflow/index.ts';
 import { ddt } from './ddt/index.ts';
 import { digit } from './digit/index.ts';
 import { rae } from './rae/index.ts';
+import { epg } from './epg/index.ts';
 import { uniflow } from './uniflow/index.ts';
 
 export const METHODS: readonly MethodDefinition[] = [
@@ -33,6 +34,7 @@ export const METHODS: readonly MethodDefinition[] = [
   ddt,
   digit,
   rae,
+  epg,
   uniflow,
 ];
 

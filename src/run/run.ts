@@ -17,18 +17,12 @@ export interface RunResult { trainer: Trainer; logs: StepLog[]; out: string }
 
 /** The run in one synchronous call (tests, scripts): nothing else runs until it returns. */
 export function runTraining(o: RunOptions): RunResult {
-  const { spec, resumeFrom, files, lock } = openRun(o, 'runTraining');
-  try {
-    const steps = train(o, spec, resumeFrom, files);
+  return inOpenRun(o, (steps) => {
     for (;;) {
       const n = steps.next();
       if (n.done) return n.value;
     }
-  } catch (e) {
-    throw failed(o, e);
-  } finally {
-    lock.release();
-  }
+  });
 }
 
 /**
@@ -36,19 +30,40 @@ export function runTraining(o: RunOptions): RunResult {
  * signal handler) stops it after the step in flight: a synchronous loop never lets the handler run.
  */
 export async function runTrainingAsync(o: RunOptions): Promise<RunResult> {
-  const { spec, resumeFrom, files, lock } = openRun(o, 'runTraining');
-  try {
-    const steps = train(o, spec, resumeFrom, files);
+  return inOpenRun(o, async (steps) => {
     for (;;) {
       const n = steps.next();
       if (n.done) return n.value;
       await new Promise((r) => setImmediate(r));
     }
+  });
+}
+
+/**
+ * What both drivers share: open the run directory (taking its lock), hand `drive` the run's steps,
+ * and release the lock when it is done: at once for a synchronous drive, when its promise settles
+ * for an asynchronous one. An error that ends the run is recorded (failed) before the lock goes.
+ */
+function inOpenRun(o: RunOptions, drive: (steps: Generator<void, RunResult>) => Promise<RunResult>): Promise<RunResult>;
+function inOpenRun(o: RunOptions, drive: (steps: Generator<void, RunResult>) => RunResult): RunResult;
+function inOpenRun(o: RunOptions, drive: (steps: Generator<void, RunResult>) => RunResult | Promise<RunResult>): RunResult | Promise<RunResult> {
+  const { spec, resumeFrom, files, lock } = openRun(o, 'runTraining');
+  const fail = (e: unknown): never => {
+    try {
+      throw failed(o, e);
+    } finally {
+      lock.release();
+    }
+  };
+  let r: RunResult | Promise<RunResult>;
+  try {
+    r = drive(train(o, spec, resumeFrom, files));
   } catch (e) {
-    throw failed(o, e);
-  } finally {
-    lock.release();
+    return fail(e);
   }
+  if (r instanceof Promise) return r.then((v) => { lock.release(); return v; }, fail);
+  lock.release();
+  return r;
 }
 
 /** An error that ends a run is recorded in its directory (failure.json); an interruption is not a failure. */
