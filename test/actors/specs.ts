@@ -57,6 +57,12 @@ export const TINY: Record<string, Record<string, unknown>> = {
   // RAE stage 1: the encoder's 4×4×16 tokens → a 3-block ViT decoder of width 32 (patch 4) → 16 px;
   // D (the tiny PatchGAN) trains from step 2, the adaptive GAN term counts from step 3.
   rae: { encoder, rae: { disc: 'PatchGAN-T', disc_start: 2, gan_start: 3, ref_per_class: 2 } },
+  // EPG stage 2 on a seed-initialised encoder (stage 1 is test/run/epg.test.ts's): the 3-block
+  // encoder of width 32 on 16 px (patch 4: CLS, time and 16 patch tokens), 2 decoder blocks with
+  // long skips; its own Euler sampler on the Karras grid ×16/64. A 64-point fine-tuning grid: at
+  // 1280 points the loss weights 1/(σ_i − σ_{i+1}) reach ~1e5 and the two engines' float32 sums
+  // drift to 1.2e-6 relative in 20 steps (one step agrees to 1e-6 at either size).
+  epg: { epg: { stage: 'diffusion', decoder_depth: 2, finetune_points: 64 } },
   // UniFlow's tokenizer: the student is a copy of the 1-block encoder (4×4×16 tokens on 16 px); the
   // 2×2 merge gives z of 4 channels on 2×2; W 32 (the model section), 3 GTBs of 2 heads; a flow MLP of
   // width 16 with 2 ResBlocks on 4×4×1 patches; 2 reference images per class for the grid.

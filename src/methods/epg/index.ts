@@ -1,0 +1,240 @@
+// EPG (Wang et al., "Advancing End-to-End Pixel Space Generative Modeling via Self-supervised
+// Pre-training", arXiv 2510.12586; official code github.com/AMAP-ML/EPG: rcm/rcm_denoiser.py,
+// rcm/vit.py, train.py, gen_train.py; methods-b §7): a pixel-space generator with no VAE and no
+// external encoder, in the VE/EDM σ convention (src/diffusion/ve.ts), in two stages, each its own
+// spec and run:
+//   stage 'pretrain'   (specs/epg-pretrain.yaml) the ViT encoder and a projector, per step with one
+//                      ε for every term and ONE grid index i ~ U{0..N(k)−2} for the batch (N(k) the
+//                      iCT curriculum s0 → s1 over K steps; σ = σ_i, σ′ = σ_{i+1}, σ0 = σ_{N−1}, ×shift):
+//                        L = InfoNCE(p(v1 + σ0ε), sg p⁻(v2 + σ0ε)) + InfoNCE(p(v2 + σ0ε), sg p⁻(v1 + σ0ε))
+//                          + InfoNCE(e(x + σε, σ), sg e(x + σ′ε, σ′))
+//                      (logged `contrastive`, `consistency`), v1, v2 two seeded augmented views
+//                      (augment.ts), p⁻ the EMA target (decay 0.99, updated every step; model.ts),
+//                      the consistency target the ONLINE encoder's at σ′; τ 0.1 for both (the
+//                      released config's constant schedules). The grid shows the view pairs.
+//   stage 'diffusion'  (specs/epg.yaml) the encoder loaded from stage 1 (`init`) + a new decoder
+//                      with U-ViT skips; σ = σ_i·shift with i the grid index (of `finetune_points`)
+//                      nearest exp(P_mean + P_std·n), n ~ N(0, 1) per sample:
+//                        L = mean_b ‖D(x + σ_bε, σ_b) − x‖²/(σ_i − σ_{i+1})   (`x0`; unshifted σ's)
+//                      (the velocity slot `diff` logs the unweighted mean squared error, weight 0);
+//                      sampled by its own Euler/Heun on the shifted Karras grid (sampler.ts).
+// Ours (small scale, docs/methods.md "EPG"): mean over pixels instead of a sum (a constant factor);
+// the projector MLP and the time token (model.ts); the augmentations (augment.ts); the stage-1 →
+// stage-2 weights are the stage-1 run's EMA (`ema.online.encoder.*`).
+import { z } from 'zod';
+import { existsSync } from 'node:fs';
+import { noGrad } from '../../autograd/tape.ts';
+import { concat, mean, mul, slice, sub } from '../../autograd/index.ts';
+import { readSafetensors } from '../../io/safetensors.ts';
+import { Rng } from '../../tensor/rng.ts';
+import { tensor, type Tensor } from '../../tensor/tensor.ts';
+import type { SiTConfig } from '../../models/config.ts';
+import { EDM, curriculumPoints, karrasSigmas, nearestGridIndex, veNoise, type KarrasGrid } from '../../diffusion/ve.ts';
+import type { BuildContext, MethodDefinition, SpecView, StudentForward } from '../method.ts';
+import { EpgModel, EpgPretrainModel } from './model.ts';
+import { augmentView } from './augment.ts';
+import { infoNce, symmetricInfoNce } from './loss.ts';
+
+const STREAM = 'epg';
+const positiveInt = z.number().int().positive();
+
+export const EpgSection = z.strictObject({
+  /** Which stage this run trains: the self-supervised encoder ('pretrain') or the generator ('diffusion'). */
+  stage: z.enum(['pretrain', 'diffusion']),
+  /**
+   * Stage 'diffusion': the stage-1 run to start the encoder from — its checkpoint (the EMA weights)
+   * or a `diffactor export` of it. null: a seed-initialised encoder (no pre-training; tests, ablations).
+   */
+  init: z.string().min(1).nullable().default(null),
+  /** The Karras grid (EDM: 0.002, 80, ρ 7) and σ_data (0.5). */
+  sigma_min: z.number().positive().default(EDM.sigmaMin),
+  sigma_max: z.number().positive().default(EDM.sigmaMax),
+  rho: z.number().positive().default(EDM.rho),
+  /** Every σ's factor; null: EPG's resolution shift H/64 (0.5 at 32 px). */
+  shift: z.number().positive().nullable().default(null),
+  /** Stage 1: iCT curriculum [s0, s1] (official 20 → 1280; methods-b §7's small-scale 10 → 320). */
+  curriculum: z.tuple([positiveInt, positiveInt]).default([10, 320]),
+  /** Stage 1: K of the curriculum; null: train.steps of the run. */
+  curriculum_steps: positiveInt.nullable().default(null),
+  /** Stage 1: the EMA target's decay, updated every step (official 0.99). */
+  target_decay: z.number().min(0).max(1).default(0.99),
+  /** Stage 1: InfoNCE temperature of both terms (released pretrain config: constant 0.1). */
+  temperature: z.number().positive().default(0.1),
+  /** Stage 1: the projector's hidden and output width (official 4096 → 256; ours small). */
+  projector_dim: positiveInt.default(256),
+  projector_out: positiveInt.default(128),
+  /** Stage 1: the views' smallest crop side, as a fraction of the image side (augment.ts). */
+  crop_min: z.number().gt(0).max(1).default(0.8),
+  /** Stage 1: images per class its grid shows as view pairs (the first ones of each class the training batches bring). */
+  ref_per_class: positiveInt.default(4),
+  /** Stage 2: decoder blocks (official: as many as the encoder); null: model.depth. */
+  decoder_depth: positiveInt.nullable().default(null),
+  /** Stage 2: lognormal σ draw (official P_mean −1.2, P_std 1.6) snapped to a grid of `finetune_points` (official 1280). */
+  p_mean: z.number().default(-1.2),
+  p_std: z.number().positive().default(1.6),
+  finetune_points: z.number().int().min(2).default(1280),
+  /** Stage 2 sampling: guidance only for σ in (lo, hi] (official (0.19, 1.61]). */
+  guidance_sigma: z.tuple([z.number().min(0), z.number().positive()]).default([0.19, 1.61]),
+});
+export type EpgSection = z.infer<typeof EpgSection>;
+
+const gridOf = (s: EpgSection): KarrasGrid => ({ sigmaMin: s.sigma_min, sigmaMax: s.sigma_max, rho: s.rho });
+const shiftOf = (s: EpgSection, c: SiTConfig): number => s.shift ?? c.inputSize / 64;
+
+function asPretrain(m: unknown): EpgPretrainModel {
+  if (!(m instanceof EpgPretrainModel)) throw new Error('epg: expected the stage-1 (pretrain) model');
+  return m;
+}
+
+function asGenerator(m: unknown): EpgModel {
+  if (!(m instanceof EpgModel)) throw new Error('epg: expected the stage-2 (diffusion) model');
+  return m;
+}
+
+/** The encoder weights of a stage-1 file: a checkpoint's EMA `ema.online.encoder.*`, or an export's `online.encoder.*`. */
+export function stageOneEncoder(file: string): Map<string, Tensor> {
+  if (!existsSync(file)) throw new Error(`epg.init: ${file} does not exist: train stage 1 first (npx diffactor train --spec specs/epg-pretrain.yaml), or name its checkpoint or export`);
+  const { tensors, metadata } = readSafetensors(file);
+  const format = metadata?.format;
+  const prefix = format === 'diffactor-checkpoint/1' ? 'ema.online.encoder.' : format === 'diffactor-weights/1' ? 'online.encoder.' : null;
+  if (prefix === null) throw new Error(`epg.init: ${file} is not a diffactor checkpoint or weights file (format '${format}')`);
+  const w = new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+  if (w.size === 0) throw new Error(`epg.init: ${file} holds no ${prefix}* tensors: not an EPG stage 'pretrain' run`);
+  return w;
+}
+
+function pretrainModel(s: EpgSection, c: Pick<BuildContext, 'config' | 'spec'>, seed: number): EpgPretrainModel {
+  const m = new EpgPretrainModel(c.config, { projectorDim: s.projector_dim, projectorOut: s.projector_out, refImages: s.ref_per_class, numClasses: c.config.numClasses }, new Rng(seed).child('model'));
+  m.cropMin = s.crop_min;
+  m.totalSteps = s.curriculum_steps ?? c.spec.train.steps;
+  return m;
+}
+
+function generator(s: EpgSection, config: SiTConfig, seed: number): EpgModel {
+  const m = new EpgModel(config, s.decoder_depth ?? config.depth, new Rng(seed).child('model'));
+  m.sampling = { shift: shiftOf(s, config), grid: gridOf(s), interval: s.guidance_sigma };
+  return m;
+}
+
+function build(s: EpgSection, c: BuildContext, seed: number): EpgPretrainModel | EpgModel {
+  if (s.stage === 'pretrain') {
+    return pretrainModel(s, c, seed);
+  }
+  const m = generator(s, c.config, seed);
+  if (s.init) {
+    try { m.encoder.loadStateDict(stageOneEncoder(s.init)); } catch (e) { throw new Error(`epg.init: ${s.init} does not fit this encoder (same model section as stage 1?): ${(e as Error).message}`); }
+  }
+  return m;
+}
+
+/** Stage 1's grid index and points of a step: N(k) with k = step − 1 completed steps, i = ⌊u·(N − 1)⌋. */
+export function pretrainIndex(s: EpgSection, K: number, step: number, u: number): { points: number; index: number } {
+  const [s0, s1] = s.curriculum;
+  const points = curriculumPoints(Math.min(step - 1, K), K, s0, s1);
+  return { points, index: Math.min(points - 2, Math.floor(u * (points - 1))) };
+}
+
+/** Stage 2's grid indices: the index of the unshifted grid nearest exp(P_mean + P_std·n), at most N − 2. */
+export function finetuneIndices(s: EpgSection, normals: ArrayLike<number>): Int32Array {
+  const g = karrasSigmas(s.finetune_points, 1, gridOf(s));
+  return Int32Array.from(normals, (n) => nearestGridIndex(Math.exp(s.p_mean + s.p_std * n), g, s.finetune_points - 2));
+}
+
+/** Stage 1's loss terms on a batch; exported for the tests. */
+export function pretrainTerms(s: EpgSection, m: EpgPretrainModel, x: Tensor, y: ArrayLike<number>, eps: Tensor, d: { step: number; u: number; seed: number }): { contrastive: Tensor; consistency: Tensor; sigma: number; sigmaNext: number; sigmaMin: number; points: number } {
+  const B = x.shape[0];
+  if (m.training) { m.advanceTarget(d.step, s.target_decay); m.keepReferences(x, y); }
+  const { points, index } = pretrainIndex(s, m.totalSteps, d.step, d.u);
+  const grid = karrasSigmas(points, shiftOf(s, m.config), gridOf(s));
+  const sigma = grid[index], sigmaNext = grid[index + 1], sigmaMin = grid[points - 1];
+  const rng = new Rng(d.seed);
+  const v1 = veNoise(augmentView(x, rng.child('view1'), s.crop_min), eps, new Float64Array(B).fill(sigmaMin));
+  const v2 = veNoise(augmentView(x, rng.child('view2'), s.crop_min), eps, new Float64Array(B).fill(sigmaMin));
+  const xs = veNoise(x, eps, new Float64Array(B).fill(sigma));
+  const sig = new Float64Array(3 * B).fill(sigmaMin);
+  sig.fill(sigma, 2 * B);
+  const e = m.online.encoder.forward(concat([v1, v2, xs], 0), sig).e; // (3B, D)
+  const p = m.online.projector.forward(slice(e, 0, 0, 2 * B)); // (2B, out)
+  const t = m.targetProjection(concat([v1, v2], 0), new Float64Array(2 * B).fill(sigmaMin));
+  const eNext = noGrad(() => m.online.encoder.forward(veNoise(x, eps, new Float64Array(B).fill(sigmaNext)), new Float64Array(B).fill(sigmaNext)).e);
+  const contrastive = symmetricInfoNce(slice(p, 0, 0, B), slice(p, 0, B, 2 * B), slice(t, 0, 0, B), slice(t, 0, B, 2 * B), s.temperature);
+  const consistency = infoNce(slice(e, 0, 2 * B, 3 * B), eNext, s.temperature);
+  return { contrastive, consistency, sigma, sigmaNext, sigmaMin, points };
+}
+
+/** Stage 2's weighted x0 loss and the prediction, for grid indices idx (B). */
+export function finetuneLoss(s: EpgSection, m: EpgModel, x: Tensor, eps: Tensor, idx: ArrayLike<number>, labels: Int32Array): { loss: Tensor; out: Tensor; sigmas: Float64Array; weights: Float64Array } {
+  const g = karrasSigmas(s.finetune_points, 1, gridOf(s)), shift = shiftOf(s, m.config);
+  const sigmas = Float64Array.from(idx, (i) => g[i] * shift);
+  const weights = Float64Array.from(idx, (i) => 1 / (g[i] - g[i + 1]));
+  const out = m.forward(veNoise(x, eps, sigmas), sigmas, labels);
+  const diff = sub(out, x);
+  const w = tensor(Array.from(weights), [weights.length, 1, 1, 1], out.dtype);
+  return { loss: mean(mul(mul(diff, diff), w)), out, sigmas, weights };
+}
+
+function check(s: EpgSection, spec: SpecView): void {
+  if (spec.methods.length !== 1) throw new Error(`epg trains alone (a VE x0-prediction model in two stages, no velocity or hidden taps for other methods): methods must be [epg], got [${spec.methods.join(', ')}]`);
+  if (spec.model.learn_sigma) throw new Error('epg predicts x0: model.learn_sigma must be false');
+  const evalEvery = (spec.train as { eval_every?: number }).eval_every ?? 0;
+  if (evalEvery > 0) throw new Error(`epg: train.eval_every is ${evalEvery} but the evaluator's probe reads a flow model's hidden states: set it to 0`);
+  if (!(s.sigma_min < s.sigma_max)) throw new Error(`epg.sigma_min (${s.sigma_min}) must be below epg.sigma_max (${s.sigma_max})`);
+  if (s.curriculum[0] > s.curriculum[1]) throw new Error(`epg.curriculum must be [s0, s1] with s0 ≤ s1, got [${s.curriculum.join(', ')}]`);
+  if (!(s.guidance_sigma[0] < s.guidance_sigma[1])) throw new Error(`epg.guidance_sigma must be [lo, hi] with lo < hi, got [${s.guidance_sigma.join(', ')}]`);
+  const sampler = (spec.sample as { sampler: string }).sampler;
+  if (sampler !== 'euler' && sampler !== 'heun') throw new Error(`epg samples with its own Euler or Heun sampler on the Karras grid: sample.sampler must be euler or heun, got ${sampler}`);
+  if (s.stage === 'pretrain') {
+    if (s.init) throw new Error("epg.init is read in stage 'diffusion' only (stage 'pretrain' trains the encoder it would name)");
+    if (spec.train.batch_size < 2) throw new Error(`epg stage 'pretrain' contrasts B ≥ 2 samples (InfoNCE of one sample is 0): train.batch_size is ${spec.train.batch_size}`);
+  } else {
+    const depth = (spec.model as { depth?: number }).depth;
+    if (s.decoder_depth !== null && depth !== undefined && s.decoder_depth > depth) throw new Error(`epg.decoder_depth ${s.decoder_depth} exceeds model.depth ${depth} (decoder block j reads encoder block depth − j)`);
+    const cfg = (spec.sample as { cfg?: number }).cfg ?? 1;
+    const drop = (spec.model as { class_dropout_prob?: number }).class_dropout_prob;
+    if (cfg > 1 && drop === 0) throw new Error('epg: sample.cfg > 1 needs the null class: model.class_dropout_prob must be > 0');
+  }
+}
+
+export const epg: MethodDefinition<EpgSection> = {
+  name: 'epg',
+  title: 'EPG',
+  cite: 'Wang et al., Advancing End-to-End Pixel Space Generative Modeling via Self-supervised Pre-training (EPG) — arXiv 2510.12586, github.com/AMAP-ML/EPG (rcm/rcm_denoiser.py, rcm/vit.py, train.py)',
+  section: { key: 'epg', schema: EpgSection },
+  changes: ['input', 'target', 'backbone', 'objective'],
+  samplers: ['euler', 'heun'],
+  streams: [STREAM],
+  check,
+  files: (s) => ({ 'epg.init': s.init }),
+  // Stage 1: the batch's grid index (as u ∈ [0, 1)) and the views' seed; stage 2: n ~ N(0, 1) per sample, snapped to grid indices.
+  draw: (s, v, rngs) => {
+    const r = rngs[STREAM];
+    if (s.stage === 'pretrain') return { step: v.step, u: r.uniformArray(1)[0], seed: r.randintArray(0, 0x7fffffff, 1)[0] };
+    return { idx: Array.from(finetuneIndices(s, r.normalArray(v.x.shape[0]))) };
+  },
+  diffWeight: () => 0,
+  backbone: {
+    build: (s, c, seed) => build(s, c, seed),
+    fromWeights: (s, c, weights) => {
+      const pre = weights.has('online.encoder.cls_token');
+      if (pre !== (s.stage === 'pretrain')) throw new Error(`epg: the weights are a stage '${pre ? 'pretrain' : 'diffusion'}' model but epg.stage is '${s.stage}'`);
+      if (!pre && !weights.has('encoder.cls_token')) throw new Error('epg: the weights have no encoder.cls_token — not an EPG model');
+      return s.stage === 'pretrain' ? pretrainModel(s, c, 0) : generator(s, c.config, 0);
+    },
+    // Stage 1's buffers (the EMA target, its step, the grid's images) are copied, not averaged.
+    emaCopied: (model) => model.namedBuffers(),
+    forward: (s, model, b, _path, dropout): StudentForward => {
+      const x = b.input;
+      if (s.stage === 'pretrain') {
+        const m = asPretrain(model);
+        const d = b.draws.epg as { step: number; u: number; seed: number };
+        const r = pretrainTerms(s, m, x, b.y, b.eps, d);
+        return { out: x, target: x, hidden: new Map(), labels: Int32Array.from(b.y), terms: { contrastive: { value: r.contrastive, weight: 1 }, consistency: { value: r.consistency, weight: 1 } } };
+      }
+      const m = asGenerator(model);
+      const d = b.draws.epg as { idx: number[] };
+      const labels = m.dropLabels(b.y, dropout);
+      const { loss, out } = finetuneLoss(s, m, x, b.eps, d.idx, labels);
+      return { out, target: x, hidden: new Map(), labels, terms: { x0: { value: loss, weight: 1 } } };
+    },
+  },
+};
