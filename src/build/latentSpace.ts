@@ -1,8 +1,13 @@
 // A frozen latent space: the space a spec's model works in when `latent.autoencoder` names a frozen
-// autoencoder file (today: a diffusers-layout KL-VAE such as `diffactor standin vae` writes). The
-// training images are encoded to the posterior mean and normalised per channel, (z − mean_c)/std_c,
-// with the statistics the file carries (`latents_mean`/`latents_std` metadata; otherwise its
-// shift/scaling factors, as SD-VAE: (z − shift)·scale); samples are de-normalised and decoded.
+// autoencoder file. What the file is decides the kind (loadLatentSpace):
+//   - a diffusers-layout KL-VAE (such as `diffactor standin vae` writes): the training images are
+//     encoded to the posterior mean and normalised per channel, (z − mean_c)/std_c, with the
+//     statistics the file carries (`latents_mean`/`latents_std` metadata; otherwise its
+//     shift/scaling factors, as SD-VAE: (z − shift)·scale); samples are de-normalised and decoded
+//     (VaeLatentSpace below);
+//   - a diffactor run checkpoint whose spec lists a method with an `autoencoder` hook (RAE stage 1):
+//     that method builds the space from the checkpoint's EMA model, its spec's frozen encoder and
+//     training set (methods/method.ts AutoencoderContext). This file names no method.
 // Nothing of it trains, so every actor that needs it (Data, Evaluator, the grid, `sample`) builds
 // the same one from the spec: the file is the whole state, and its sha256 is one of the run's inputs.
 // The posterior mean, not a sample: the encoding of an image is fixed, as RAE's and SVG's
@@ -18,13 +23,21 @@ import { Rng } from '../tensor/rng.ts';
 import { normalizeSdVaeKeys, inferSdVaeConfig } from '../models/sdVae.ts';
 import { VAE, vaeFactor } from '../models/vae.ts';
 import type { RunSpec } from '../spec/schema.ts';
+import type { LatentSpace, SpecView } from '../methods/method.ts';
+import { CHECKPOINT_FORMAT, WEIGHTS_FORMAT, loadCheckpoint } from './checkpoint.ts';
+import { buildEncoder, methodsOf, samplingModel } from './parts.ts';
+import { openTrainData } from './setup.ts';
+
+export type { LatentSpace };
 
 /** Images per model batch when encoding or decoding (memory bound; the result does not depend on it). */
 const BATCH = 64;
 
-export class LatentSpace {
-  /** Latent channels, the image channels the decoder writes, and image side / latent side. */
+/** A diffusers-layout KL-VAE's latent space: posterior means normalised per channel. */
+export class VaeLatentSpace implements LatentSpace {
+  /** Latent channels, the image channels the encoder reads and the decoder writes, and image side / latent side. */
   readonly channels: number;
+  readonly inputChannels: number;
   readonly imageChannels: number;
   readonly factor: number;
 
@@ -42,6 +55,7 @@ export class LatentSpace {
     }
     for (let i = 0; i < std.length; i++) if (!(std[i] > 0)) throw new Error(`${file}: latent std of channel ${i} must be > 0, got ${std[i]}`);
     this.channels = c.latentChannels;
+    this.inputChannels = c.inChannels;
     this.imageChannels = c.outChannels;
     this.factor = vaeFactor(c);
   }
@@ -119,10 +133,14 @@ function numbers(v: string | undefined, what: string, file: string): Float64Arra
   return Float64Array.from(a as number[]);
 }
 
-/** Read an autoencoder file into a frozen latent space (eval mode). */
-export function loadLatentSpace(file: string): LatentSpace {
+/** Read a diffusers-layout VAE file into a frozen latent space (eval mode). */
+export function loadVaeLatentSpace(file: string): VaeLatentSpace {
   if (!existsSync(file)) throw new Error(`latent.autoencoder: ${file} not found (a diffusers-layout VAE file, e.g. specs/standins/vae-builtin.safetensors or one written by \`npx diffactor standin vae\`)`);
   const { tensors, metadata } = readSafetensors(file);
+  return vaeSpace(file, tensors, metadata);
+}
+
+function vaeSpace(file: string, tensors: Map<string, Tensor>, metadata: Record<string, string>): VaeLatentSpace {
   const sd = normalizeSdVaeKeys(tensors);
   let vae: VAE;
   try {
@@ -137,7 +155,37 @@ export function loadLatentSpace(file: string): LatentSpace {
   const c = vae.config, L = c.latentChannels;
   const mean = numbers(metadata.latents_mean, 'latents_mean', file) ?? new Float64Array(L).fill(c.shiftFactor);
   const std = numbers(metadata.latents_std, 'latents_std', file) ?? new Float64Array(L).fill(1 / c.scalingFactor);
-  return new LatentSpace(file, vae, mean, std);
+  return new VaeLatentSpace(file, vae, mean, std);
+}
+
+/**
+ * A run checkpoint's latent space: the method of its spec that provides `autoencoder` builds it
+ * from the checkpoint's EMA model (eval mode, frozen) and the checkpoint spec's encoder and data.
+ */
+function checkpointSpace(file: string): LatentSpace {
+  let c;
+  try { c = loadCheckpoint(file); } catch (e) { throw new Error(`latent.autoencoder ${file}: ${(e as Error).message}`); }
+  const m = methodsOf(c.spec).find((a) => a.def.autoencoder);
+  if (!m) throw new Error(`latent.autoencoder ${file}: a checkpoint of a run with methods [${c.spec.methods.join(', ')}], none of which is an autoencoder (e.g. rae with rae.stage decoder)`);
+  const spec = c.spec, config = c.config;
+  const model = samplingModel(spec, config, c.ema);
+  model.eval();
+  for (const p of model.parameters()) p.requiresGrad = false;
+  return m.def.autoencoder!(m.s, {
+    file, spec: spec as unknown as SpecView, config, model,
+    trainingSet: () => {
+      const data = openTrainData(spec);
+      return { data, encoder: buildEncoder(spec, data, config) };
+    },
+  });
+}
+
+/** Read an autoencoder file into a frozen latent space (eval mode): a VAE file or a run checkpoint. */
+export function loadLatentSpace(file: string): LatentSpace {
+  if (!existsSync(file)) throw new Error(`latent.autoencoder: ${file} not found (a diffusers-layout VAE file, e.g. specs/standins/vae-builtin.safetensors or one written by \`npx diffactor standin vae\`, or an RAE stage-1 run checkpoint)`);
+  const { tensors, metadata } = readSafetensors(file);
+  if (metadata.format === CHECKPOINT_FORMAT || metadata.format === WEIGHTS_FORMAT) return checkpointSpace(file);
+  return vaeSpace(file, tensors, metadata);
 }
 
 const loaded = new Map<string, LatentSpace>();

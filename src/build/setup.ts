@@ -31,8 +31,8 @@ export function modelConfigFor(spec: RunSpec, data: Pick<ImageDataset, 'channels
   const m = spec.model;
   const v = vae ?? vaeConfigFor(spec, data) ?? null;
   const space = v ? null : latentSpaceOf(spec);
-  if (space && space.vae.config.inChannels !== data.channels) {
-    throw new Error(`spec '${spec.name}': latent.autoencoder ${space.file} encodes ${space.vae.config.inChannels}-channel images but the data has ${data.channels}`);
+  if (space && space.inputChannels !== data.channels) {
+    throw new Error(`spec '${spec.name}': latent.autoencoder ${space.file} encodes ${space.inputChannels}-channel images but the data has ${data.channels}`);
   }
   const family = m.family ?? methodsOf(spec).map((a) => a.def.family).find((f) => f) ?? 'SiT';
   const presetName = m.preset.replace(/^(SiT|DiT)-/, `${family}-`);

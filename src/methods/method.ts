@@ -253,6 +253,41 @@ export interface JointVae<S, P extends VaeLossParts = VaeLossParts> {
   decode(s: S, vae: VAE, emaBuffers: Map<string, Tensor>, samples: Float32Array, n: number, side: number): Float32Array;
 }
 
+/**
+ * A frozen latent space (a spec's `latent.autoencoder`, build/latentSpace.ts): what the model is
+ * trained in instead of pixels. Images (B, C, H, W) in [-1, 1] → normalised latents
+ * (B, channels, H/factor, W/factor) and back. Two kinds exist: a diffusers-layout VAE file
+ * (build/latentSpace.ts) and a run checkpoint whose method provides `autoencoder` (RAE stage 1).
+ */
+export interface LatentSpace {
+  /** The autoencoder file (what error messages name). */
+  readonly file: string;
+  /** Latent channels, image channels it encodes, image channels it decodes, image side / latent side. */
+  readonly channels: number;
+  readonly inputChannels: number;
+  readonly imageChannels: number;
+  readonly factor: number;
+  /** The latent grid's side for images of side `imageSide` (errors name `where`). */
+  side(imageSide: number, where?: string): number;
+  /** Images → normalised latents, without a tape, in a pooled buffer (call inside the caller's tidy). */
+  encode(x: Tensor): Tensor;
+  /** n normalised latents (n, channels, side, side) → images (n, imageChannels, side·factor, side·factor). */
+  decode(latents: Float32Array, n: number, side: number): Float32Array;
+}
+
+/** What a method's autoencoder hook reads of a run checkpoint a spec names as its latent space. */
+export interface AutoencoderContext {
+  /** The checkpoint file. */
+  file: string;
+  /** The checkpoint's spec and model config. */
+  spec: SpecView;
+  config: SiTConfig;
+  /** The checkpoint's EMA weights in the model they fit, loaded, in eval mode, frozen. */
+  model: Backbone;
+  /** The checkpoint spec's training set and frozen encoder, opened when called. */
+  trainingSet(): TrainingSet;
+}
+
 export interface MethodDefinition<S = any> {
   /** The name a spec's `methods:` lists. */
   name: string;
@@ -302,4 +337,10 @@ export interface MethodDefinition<S = any> {
   files?(s: S): Record<string, string | null | undefined>;
   /** Extra numbers for metrics.jsonl from this step's draws (SRA's weight). */
   logged?(s: S, v: StepValues): Record<string, number>;
+  /**
+   * The frozen latent space a checkpoint of this method's run is, when another spec names the
+   * checkpoint as its `latent.autoencoder` (RAE stage 1: encoder tokens ↔ the trained decoder).
+   * `s` is the checkpoint spec's section.
+   */
+  autoencoder?(s: S, c: AutoencoderContext): LatentSpace;
 }

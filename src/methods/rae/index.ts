@@ -12,8 +12,9 @@
 // The grid a decoder run writes (and `diffactor sample` draws) is a RECONSTRUCTION grid: class c's
 // row renders the tokens of the first ref_per_class training images of class c (model.ts drawOwn);
 // its FD is a reconstruction FD. reconstructionError (recon.ts) is the test-set MSE/PSNR.
-// Not built: stage 2 (the DiT^DH in this token space with the √(m/m_base) shift, AutoGuidance) —
-// see docs/methods.md, "RAE".
+// A stage-1 checkpoint is a latent space other specs can name (latent.autoencoder; latent.ts: the
+// normalised tokens, decoded by the EMA decoder with τ = 0). Stage 2, the DiT^DH trained in that
+// space, is the method dit-dh (methods/dit-dh).
 import { z } from 'zod';
 import { Rng } from '../../tensor/rng.ts';
 import { tensor, type Tensor } from '../../tensor/tensor.ts';
@@ -24,6 +25,7 @@ import type { PerceptualNet } from '../../models/perceptualNet.ts';
 import type { BuildContext, MethodDefinition, SpecView, StudentForward, TrainingSet } from '../method.ts';
 import { RaeDecoderModel, createRaeDecoderModel } from './model.ts';
 import { raeDecoderLoss } from './loss.ts';
+import { raeLatentSpace } from './latent.ts';
 
 const STREAM = 'rae-noise';
 
@@ -53,6 +55,11 @@ export const RaeSection = z.strictObject({
   disc: z.enum(Object.keys(PATCHGAN_PRESETS) as [string, ...string[]]).default('PatchGAN-S'),
   /** Training images per class whose reconstructions the grid shows. */
   ref_per_class: z.number().int().positive().default(8),
+  /**
+   * When another spec names this run's checkpoint as its latent.autoencoder: the first N training
+   * images whose latents give the per-element μ and var of the normalisation (RAE: the dataset).
+   */
+  stat_images: z.number().int().min(2).default(1024),
 });
 export type RaeSection = z.infer<typeof RaeSection>;
 
@@ -137,6 +144,12 @@ export const rae: MethodDefinition<RaeSection> = {
   // One seed per step for the noise augmentation (σ and n are drawn from Rng(seed) in the forward).
   draw: (_s, v, rngs) => ({ step: v.step, noiseSeed: rngs[STREAM].randintArray(0, 0x7fffffff, 1)[0] }),
   diffWeight: (s) => s.l2_weight,
+  // A stage-1 checkpoint as another spec's latent space (latent.ts): encoder tokens ↔ the EMA decoder.
+  autoencoder: (s, c) => {
+    if (!(c.model instanceof RaeDecoderModel)) throw new Error(`latent.autoencoder ${c.file}: its rae run did not build the stage-1 decoder model`);
+    const ts = c.trainingSet();
+    return raeLatentSpace(c.file, c.model, ts.encoder, ts.data, s.stat_images);
+  },
   backbone: {
     build: (s, c, seed) => build(s, c, seed),
     fromWeights: (s, c, weights) => {
