@@ -8,11 +8,11 @@
 import { fromData, type Tensor } from '../../tensor/tensor.ts';
 import type { Rng } from '../../tensor/rng.ts';
 
-/** x (B, C, H, W) → one augmented view (B, C, H, W), float32, no gradient. */
+/** x (B, C, H, W) → one augmented view (B, C, H, W) of x's dtype, no gradient. */
 export function augmentView(x: Tensor, rng: Rng, cropMin: number): Tensor {
   if (x.ndim !== 4 || x.shape[2] !== x.shape[3]) throw new Error(`epg augmentView: expected square images (B, C, H, H), got [${x.shape.join(', ')}]`);
   if (!(cropMin > 0 && cropMin <= 1)) throw new Error(`epg.crop_min must be in (0, 1], got ${cropMin}`);
-  const [B, C, H] = x.shape, W = H, src = x.data, out = new Float32Array(B * C * H * W);
+  const [B, C, H] = x.shape, W = H, src = x.data, out = x.dtype === 'float64' ? new Float64Array(B * C * H * W) : new Float32Array(B * C * H * W);
   const u = rng.uniformArray(4 * B);
   for (let b = 0; b < B; b++) {
     const a = cropMin + (1 - cropMin) * u[4 * b], side = a * H;

@@ -19,7 +19,7 @@
 import { noGrad } from '../../autograd/tape.ts';
 import { add, concat, expand, mul, permute, reshape, slice } from '../../autograd/index.ts';
 import { Rng } from '../../tensor/rng.ts';
-import { tensor, type Tensor } from '../../tensor/tensor.ts';
+import { tensor, type DType, type Tensor } from '../../tensor/tensor.ts';
 import { fmtShape } from '../../tensor/shape.ts';
 import { Module, ModuleList } from '../../nn/module.ts';
 import { Linear } from '../../nn/linear.ts';
@@ -41,8 +41,8 @@ import { augmentView } from './augment.ts';
 export const EPG_PREFIX = 2;
 
 /** The time token: the sinusoid of 250·ln σ at width D, (B, D). */
-export function timeToken(sigmas: ArrayLike<number>, dim: number): Tensor {
-  return tensor(timestepFrequencies(Array.from(sigmas, sigmaCondition), dim), [sigmas.length, dim]);
+export function timeToken(sigmas: ArrayLike<number>, dim: number, dtype: DType = 'float32'): Tensor {
+  return tensor(timestepFrequencies(Array.from(sigmas, sigmaCondition), dim), [sigmas.length, dim], dtype);
 }
 
 /** x (B, ...) scaled per sample by c_in(σ_b). */
@@ -115,7 +115,7 @@ export class EpgEncoder extends Module {
     const patches = this.patch_embed.forward(precondition(xSigma, sigmas)); // (B, T, D)
     let cls = expand(this.cls_token, [B, 1, d]);
     if (clsAdd) cls = add(cls, reshape(clsAdd, [B, 1, d]));
-    const time = reshape(timeToken(sigmas, d), [B, 1, d]);
+    const time = reshape(timeToken(sigmas, d, patches.dtype), [B, 1, d]);
     let h = add(concat([cls, time, patches], 1), this.pos_embed); // (B, 2 + T, D)
     const hs = [h];
     for (const block of this.blocks.items) { h = block.forward(h); hs.push(h); }
@@ -331,7 +331,7 @@ export class EpgModel extends Module implements OwnSampler {
     if (labels.length !== B) throw new Error(`EpgModel: ${labels.length} labels for a batch of ${B}`);
     const y = this.y_embedder.forward(labels); // (B, D)
     const enc = this.encoder.forward(xSigma, sigmas, y);
-    const cond = add(timeToken(sigmas, c.hiddenSize), y); // (B, D)
+    const cond = add(timeToken(sigmas, c.hiddenSize, y.dtype), y); // (B, D)
     let h = enc.tokens;
     this.decoder.items.forEach((block, j) => {
       h = block.forward(this.skips.items[j].forward(h, enc.hs[c.depth - 1 - j]), cond);
