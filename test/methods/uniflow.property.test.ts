@@ -11,7 +11,8 @@
 //     depends only on the tokens of its own 2×2 window;
 // (e) a one-step decode is x̂ = ε − v_θ(ε, 1, c);
 // and the pieces: merge/unmerge and patchify/unpatchify are inverse permutations, x_t per patch is
-// (1 − t)x + tε, the student's preprocessing equals FrozenEncoder.preprocess.
+// (1 − t)x + tε, the student's preprocessing equals FrozenEncoder.preprocess; the encoder config the
+// EMA and sampling models are built from (the spec alone) is the run's encoder's; bad fields are named.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { backward, add, mul, sub } from '../../src/autograd/index.ts';
@@ -25,6 +26,11 @@ import { UniFlowModel, preprocess } from '../../src/methods/uniflow/model.ts';
 import { alignmentPenalty, distillLoss, distillWeights } from '../../src/methods/uniflow/distill.ts';
 import { PixelFlowDecoder, mergeTokens, noisePatches, patchify, unmergeTokens, unpatchify } from '../../src/methods/uniflow/decoder.ts';
 import { velocityLoss } from '../../src/diffusion/index.ts';
+import { loadSpec } from '../../src/spec/load.ts';
+import { buildEncoder } from '../../src/build/parts.ts';
+import { modelConfigFor } from '../../src/build/setup.ts';
+import { encoderConfig, uniflow } from '../../src/methods/uniflow/index.ts';
+import { tinySpec } from '../actors/specs.ts';
 import { expectClose } from '../kernels/expectClose.ts';
 import { perturb } from './tiny.ts';
 
@@ -232,5 +238,25 @@ describe('the pieces', () => {
     expect(() => new PixelFlowDecoder({ ...base, grid: 3 }, new Rng(0))).toThrow(/grid 3 must be even/);
     expect(() => new PixelFlowDecoder({ ...base, heads: 8 }, new Rng(0))).toThrow(/multiple of 4 \(2-D RoPE\)/);
     expect(() => new PixelFlowDecoder({ ...base, flowDepth: 0 }, new Rng(0))).toThrow(/flowDepth must be a positive integer/);
+  });
+});
+
+describe('the method: spec fields and the models rebuilt from the spec', () => {
+  it('the encoder config read from the spec alone is the run\'s encoder\'s (shipped checkpoint and a preset)', () => {
+    for (const spec of [loadSpec('specs/uniflow.yaml'), tinySpec('uniflow')]) {
+      const channels = spec.data.dataset === 'builtin' ? 3 : 1;
+      const config = modelConfigFor(spec, { channels, height: spec.data.size, numClasses: 10 } as never);
+      expect(encoderConfig(spec as never, config), spec.name).toEqual(buildEncoder(spec, { channels }, config).vit.config);
+    }
+  });
+  it('bad section fields and settings are refused by name', () => {
+    expect(() => tinySpec('uniflow', { uniflow: { beta: -1 } })).toThrow(/uniflow\.beta/);
+    expect(() => tinySpec('uniflow', { uniflow: { uniform_prob: 2 } })).toThrow(/uniflow\.uniform_prob/);
+    expect(() => tinySpec('uniflow', { uniflow: { stage: 'generator' } })).toThrow(/uniflow\.stage/);
+    const spec = tinySpec('uniflow');
+    const s = spec.uniflow as never;
+    expect(() => uniflow.check!(s, { ...spec, train: { ...spec.train, eval_every: 5 } } as never)).toThrow(/train\.eval_every is 5/);
+    expect(() => uniflow.check!({ ...(s as object), dist_weight: 0, flow_weight: 0 } as never, spec as never)).toThrow(/dist_weight and flow_weight are both 0/);
+    expect(() => uniflow.backbone!.fromWeights(s, { spec: spec as never, config: {} as never }, new Map())).toThrow(/not a UniFlow tokenizer checkpoint/);
   });
 });

@@ -120,7 +120,12 @@ function build(s: UniFlowSection, c: BuildContext, seed: number): UniFlowModel {
   if (c.encoderDim === null) throw new Error('uniflow: the student is a copy of the frozen encoder: the spec needs an encoder section');
   if (!c.trainingSet) return create(s, c, encoderConfig(c.spec, c.config), seed);
   const ts = c.trainingSet();
-  const m = create(s, c, ts.encoder.vit.config, seed);
+  // The EMA and sampling models are built from the spec alone (encoderConfig): it must give the
+  // teacher's layout exactly (the head count, for one, shows in no tensor shape).
+  const fromSpec = encoderConfig(c.spec, c.config), own = ts.encoder.vit.config;
+  const differ = (Object.keys(own) as (keyof ViTConfig)[]).filter((k) => own[k] !== fromSpec[k]);
+  if (differ.length) throw new Error(`uniflow: the encoder section describes a ViT that differs from the run's encoder in ${differ.map((k) => `${k} (${String(fromSpec[k])} vs ${String(own[k])})`).join(', ')}`);
+  const m = create(s, c, own, seed);
   m.setTeacher(ts.encoder); // E_U := E_T exactly; E_T kept frozen for the distillation
   fitReferences(m, ts);
   return m;
