@@ -27,6 +27,7 @@ import type { StepValues, VaeLossParts, WeightedTerm } from '../methods/method.t
 import type { RunSpec } from '../spec/schema.ts';
 import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from '../build/setup.ts';
 import { latentSpaceOf, type LatentSpace } from '../build/latentSpace.ts';
+import { LatentCache } from '../build/latentCache.ts';
 import { checkFitsMemory } from '../build/memory.ts';
 import { checkDiscState, type Checkpoint, type TrainState } from '../build/checkpoint.ts';
 import {
@@ -65,6 +66,7 @@ export class Trainer {
   readonly vaeParts: VaeLossParts | null;
   /** The frozen latent space the model works in (spec.latent), or null: it works on the images. */
   readonly space: LatentSpace | null;
+  private readonly latents: LatentCache | null;
   readonly ema: Ema;
   private readonly emaCopied: [Tensor, Tensor][];
   readonly opt: AdamW;
@@ -110,6 +112,7 @@ export class Trainer {
       ? j.vae.lossParts?.(j.m.s, { dataset: o.dataset ?? spec.data.dataset, channels: data.channels, seed: spec.seed, train: spec.train }) ?? {}
       : null;
     this.loader = new Loader(data, { batchSize: t.batch_size, seed: spec.seed, hflip: spec.data.hflip });
+    this.latents = this.space && !spec.data.hflip ? new LatentCache(this.space, data) : null;
     this.schedule = scheduleFor(spec);
     this.stepsPerEpoch = Math.max(1, Math.floor(data.count / t.batch_size));
     const root = new Rng(spec.seed);
@@ -123,8 +126,9 @@ export class Trainer {
   trainStep(): StepLog {
     const stepNo = this.step + 1;
     const log = tidy(() => {
-      const { x, y } = this.loader.next(); // (B, C, H, W), (B)
-      const z = this.space?.encode(x) ?? null; // a frozen latent space's input (B, L, h, w), as the Data actor's
+      const { x, y, indices } = this.loader.next(); // (B, C, H, W), (B)
+      // A frozen latent space's input (B, L, h, w), as the Data actor's: cached per image unless mirrored.
+      const z = this.latents ? this.latents.latents(indices) : this.space?.encode(x) ?? null;
       const r = this.ddpm ? this.ddpmLoss(z ?? x, y) : this.flowLoss(x, y, stepNo, z);
       const value = r.loss.item();
       if (!Number.isFinite(value)) throw new NonFiniteLossError(stepNo, value, `${this.spec.protocol} loss of the student`);

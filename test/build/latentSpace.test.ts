@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { denormalise, latentSpaceOf, loadLatentSpace, normalise } from '../../src/build/latentSpace.ts';
+import { LatentCache } from '../../src/build/latentCache.ts';
+import { tidy } from '../../src/tensor/tidy.ts';
 import { createVAE, vaePreset } from '../../src/models/vae.ts';
 import { loadSdVae, saveSdVae } from '../../src/models/sdVae.ts';
 import { writeSafetensors } from '../../src/io/safetensors.ts';
@@ -105,6 +107,28 @@ describe('latent space: encoding and decoding', () => {
   });
 });
 
+describe('latent cache', () => {
+  const space = loadLatentSpace(testVae(tmpDir('latent', 'cache')));
+  const data = openDataset('builtin', { split: 'train', size: 16, count: 150, seed: 2 });
+  const lat = (c: LatentCache, idx: number[]) => tidy(() => Array.from(c.latents(idx).data));
+
+  it('a sample\'s latent is the encoding of its dataset image, and its bits do not depend on which batch asked first', () => {
+    fc.assert(fc.property(fc.array(fc.integer({ min: 0, max: 149 }), { minLength: 1, maxLength: 12 }), fc.array(fc.integer({ min: 0, max: 149 }), { minLength: 1, maxLength: 12 }), (first, then) => {
+      const a = new LatentCache(space, data), b = new LatentCache(space, data);
+      lat(a, first);
+      expect(lat(a, then)).toEqual(lat(b, then)); // a warmed by another batch, b cold
+    }), { numRuns: 8 });
+    const c = new LatentCache(space, data), idx = [3, 140, 64];
+    const got = lat(c, idx);
+    const x = new Float32Array(3 * 3 * 16 * 16);
+    idx.forEach((i, j) => data.get(i, x, j * 3 * 16 * 16));
+    const want = tidy(() => Array.from(space.encode(fromData(x, [3, 3, 16, 16])).data));
+    for (let i = 0; i < want.length; i++) expect(got[i]).toBeCloseTo(want[i], 5);
+    expect(c.encoded).toBe(64 + 22 + 64); // chunks 0, 2 (128..149) and 1
+    expect(() => lat(c, [150])).toThrow(/sample index 150 out of range \[0, 150\)/);
+  });
+});
+
 describe('latent space: spec', () => {
   it('a spec file\'s latent.autoencoder resolves against its folder; the model is fitted to the latents', () => {
     const spec = resolvePaths(parseSpec({ name: 'l', latent: { autoencoder: 'standins/vae-builtin.safetensors' }, model: { preset: 'SiT-S/1' } }), path.dirname(SHIPPED).replace(/standins$/, ''));
@@ -147,6 +171,12 @@ describe('latent space: runs', () => {
     const act = readMetrics(out).map((l) => l.loss);
     expect(act).toHaveLength(3);
     for (let i = 0; i < 3; i++) expect(act[i]).toBeCloseTo(ref[i], 5);
+  });
+
+  it('a mirrored run encodes each batch as drawn (no cache) and trains', () => {
+    const s = spec({ data: { dataset: 'builtin', size: 16, builtin_count: 96, hflip: true }, train: { steps: 2, batch_size: 8, lr: 1e-3, log_every: 1 } });
+    const trainer = new Trainer(s, openTrainData(s));
+    for (let i = 0; i < 2; i++) expect(Number.isFinite(trainer.trainStep().loss)).toBe(true);
   });
 
   it('on actors: 6 steps = 3 + resume 3 bit for bit, and the grid holds decoded 16×16 images', async () => {
