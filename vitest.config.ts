@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Worker entries bundled once per run (src/util/tsWorker.ts): actor runs skip tsx in their workers.
+    globalSetup: ['test/setup/workerBundles.ts'],
   },
 });
