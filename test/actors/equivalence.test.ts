@@ -3,12 +3,15 @@
 // (src/run/reference.ts, one tape, one backward over the total loss) give the same losses and the
 // same parameters — student, EMA teacher, heads, optimiser moments, REPA-E's VAE and the
 // discriminator of its loss (weights, BatchNorm buffers, AdamW) — after 20 steps from the same
-// spec and seed, to 1e-6 relative (per tensor: max |a − b| / max |b|).
-import { describe, expect, it } from 'vitest';
+// spec and seed, to 1e-6 relative (per tensor: max |a − b| / max |b|). One actor run per protocol
+// serves both checks: it keeps every step's checkpoint (checkpoint_every 1, keep_last 20), so the
+// one-step gradients are read from its step-1 file (an actor run costs its workers' start-up).
+import { beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runActors } from '../../src/run/actorRun.ts';
+import { runActors, type ActorRunResult } from '../../src/run/actorRun.ts';
+import { stepFile } from '../../src/run/retention.ts';
 import { loadCheckpoint } from '../../src/build/checkpoint.ts';
 import { Trainer } from '../../src/run/reference.ts';
 import { openTrainData } from '../../src/build/setup.ts';
@@ -60,14 +63,20 @@ it('every registered method has a tiny spec', () => {
   expect(methodNames().filter((m) => !(m in TINY))).toEqual([]);
 });
 
-describe.each(RUNS)('%s: routed gradients == the formula\'s on one tape, after one step', (protocol) => {
-  it('every parameter of every actor', async () => {
-    const spec = tinySpec(protocol, { train: { ...tinySpec(protocol).train, steps: 1 } });
-    const out = mkdtempSync(path.join(tmpdir(), `grad-${protocol}-`));
-    await runActors({ spec, out, quiet: true, samples: false });
+/** The tiny spec of `protocol` with every step's checkpoint kept (step 1 is the one-step check's). */
+const everyStep = (protocol: string) => tinySpec(protocol, { train: { ...tinySpec(protocol).train, checkpoint_every: 1, keep_last: 20 } });
+
+describe.each(RUNS)('%s', (protocol) => {
+  const spec = everyStep(protocol);
+  const out = mkdtempSync(path.join(tmpdir(), `equiv-${protocol}-`));
+  let run: ActorRunResult;
+  beforeAll(async () => { run = await runActors({ spec, out, quiet: true, samples: false }); }, 120_000);
+
+  it('routed gradients == the formula\'s on one tape, after one step: every parameter of every actor', () => {
     const ref = new Trainer(spec, openTrainData(spec));
     ref.trainStep();
-    const c = loadCheckpoint(path.join(out, 'checkpoint.safetensors'));
+    const c = loadCheckpoint(stepFile(out, 1));
+    expect(c.state.step).toBe(1);
     const rc = ref.checkpoint();
     const firstMoments = (m: Map<string, Tensor>) => new Map([...m].filter(([k]) => k.endsWith('.exp_avg')));
     const g = firstMoments(c.opt), rg = firstMoments(rc.opt);
@@ -82,14 +91,9 @@ describe.each(RUNS)('%s: routed gradients == the formula\'s on one tape, after o
     }
     // Not vacuous: the gradients are not all zero.
     expect([...rg.values()].some((t) => t.data.some((v) => v !== 0))).toBe(true);
-  }, 60_000);
-});
+  });
 
-describe.each(RUNS)('%s: actors == reference trainer after 20 steps', (protocol) => {
-  it('same losses, loss terms, parameters, EMA, heads and optimiser state', async () => {
-    const spec = tinySpec(protocol);
-    const out = mkdtempSync(path.join(tmpdir(), `equiv-${protocol}-`));
-    const run = await runActors({ spec, out, quiet: true, samples: false });
+  it('actors == reference trainer after 20 steps: same losses, loss terms, parameters, EMA, heads and optimiser state', () => {
     const ref = new Trainer(spec, openTrainData(spec));
     const refLogs = Array.from({ length: 20 }, () => ref.trainStep());
     expect(run.logs.map((l) => l.step)).toEqual(refLogs.map((l) => l.step));
@@ -122,5 +126,5 @@ describe.each(RUNS)('%s: actors == reference trainer after 20 steps', (protocol)
     }
     expect(c.state.rng).toEqual(rc.state.rng);
     expect(c.state.loader).toEqual(rc.state.loader);
-  }, 120_000);
+  });
 });

@@ -17,10 +17,16 @@ const metrics = (d: string) => readFileSync(path.join(d, 'metrics.jsonl'), 'utf8
 const hash = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 
 describe('supervision', () => {
+  const midRun = tinySpec('repa', { train: { ...tinySpec('repa').train, steps: 16, checkpoint_every: 6 } });
+  let uninterrupted: Promise<string> | null = null; // one uninterrupted run serves both victims
   it.each(['projector', 'student'])('killing the %s worker mid-run ends where an uninterrupted run does', async (victim) => {
-    const spec = tinySpec('repa', { train: { ...tinySpec('repa').train, steps: 16, checkpoint_every: 6 } });
-    const a = dir('sup-a-'), b = dir('sup-b-');
-    await runActors({ spec, out: a, quiet: true, samples: false });
+    const spec = midRun;
+    uninterrupted ??= (async () => {
+      const d = dir('sup-a-');
+      await runActors({ spec, out: d, quiet: true, samples: false });
+      return d;
+    })();
+    const a = await uninterrupted, b = dir('sup-b-');
     let killed = false;
     const failures: string[] = [];
     const r = await runActors({
