@@ -31,7 +31,7 @@ import { tensor, type Tensor } from '../../tensor/tensor.ts';
 import type { SiTConfig } from '../../models/config.ts';
 import { EDM, curriculumPoints, karrasSigmas, nearestGridIndex, veNoise, type KarrasGrid } from '../../diffusion/ve.ts';
 import type { BuildContext, MethodDefinition, SpecView, StudentForward } from '../method.ts';
-import { EpgModel, EpgPretrainModel } from './model.ts';
+import { EpgModel, EpgPretrainModel, type EpgOnline } from './model.ts';
 import { augmentView } from './augment.ts';
 import { infoNce, symmetricInfoNce } from './loss.ts';
 
@@ -140,25 +140,36 @@ export function finetuneIndices(s: EpgSection, normals: ArrayLike<number>): Int3
   return Int32Array.from(normals, (n) => nearestGridIndex(Math.exp(s.p_mean + s.p_std * n), g, s.finetune_points - 2));
 }
 
-/** Stage 1's loss terms on a batch; exported for the tests. */
+/**
+ * Stage 1's two terms for views v1, v2 of x (B, C, H, W), one ε: the online encoder on
+ * [v1 + σ0ε; v2 + σ0ε; x + σε] (one forward), the projector on the views' e, `target` the EMA
+ * target's projections of [v1 + σ0ε; v2 + σ0ε] (no gradient), the consistency target the online
+ * encoder's e(x + σ′ε) under noGrad.
+ */
+export function pretrainLoss(online: EpgOnline, x: Tensor, eps: Tensor, v1: Tensor, v2: Tensor, sg: { sigma: number; sigmaNext: number; sigmaMin: number }, tau: number, target: (xs: Tensor, sigmas: Float64Array) => Tensor): { contrastive: Tensor; consistency: Tensor } {
+  const B = x.shape[0], { sigma, sigmaNext, sigmaMin } = sg;
+  const n1 = veNoise(v1, eps, new Float64Array(B).fill(sigmaMin)), n2 = veNoise(v2, eps, new Float64Array(B).fill(sigmaMin));
+  const sig = new Float64Array(3 * B).fill(sigmaMin);
+  sig.fill(sigma, 2 * B);
+  const e = online.encoder.forward(concat([n1, n2, veNoise(x, eps, new Float64Array(B).fill(sigma))], 0), sig).e; // (3B, D)
+  const p = online.projector.forward(slice(e, 0, 0, 2 * B)); // (2B, out)
+  const t = target(concat([n1, n2], 0), new Float64Array(2 * B).fill(sigmaMin)); // (2B, out)
+  const eNext = noGrad(() => online.encoder.forward(veNoise(x, eps, new Float64Array(B).fill(sigmaNext)), new Float64Array(B).fill(sigmaNext)).e);
+  return {
+    contrastive: symmetricInfoNce(slice(p, 0, 0, B), slice(p, 0, B, 2 * B), slice(t, 0, 0, B), slice(t, 0, B, 2 * B), tau),
+    consistency: infoNce(slice(e, 0, 2 * B, 3 * B), eNext, tau),
+  };
+}
+
+/** Stage 1's loss terms on a batch: the step's grid pair, views and target update, then pretrainLoss. */
 export function pretrainTerms(s: EpgSection, m: EpgPretrainModel, x: Tensor, y: ArrayLike<number>, eps: Tensor, d: { step: number; u: number; seed: number }): { contrastive: Tensor; consistency: Tensor; sigma: number; sigmaNext: number; sigmaMin: number; points: number } {
-  const B = x.shape[0];
   if (m.training) { m.advanceTarget(d.step, s.target_decay); m.keepReferences(x, y); }
   const { points, index } = pretrainIndex(s, m.totalSteps, d.step, d.u);
   const grid = karrasSigmas(points, shiftOf(s, m.config), gridOf(s));
   const sigma = grid[index], sigmaNext = grid[index + 1], sigmaMin = grid[points - 1];
   const rng = new Rng(d.seed);
-  const v1 = veNoise(augmentView(x, rng.child('view1'), s.crop_min), eps, new Float64Array(B).fill(sigmaMin));
-  const v2 = veNoise(augmentView(x, rng.child('view2'), s.crop_min), eps, new Float64Array(B).fill(sigmaMin));
-  const xs = veNoise(x, eps, new Float64Array(B).fill(sigma));
-  const sig = new Float64Array(3 * B).fill(sigmaMin);
-  sig.fill(sigma, 2 * B);
-  const e = m.online.encoder.forward(concat([v1, v2, xs], 0), sig).e; // (3B, D)
-  const p = m.online.projector.forward(slice(e, 0, 0, 2 * B)); // (2B, out)
-  const t = m.targetProjection(concat([v1, v2], 0), new Float64Array(2 * B).fill(sigmaMin));
-  const eNext = noGrad(() => m.online.encoder.forward(veNoise(x, eps, new Float64Array(B).fill(sigmaNext)), new Float64Array(B).fill(sigmaNext)).e);
-  const contrastive = symmetricInfoNce(slice(p, 0, 0, B), slice(p, 0, B, 2 * B), slice(t, 0, 0, B), slice(t, 0, B, 2 * B), s.temperature);
-  const consistency = infoNce(slice(e, 0, 2 * B, 3 * B), eNext, s.temperature);
+  const v1 = augmentView(x, rng.child('view1'), s.crop_min), v2 = augmentView(x, rng.child('view2'), s.crop_min);
+  const { contrastive, consistency } = pretrainLoss(m.online, x, eps, v1, v2, { sigma, sigmaNext, sigmaMin }, s.temperature, (xs, sig) => m.targetProjection(xs, sig));
   return { contrastive, consistency, sigma, sigmaNext, sigmaMin, points };
 }
 
