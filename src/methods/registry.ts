@@ -16,6 +16,7 @@ import { deepflow } from './deepflow/index.ts';
 import { ddt } from './ddt/index.ts';
 import { digit } from './digit/index.ts';
 import { rae } from './rae/index.ts';
+import { ditDh } from './dit-dh/index.ts';
 import { epg } from './epg/index.ts';
 import { uniflow } from './uniflow/index.ts';
 
@@ -34,6 +35,7 @@ export const METHODS: readonly MethodDefinition[] = [
   ddt,
   digit,
   rae,
+  ditDh,
   epg,
   uniflow,
 ];

@@ -57,6 +57,9 @@ export const TINY: Record<string, Record<string, unknown>> = {
   // RAE stage 1: the encoder's 4×4×16 tokens → a 3-block ViT decoder of width 32 (patch 4) → 16 px;
   // D (the tiny PatchGAN) trains from step 2, the adaptive GAN term counts from step 3.
   rae: { encoder, rae: { disc: 'PatchGAN-T', disc_start: 2, gan_start: 3, ref_per_class: 2 } },
+  // RAE stage 2 in pixel space (the mechanism is the latent's business): 16 px, patch 1, a 3-block
+  // body of width 32 and a head of width 16 (≥ 3 channels), 1 block, 2 heads; shift √(3·16·16/256) = √3.
+  'dit-dh': { model: { ...base.model, preset: 'SiT-S/1' }, diffusion: { path: 'linear', objective: 'velocity', time_sampling: 'logit-normal' }, dit_dh: { head_width: 16, head_depth: 1, head_heads: 2 } },
   // EPG stage 2 on a seed-initialised encoder (stage 1 is test/run/epg.test.ts's): the 3-block
   // encoder of width 32 on 16 px (patch 4: CLS, time and 16 patch tokens), 2 decoder blocks with
   // long skips; its own Euler sampler on the Karras grid ×16/64. A 64-point fine-tuning grid: at

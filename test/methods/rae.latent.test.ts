@@ -20,16 +20,7 @@ import { tensor } from '../../src/tensor/tensor.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 import { tinySpec } from '../actors/specs.ts';
 import { tmpDir } from '../run/methodRun.ts';
-
-/** A tiny stage-1 run (the TINY rae spec, 16 px, 4×4×16 tokens), trained `steps` steps and saved; its file. */
-export function tinyStage1(steps = 2, statImages = 24): string {
-  const spec = tinySpec('rae', { rae: { disc: 'PatchGAN-T', disc_start: 2, gan_start: 3, ref_per_class: 2, stat_images: statImages }, train: { steps, batch_size: 8, lr: 1e-3, log_every: 1, checkpoint_every: steps, ema_decay: 0.5 } });
-  const t = new Trainer(spec, openTrainData(spec));
-  for (let i = 0; i < steps; i++) t.trainStep();
-  const file = path.join(tmpDir('rae', 'stage1'), 'checkpoint.safetensors');
-  saveCheckpoint(file, t.checkpoint());
-  return file;
-}
+import { tinyStage1 } from '../run/raeStage1.ts';
 
 describe('RAE stage 1 as a latent space', () => {
   const file = tinyStage1();

@@ -37,6 +37,11 @@ import { modulateTokens } from '../../models/ddtBlock.ts';
 import { LabelEmbedder, sincosPosEmbed2d } from '../../models/embeddings.ts';
 import { gridSize, parseSiTConfig, type SiTConfig } from '../../models/config.ts';
 import type { SiTForwardOptions, SiTOutput } from '../../models/sit.ts';
+import { sampleOde } from '../../diffusion/odeSampler.ts';
+import type { Guidance } from '../../diffusion/guidance.ts';
+import type { ModelFn } from '../../diffusion/types.ts';
+import type { OwnSampleSettings } from '../method.ts';
+import { autoGuided } from './autoguidance.ts';
 
 /** The head's size (the spec's dit_dh section). */
 export interface DiTDHHead {
@@ -193,6 +198,9 @@ export class DiTDH extends Module {
   readonly angles: Float64Array;
   /** The shift s = √(m / m_base) of training times and the sampling grid (set by the method). */
   shift = 1;
+  /** AutoGuidance's weak model and scale (set by the method; null: none). */
+  weak: DiTDH | null = null;
+  guidanceScale = 1;
 
   constructor(config: SiTConfig, head: DiTDHHead, rng: Rng) {
     super();
@@ -265,6 +273,25 @@ export class DiTDH extends Module {
     const o = this.head.forward(tokens, sTok); // (B, N, C)
     const [B, C, H, W] = x.shape;
     return { out: reshape(permute(o, [0, 2, 1]), [B, C, H, W]), hidden, labels };
+  }
+
+  /** OwnSampler: Euler and Heun on the shifted grid t_i = τ_s(1 − i/N). */
+  ownsSampler(sampler: string): boolean {
+    return sampler === 'euler' || sampler === 'heun';
+  }
+
+  /** The ODE from noise at t = 1 to 0 on the shifted grid, with CFG or AutoGuidance (index.ts, autoguidance.ts). */
+  drawOwn(noise: Tensor, y: Tensor, s: OwnSampleSettings, onStep?: (i: number, n: number) => void): Tensor {
+    const interval = [s.guidance_low, s.guidance_high] as const;
+    const own: ModelFn = (x, t, yy) => this.forward(x, t.data, yy.data).out;
+    let fn = own, guidance: Guidance | undefined;
+    if (this.weak) {
+      const weak = this.weak;
+      fn = autoGuided(own, (x, t, yy) => weak.forward(x, t.data, yy.data).out, this.guidanceScale, interval);
+    } else if (s.cfg > 1) {
+      guidance = { scale: s.cfg, nullClass: this.config.numClasses, interval };
+    }
+    return sampleOde(fn, noise, y, { steps: s.steps, heun: s.sampler === 'heun', shift: this.shift, guidance, onStep });
   }
 
   /** The hidden state after body block `block` at time t, labels as given (PartialForward). */
