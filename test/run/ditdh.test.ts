@@ -13,7 +13,8 @@ import { runActors } from '../../src/run/actorRun.ts';
 import { Trainer } from '../../src/run/reference.ts';
 import { DiTDH } from '../../src/methods/dit-dh/model.ts';
 import { tinySpec } from '../actors/specs.ts';
-import { expectResumeExact, expectSamplesWith, readMetrics, tmpDir } from './methodRun.ts';
+import { expectResumeExact, expectSamplesWith, readCheckpoint, readMetrics, tmpDir } from './methodRun.ts';
+import { loadWeakModel } from '../../src/methods/dit-dh/autoguidance.ts';
 import { tinyStage1 } from './raeStage1.ts';
 
 describe('RAE stage 2 (dit-dh) in a stage-1 checkpoint\'s space', () => {
@@ -45,5 +46,16 @@ describe('RAE stage 2 (dit-dh) in a stage-1 checkpoint\'s space', () => {
     expect(size(path.join(dir, 'samples.png'))).toEqual(size(ref));
     const m = expectSamplesWith('ditdh', dir, DiTDH) as DiTDH;
     expect(m.shift).toBeCloseTo(2, 12);
+    // The run's checkpoint as another run's AutoGuidance weak model: its EMA weights, eval mode.
+    const file = path.join(dir, 'checkpoint.safetensors');
+    const weak = loadWeakModel(file, m.config);
+    const ema = readCheckpoint(dir).ema;
+    for (const [k, t] of weak.stateDict()) expect(Array.from(t.data), k).toEqual(Array.from(ema.get(k)!.data));
+    expect(weak.training).toBe(false);
+    const guided = spec({ dit_dh: { head_width: 16, head_depth: 1, head_heads: 2, m_base: 64, autoguidance: { checkpoint: file, scale: 1.42 } } });
+    const t = new Trainer(guided, openTrainData(guided));
+    expect((t.emaModel as DiTDH).weak).toBeInstanceOf(DiTDH);
+    expect((t.emaModel as DiTDH).guidanceScale).toBe(1.42);
+    expect(() => loadWeakModel(stage1, m.config)).toThrow(/dit_dh\.autoguidance\.checkpoint .*: a run of \[rae\], not dit-dh/);
   }, 240_000);
 });
