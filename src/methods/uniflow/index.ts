@@ -17,7 +17,8 @@
 // reconstructed): w_l held constant (stop-gradient); α over patch tokens after each block, before the
 // final norm, averaged over the batch too; the decoder details listed in decoder.ts; t per patch;
 // the teacher is the stand-in encoder at its own resolution (no 448 px / patch 14 VFM).
-// Not built: the understanding (MLLM) and generation (DiT in z) stages of the paper; evaluate with
+// A tokenizer checkpoint is a latent space other specs can name (latent.autoencoder; latent.ts:
+// normalised z ↔ the flow decode). Not built: the paper's understanding (MLLM) stage; evaluate with
 // scripts/uniflow-eval.ts (linear probe of E_U vs E_T, reconstruction MSE/PSNR).
 import { z } from 'zod';
 import { Rng } from '../../tensor/rng.ts';
@@ -33,6 +34,7 @@ import type { BuildContext, MethodDefinition, SpecView, StudentForward, Training
 import { UniFlowModel } from './model.ts';
 import { UNIFLOW_BETA, distillLoss } from './distill.ts';
 import { noisePatches } from './decoder.ts';
+import { uniflowLatentSpace } from './latent.ts';
 
 const STREAM = 'uniflow-time';
 
@@ -55,6 +57,13 @@ export const UniFlowSection = z.strictObject({
   uniform_prob: z.number().min(0).max(1).default(0.1),
   /** Training images per class whose reconstructions the grid shows. */
   ref_per_class: z.number().int().positive().default(8),
+  /**
+   * When another spec names this run's checkpoint as its latent.autoencoder (latent.ts): the first N
+   * training images whose z give the per-element μ and var of the normalisation (as RAE's).
+   */
+  stat_images: z.number().int().min(2).default(1024),
+  /** Euler steps of that space's decode (1: the paper's one-step x̂ = ε − v_θ(ε, 1, c)). */
+  latent_decode_steps: z.number().int().positive().default(1),
 });
 export type UniFlowSection = z.infer<typeof UniFlowSection>;
 
@@ -154,6 +163,11 @@ export const uniflow: MethodDefinition<UniFlowSection> = {
   // One seed per step for the per-patch times (drawn in the forward, which knows the patch grid).
   draw: (_s, v, rngs) => ({ timeSeed: rngs[STREAM].randintArray(0, 0x7fffffff, 1)[0] }),
   diffWeight: (s) => s.flow_weight,
+  // A tokenizer checkpoint as another spec's latent space (latent.ts): normalised z ↔ the flow decode.
+  autoencoder: (s, c) => {
+    if (!(c.model instanceof UniFlowModel)) throw new Error(`latent.autoencoder ${c.file}: its uniflow run did not build the tokenizer model`);
+    return uniflowLatentSpace(c.file, c.model, c.trainingSet().data, s.stat_images, s.latent_decode_steps);
+  },
   backbone: {
     build: (s, c, seed) => build(s, c, seed),
     fromWeights: (s, c, weights) => {
