@@ -182,7 +182,7 @@ function checkpointSpace(file: string): LatentSpace {
 
 /** Read an autoencoder file into a frozen latent space (eval mode): a VAE file or a run checkpoint. */
 export function loadLatentSpace(file: string): LatentSpace {
-  if (!existsSync(file)) throw new Error(`latent.autoencoder: ${file} not found (a diffusers-layout VAE file, e.g. specs/standins/vae-builtin.safetensors or one written by \`npx diffactor standin vae\`, or an RAE stage-1 run checkpoint)`);
+  if (!existsSync(file)) throw new Error(`latent.autoencoder: ${file} not found (a diffusers-layout VAE file, e.g. specs/standins/vae-builtin.safetensors or one written by \`npx diffactor standin vae\`, or a run checkpoint of an autoencoder method: train that run first, as the spec's header says)`);
   const { tensors, metadata } = readSafetensors(file);
   if (metadata.format === CHECKPOINT_FORMAT || metadata.format === WEIGHTS_FORMAT) return checkpointSpace(file);
   return vaeSpace(file, tensors, metadata);

@@ -202,14 +202,21 @@ describe('shipped specs', () => {
     expect(spec.name).toBe(file.replace(/\.yaml$/, ''));
     // A second stage reads the first stage's checkpoint, which a fresh clone has not trained yet:
     // building it must then say which file is missing and how to make it.
-    const init = (spec.softrepa as { init?: string | null } | undefined)?.init;
-    if (init && !existsSync(init)) {
-      expect(() => new Trainer(spec, openTrainData(spec, 'builtin'))).toThrow(/softrepa\.init: .* does not exist: train stage 1 first/);
+    // (Any method's file field, MethodDefinition.files: softrepa.init, epg.init.)
+    const missing = methodsOf(spec).flatMap((m) => Object.entries(m.def.files?.(m.s) ?? {})).find(([, f]) => f && !existsSync(f));
+    if (missing) {
+      expect(() => new Trainer(spec, openTrainData(spec, 'builtin'))).toThrow(new RegExp(`${missing[0].replace('.', '\\.')}: .* does not exist: train stage 1 first`));
       return;
     }
-    // A spec whose encoder or VAE stand-in was trained on its own dataset (1-channel Fashion-MNIST)
+    // A frozen latent space that is a first stage's run checkpoint (RAE stage 2) is not there either.
+    const latent = (spec as { latent?: { autoencoder: string } }).latent?.autoencoder;
+    if (latent && !existsSync(latent)) {
+      expect(() => new Trainer(spec, openTrainData(spec, 'builtin'))).toThrow(/latent\.autoencoder: .* not found .*train that run first/);
+      return;
+    }
+    // A spec whose encoder or VAE stand-in (or frozen latent space) was trained on its own dataset (1-channel Fashion-MNIST)
     // needs that data (installed by .ci/run); the others build on the always-available built-in set.
-    const ownData = !!(spec.encoder?.checkpoint || (spec.repa_e as { vae_checkpoint?: string | null } | undefined)?.vae_checkpoint);
+    const ownData = !!(spec.encoder?.checkpoint || (spec.repa_e as { vae_checkpoint?: string | null } | undefined)?.vae_checkpoint || latent);
     const t = new Trainer(spec, ownData ? openTrainData(spec) : openTrainData(spec, 'builtin'));
     const T = (t.config.inputSize / t.config.patchSize) ** 2;
     // The encoder reads images: REPA-E's SiT reads latents, its VAE (and encoder) the image channels.
