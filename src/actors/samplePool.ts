@@ -12,9 +12,12 @@ import { parseSiTConfig, type SiTConfig } from '../models/config.ts';
 import type { SampleSettings } from '../build/draw.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import type { SampleTask, SampleTaskResult } from './sampleTask.ts';
+import { workerBundle } from '../util/tsWorker.ts';
 
-// A .mjs entry registers tsx inside each worker before importing the TypeScript task.
+// A .mjs entry registers tsx inside each worker before importing the TypeScript task; where the
+// task is pre-bundled (DIFFACTOR_WORKER_BUNDLES, src/util/tsWorker.ts) the workers load its bundle.
 const entry = new URL('../../workers/sampleTask.mjs', import.meta.url);
+const task = new URL('../../workers/sampleTask.ts', import.meta.url);
 
 export interface SamplePoolOptions {
   /** Worker threads (default 2: the machine's cores). */
@@ -38,7 +41,7 @@ export class SamplePool {
     if (!hasSharedMemory) throw new Error('SamplePool: needs SharedArrayBuffer (workers write the images into shared memory)');
     this.threads = threads;
     this.piscina = new Piscina({
-      filename: entry.href,
+      filename: workerBundle(task) ?? entry.href,
       minThreads: threads,
       maxThreads: threads,
       // Idle workers wait on their event loop, not parked in Atomics.wait (STYLE.md): chunks

@@ -1,5 +1,5 @@
-// Vitest global setup: bundle every worker entry (workers/*.ts but the sampling pool's, which
-// piscina starts through workers/sampleTask.mjs) into one ES-module file each, once per test run,
+// Vitest global setup: bundle every worker entry (workers/*.ts: the actor roles and the sampling
+// pool's task, src/actors/samplePool.ts) into one ES-module file each, once per test run,
 // and point DIFFACTOR_WORKER_BUNDLES at them (src/util/tsWorker.ts), so the suite's actor runs
 // spend their time training instead of compiling ~170 TypeScript modules in every worker through
 // tsx. The bundles are rebuilt from the working tree at every run (never stale) into a fresh
@@ -29,7 +29,7 @@ export async function buildWorkerBundles(): Promise<string> {
   const cache = path.join(root, 'node_modules', '.cache');
   mkdirSync(cache, { recursive: true });
   const dir = mkdtempSync(path.join(cache, 'diffactor-worker-bundles-'));
-  const entries = readdirSync(path.join(root, 'workers')).filter((f) => f.endsWith('.ts') && f !== 'sampleTask.ts');
+  const entries = readdirSync(path.join(root, 'workers')).filter((f) => f.endsWith('.ts'));
   await build({
     entryPoints: entries.map((f) => path.join(root, 'workers', f)), outdir: dir, outExtension: { '.js': '.mjs' },
     bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external',

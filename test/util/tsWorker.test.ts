@@ -1,28 +1,25 @@
 // Pre-bundled worker entries (src/util/tsWorker.ts, built by test/setup/workerBundles.ts for the
 // suite): an actor run on bundled workers is bit-identical to one on tsx-compiled workers, every
-// role entry has a bundle, and the bundles keep each file's own import.meta.url (else the native
-// addon is looked for beside the bundle, not found, and the workers fall back to the TypeScript
-// kernels without a word).
+// role entry and the sampling task have a bundle, and the bundles keep each file's own
+// import.meta.url (else the native addon is looked for beside the bundle, not found, and the
+// workers fall back to the TypeScript kernels without a word).
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { runActors } from '../../src/run/actorRun.ts';
-import { loadCheckpoint } from '../../src/build/checkpoint.ts';
 import { ROLES, roleWorker } from '../../src/actors/roles/index.ts';
 import { WORKER_BUNDLES_ENV, workerBundle } from '../../src/util/tsWorker.ts';
 import { buildWorkerBundles } from '../setup/workerBundles.ts';
 import { tinySpec } from '../actors/specs.ts';
+import { expectSameTensors, readCheckpoint, readMetrics } from '../run/methodRun.ts';
 
 const saved = process.env[WORKER_BUNDLES_ENV];
 afterEach(() => {
   if (saved === undefined) delete process.env[WORKER_BUNDLES_ENV];
   else process.env[WORKER_BUNDLES_ENV] = saved;
 });
-
-const metrics = (d: string) => readFileSync(path.join(d, 'metrics.jsonl'), 'utf8').trim().split('\n')
-  .map((l) => { const o = JSON.parse(l); delete o.wall_s; delete o.it_s; return o; });
 
 describe('pre-bundled worker entries', () => {
   it('every role has a bundle that keeps its files\' import.meta.url; unlisted entries and no directory start through tsx', async () => {
@@ -36,6 +33,8 @@ describe('pre-bundled worker entries', () => {
         expect(text, role).not.toMatch(/import\.meta\.url/);
         expect(text, role).toContain(JSON.stringify(pathToFileURL(path.resolve('src/kernels/native.ts')).href));
       }
+      // The sampling pool's task too (src/actors/samplePool.ts; test/actors/samplePool.test.ts checks its grids).
+      expect(workerBundle(new URL('../../workers/sampleTask.ts', import.meta.url))).toBe(path.join(dir, 'sampleTask.mjs'));
       expect(workerBundle(new URL('file:///elsewhere/my-role.ts'))).toBeNull();
       delete process.env[WORKER_BUNDLES_ENV];
       expect(workerBundle(roleWorker('student'))).toBeNull();
@@ -62,12 +61,9 @@ describe('pre-bundled worker entries', () => {
       await runActors({ spec, out: a, quiet: true, samples: false });
       delete process.env[WORKER_BUNDLES_ENV];
       await runActors({ spec, out: b, quiet: true, samples: false });
-      expect(metrics(a)).toEqual(metrics(b));
-      const ca = loadCheckpoint(path.join(a, 'checkpoint.safetensors')), cb = loadCheckpoint(path.join(b, 'checkpoint.safetensors'));
-      for (const key of ['model', 'ema', 'proj', 'opt'] as const) {
-        expect([...ca[key].keys()].sort()).toEqual([...cb[key].keys()].sort());
-        for (const [k, t] of cb[key]) expect(Array.from(ca[key].get(k)!.data), `${key} ${k}`).toEqual(Array.from(t.data));
-      }
+      expect(readMetrics(a)).toEqual(readMetrics(b));
+      const ca = readCheckpoint(a), cb = readCheckpoint(b);
+      for (const key of ['model', 'ema', 'proj', 'opt'] as const) expectSameTensors(cb[key], ca[key], key);
     } finally {
       if (built) rmSync(dir, { recursive: true, force: true });
     }
