@@ -10,10 +10,9 @@ import path from 'node:path';
 import { runActors, RunFailure } from '../../src/run/actorRun.ts';
 import { loadCheckpoint } from '../../src/build/checkpoint.ts';
 import { tinySpec } from './specs.ts';
+import { readMetrics as metrics } from '../run/methodRun.ts';
 
 const dir = (p: string) => mkdtempSync(path.join(tmpdir(), p));
-const metrics = (d: string) => readFileSync(path.join(d, 'metrics.jsonl'), 'utf8').trim().split('\n')
-  .map((l) => { const o = JSON.parse(l); delete o.wall_s; delete o.it_s; return o; });
 const hash = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 
 describe('supervision', () => {
