@@ -16,7 +16,7 @@ import { parseSiTConfig } from '../../src/models/config.ts';
 import { DiTDH, DiTDHHeadNet, createDiTDH } from '../../src/methods/dit-dh/model.ts';
 import { ditDh, shiftOf, DiTDHSection } from '../../src/methods/dit-dh/index.ts';
 import { autoGuided, loadWeakModel } from '../../src/methods/dit-dh/autoguidance.ts';
-import { parseSpec } from '../../src/spec/load.ts';
+import { parseSpec, resolvePaths } from '../../src/spec/load.ts';
 import { checkSpecConsistency } from '../../src/build/setup.ts';
 
 const config = parseSiTConfig({ family: 'SiT', inputSize: 4, inChannels: 6, patchSize: 1, hiddenSize: 16, depth: 2, numHeads: 2, mlpRatio: 2, numClasses: 10, classDropoutProb: 0.1, learnSigma: false, timeScale: 1 });
@@ -158,7 +158,9 @@ describe('spec errors name the field', () => {
     expect(() => checkSpecConsistency(parseSpec({ ...base, model: { preset: 'SiT-S/2', patch_size: 2 } }))).toThrow(/model\.patch_size must be 1, got 2/);
     expect(() => checkSpecConsistency(parseSpec({ ...base, diffusion: { path: 'cosine' } }))).toThrow(/diffusion\.path must be linear, got cosine/);
     expect(() => checkSpecConsistency(parseSpec({ ...base, dit_dh: { head_width: 30, head_heads: 3 } }))).toThrow(/dit_dh\.head_width 30 \/ dit_dh\.head_heads 3 must be a whole head dim divisible by 4/);
-    expect(() => checkSpecConsistency(parseSpec({ ...base, dit_dh: { autoguidance: { checkpoint: '/x.safetensors' } }, sample: { cfg: 2 } }))).toThrow(/dit_dh\.autoguidance and sample\.cfg > 1/);
-    expect(() => loadWeakModel('/nonexistent/weak.safetensors', config)).toThrow(/dit_dh\.autoguidance\.checkpoint \/nonexistent\/weak\.safetensors: not found/);
+    expect(() => checkSpecConsistency(parseSpec({ ...base, dit_dh: { autoguidance: '/x.safetensors' }, sample: { cfg: 2 } }))).toThrow(/dit_dh\.autoguidance and sample\.cfg > 1/);
+    // A relative weak checkpoint resolves against the spec's folder, as every file a spec names.
+    expect(resolvePaths(parseSpec({ ...base, dit_dh: { autoguidance: 'weak/checkpoint.safetensors' } }), '/specs/here').dit_dh).toMatchObject({ autoguidance: '/specs/here/weak/checkpoint.safetensors', autoguidance_scale: 1.42 });
+    expect(() => loadWeakModel('/nonexistent/weak.safetensors', config)).toThrow(/dit_dh\.autoguidance \/nonexistent\/weak\.safetensors: not found/);
   });
 });

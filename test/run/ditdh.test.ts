@@ -52,10 +52,10 @@ describe('RAE stage 2 (dit-dh) in a stage-1 checkpoint\'s space', () => {
     const ema = readCheckpoint(dir).ema;
     for (const [k, t] of weak.stateDict()) expect(Array.from(t.data), k).toEqual(Array.from(ema.get(k)!.data));
     expect(weak.training).toBe(false);
-    const guided = spec({ dit_dh: { head_width: 16, head_depth: 1, head_heads: 2, m_base: 64, autoguidance: { checkpoint: file, scale: 1.42 } } });
+    const guided = spec({ dit_dh: { head_width: 16, head_depth: 1, head_heads: 2, m_base: 64, autoguidance: file, autoguidance_scale: 1.42 } });
     const t = new Trainer(guided, openTrainData(guided));
     expect((t.emaModel as DiTDH).weak).toBeInstanceOf(DiTDH);
     expect((t.emaModel as DiTDH).guidanceScale).toBe(1.42);
-    expect(() => loadWeakModel(stage1, m.config)).toThrow(/dit_dh\.autoguidance\.checkpoint .*: a run of \[rae\], not dit-dh/);
+    expect(() => loadWeakModel(stage1, m.config)).toThrow(/dit_dh\.autoguidance .*: a run of \[rae\], not dit-dh/);
   }, 240_000);
 });

@@ -18,7 +18,7 @@ import { DiTDH, createDiTDH } from './model.ts';
 
 /** v_weak + w·(v − v_weak) inside [lo, hi] (the model's time), else v; w = 1 returns v itself. */
 export function autoGuided(main: ModelFn, weak: ModelFn, scale: number, interval: readonly [number, number] = [0, 1]): ModelFn {
-  if (!(scale >= 1)) throw new Error(`dit_dh.autoguidance.scale must be ≥ 1, got ${scale}`);
+  if (!(scale >= 1)) throw new Error(`dit_dh.autoguidance_scale must be ≥ 1, got ${scale}`);
   return (x: Tensor, t: Tensor, y: Tensor): Tensor => {
     const v = main(x, t, y);
     const tt = t.data[0];
@@ -28,9 +28,9 @@ export function autoGuided(main: ModelFn, weak: ModelFn, scale: number, interval
   };
 }
 
-/** The weak model of dit_dh.autoguidance.checkpoint: a DiT^DH of the same latent (channels, side, classes), EMA weights, eval mode. */
+/** The weak model of dit_dh.autoguidance (a checkpoint file): a DiT^DH of the same latent (channels, side, classes), EMA weights, eval mode. */
 export function loadWeakModel(file: string, config: SiTConfig): DiTDH {
-  const where = `dit_dh.autoguidance.checkpoint ${file}`;
+  const where = `dit_dh.autoguidance ${file}`;
   if (!existsSync(file)) throw new Error(`${where}: not found (a dit-dh run's checkpoint.safetensors)`);
   const { tensors, metadata } = readSafetensors(file);
   if (!metadata.config || !metadata.spec) throw new Error(`${where}: not a diffactor checkpoint (no config or spec in its metadata)`);

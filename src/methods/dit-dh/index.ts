@@ -38,11 +38,10 @@ export const DiTDHSection = z.strictObject({
    * 256: the stand-in VAE's 4×8×8 latent at 32 px (methods-b §5 "Small scale").
    */
   m_base: positiveInt.default(256),
-  /** AutoGuidance at sampling: a weak DiT^DH's run checkpoint (its EMA weights) and the scale w (RAE: 1.42). null: off. */
-  autoguidance: z.strictObject({
-    checkpoint: z.string().min(1),
-    scale: z.number().min(1).default(1.42),
-  }).nullable().default(null),
+  /** AutoGuidance at sampling: a weak DiT^DH's run checkpoint (its EMA weights; relative to the spec's folder). null: off. */
+  autoguidance: z.string().min(1).nullable().default(null),
+  /** AutoGuidance's scale w (RAE: 1.42); 1 is the main model alone. */
+  autoguidance_scale: z.number().min(1).default(1.42),
 });
 export type DiTDHSection = z.infer<typeof DiTDHSection>;
 
@@ -54,8 +53,8 @@ export function shiftOf(config: SiTConfig, mBase: number): number {
 function build(s: DiTDHSection, config: SiTConfig, seed: number): DiTDH {
   const m = createDiTDH(config, { width: s.head_width, depth: s.head_depth, heads: s.head_heads }, seed);
   m.shift = shiftOf(config, s.m_base);
-  if (s.autoguidance) m.weak = loadWeakModel(s.autoguidance.checkpoint, config);
-  m.guidanceScale = s.autoguidance?.scale ?? 1;
+  if (s.autoguidance) m.weak = loadWeakModel(s.autoguidance, config);
+  m.guidanceScale = s.autoguidance ? s.autoguidance_scale : 1;
   return m;
 }
 
@@ -86,7 +85,7 @@ export const ditDh: MethodDefinition<DiTDHSection> = {
   family: 'SiT',
   samplers: ['euler', 'heun'],
   check,
-  files: (s) => ({ 'dit_dh.autoguidance.checkpoint': s.autoguidance?.checkpoint ?? null }),
+  files: (s) => ({ 'dit_dh.autoguidance': s.autoguidance }),
   backbone: {
     build: (s, c: BuildContext, seed) => build(s, c.config, seed),
     fromWeights: (s, c, weights) => {
