@@ -1,7 +1,7 @@
 // EPG end to end on the tiny specs (test/actors/specs.ts TINY: 16 px, a 3-block encoder of width
 // 32, patch 4). Stage 1 ('pretrain', curriculum 2 → 8 over 6 steps): on actors, 6 steps equal
 // 3 steps + a resume of 3 bit for bit (metrics with `contrastive` and `consistency`, weights, the
-// EMA target buffers, optimiser, RNG); the target moved away from the online weights and its step
+// EMA target buffers, optimiser, RNG) and agree with the reference engine to 1e-6; the target moved away from the online weights and its step
 // counter is 6; the grid (view pairs) and `sample` draw with the stage-1 model. Stage 2
 // ('diffusion') from that checkpoint (`init`): its encoder starts as stage 1's EMA encoder; 6 steps
 // == 3 + resume 3 (`x0`, `diff`); the final grid, `diffactor sample` with --steps 1 and 2; a plain
@@ -32,6 +32,16 @@ describe('EPG runs', () => {
     expect(Array.from(target.data)).not.toEqual(Array.from(online.data));
     expect(Array.from(c1.ema.get('target.encoder_blocks_0_attn_qkv_weight')!.data)).toEqual(Array.from(target.data)); // copied, not averaged
     expectSamplesWith('epg-pretrain', a, EpgPretrainModel);
+    // The reference engine (one tape) gives the same stage-1 run: losses, weights, target buffers.
+    const ref = new Trainer({ ...pre, train: { ...pre.train, steps: 6, checkpoint_every: 3, schedule: 'constant' } }, openTrainData(pre));
+    const refLogs = Array.from({ length: 6 }, () => ref.trainStep());
+    refLogs.forEach((r, i) => expect(Math.abs(r.loss - m1[i].loss) / Math.abs(r.loss), `loss at step ${i + 1}`).toBeLessThanOrEqual(1e-6));
+    for (const [k, t] of ref.checkpoint().model) {
+      const got = c1.model.get(k)!.data;
+      let d = 0, mx = 0;
+      t.data.forEach((v, i) => { d = Math.max(d, Math.abs(v - got[i])); mx = Math.max(mx, Math.abs(v)); });
+      expect(mx === 0 ? d : d / mx, `reference vs actors: ${k}`).toBeLessThanOrEqual(1e-6);
+    }
 
     const init = path.join(a, 'checkpoint.safetensors');
     const spec2 = tinySpec('epg', { epg: { stage: 'diffusion', decoder_depth: 2, init } });
