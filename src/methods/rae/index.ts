@@ -30,7 +30,7 @@ import { raeLatentSpace } from './latent.ts';
 const STREAM = 'rae-noise';
 
 export const RaeSection = z.strictObject({
-  /** Which stage this run trains. Only the decoder (stage 1) is built. */
+  /** Which stage this run trains: the decoder (stage 1). Stage 2 is the method dit-dh, in this run's space (latent.autoencoder). */
   stage: z.enum(['decoder']).default('decoder'),
   /** τ of the noise augmentation, σ ~ U(0, τ) per image (rae.py noise_tau 0.8; the paper's text says half-normal, the code uniform). 0: none. */
   noise_tau: z.number().min(0).default(0.8),
