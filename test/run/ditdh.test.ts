@@ -16,6 +16,9 @@ import { tinySpec } from '../actors/specs.ts';
 import { expectResumeExact, expectSamplesWith, readCheckpoint, readMetrics, tmpDir } from './methodRun.ts';
 import { loadWeakModel } from '../../src/methods/dit-dh/autoguidance.ts';
 import { tinyStage1 } from './raeStage1.ts';
+import { modelConfigFor } from '../../src/build/setup.ts';
+import { Evaluation } from '../../src/eval/evaluate.ts';
+import { writeTestStandins } from '../eval/standinFiles.ts';
 
 describe('RAE stage 2 (dit-dh) in a stage-1 checkpoint\'s space', () => {
   const stage1 = tinyStage1();
@@ -57,5 +60,17 @@ describe('RAE stage 2 (dit-dh) in a stage-1 checkpoint\'s space', () => {
     expect((t.emaModel as DiTDH).weak).toBeInstanceOf(DiTDH);
     expect((t.emaModel as DiTDH).guidanceScale).toBe(1.42);
     expect(() => loadWeakModel(stage1, m.config)).toThrow(/dit_dh\.autoguidance .*: a run of \[rae\], not dit-dh/);
+  }, 240_000);
+
+  it('the Evaluator draws in the space (the shifted grid), decodes, and probes the body\'s hidden state: finite metrics that move with training', () => {
+    const files = writeTestStandins(tmpDir('ditdh', 'eval'));
+    const s = spec({ eval: { samples: 20, steps: 2, reference: 40, probe_train: 40, probe_test: 20, classifier: files.classifier, encoder: files.encoder, sfid_channels: 2, block: 1 } });
+    const data = openTrainData(s);
+    const ev = Evaluation.prepare(s, modelConfigFor(s, data));
+    const trainer = new Trainer(s, data);
+    const r = ev.run(trainer.emaModel as never);
+    for (const [k, v] of Object.entries(r)) expect(Number.isFinite(v), k).toBe(true);
+    for (let i = 0; i < 3; i++) trainer.trainStep();
+    expect(ev.run(trainer.model as never).cknna).not.toBe(r.cknna);
   }, 240_000);
 });
