@@ -35,6 +35,16 @@ export class LatentCache {
     return n;
   }
 
+  /**
+   * Encode every sample now, chunk by chunk (the same bits as on demand). A run fills its cache
+   * before its first step, so step times — and the duration `train` predicts from steps 2–4 — are
+   * the steady state's, not the first epoch's, whose random batches touch a new chunk per image.
+   */
+  fillAll(): this {
+    for (let k = 0; k < this.done.length; k++) if (!this.done[k]) this.fill(k);
+    return this;
+  }
+
   /** The latents (B, L, h, w) of dataset samples `indices`, in a pooled buffer (call inside the caller's tidy). */
   latents(indices: ArrayLike<number>): Tensor {
     const B = indices.length, z = empty([B, ...this.shape]), out = z.data as Float32Array;

@@ -4,6 +4,7 @@
 // with the EMA sample grid drawn by a pool — plus the trace recorders (`--trace` → DIR/trace.jsonl,
 // trace.json, step-1.mmd). The run directory, checkpoint checks and the grid file are runDir.ts,
 // metrics.jsonl and the bar runLog.ts, shared with runTraining (run.ts): same files and numbers.
+import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { createActor, fromPromise, waitFor } from 'xstate';
 import { ActorSystem, type ActorSpec, type Placement } from '../actors/system.ts';
@@ -189,6 +190,9 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
   // ------------------------------------------------------------ what the run machine invokes
   async function start() {
     sys = new ActorSystem(sink, o.placement ?? 'worker');
+    const space = latentSpaceOf(spec);
+    // The Data actor encodes the whole training set before it answers (build/latentCache.ts).
+    if (space && !spec.data.hflip && !o.quiet) console.error(`encoding the training images into the latent space of ${path.basename(space.file)} (once; kept for the run)…`);
     await sys.spawn([{ name: 'data', role: 'data', init: { spec, data: o.data } }]);
     const info = await sys.ask('data', 'describe');
     const vaeConfig: VAEConfig | undefined = vaeConfigFor(spec, info);

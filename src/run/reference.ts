@@ -112,7 +112,7 @@ export class Trainer {
       ? j.vae.lossParts?.(j.m.s, { dataset: o.dataset ?? spec.data.dataset, channels: data.channels, seed: spec.seed, train: spec.train }) ?? {}
       : null;
     this.loader = new Loader(data, { batchSize: t.batch_size, seed: spec.seed, hflip: spec.data.hflip });
-    this.latents = this.space && !spec.data.hflip ? new LatentCache(this.space, data) : null;
+    this.latents = this.space && !spec.data.hflip ? new LatentCache(this.space, data).fillAll() : null;
     this.schedule = scheduleFor(spec);
     this.stepsPerEpoch = Math.max(1, Math.floor(data.count / t.batch_size));
     const root = new Rng(spec.seed);

@@ -126,6 +126,9 @@ describe('latent cache', () => {
     for (let i = 0; i < want.length; i++) expect(got[i]).toBeCloseTo(want[i], 5);
     expect(c.encoded).toBe(64 + 22 + 64); // chunks 0, 2 (128..149) and 1
     expect(() => lat(c, [150])).toThrow(/sample index 150 out of range \[0, 150\)/);
+    const all = new LatentCache(space, data).fillAll();
+    expect(all.encoded).toBe(150);
+    expect(lat(all, idx)).toEqual(got); // filled up front or on demand: the same bits
   });
 });
 

@@ -13,7 +13,7 @@ export function dataRole(init: { spec: RunSpec; data?: string }) {
   const data = openTrainData(spec, init.data);
   const loader = new Loader(data, { batchSize: spec.train.batch_size, seed: spec.seed, hflip: spec.data.hflip });
   const space = latentSpaceOf(spec);
-  const cache = space && !spec.data.hflip ? new LatentCache(space, data) : null;
+  const cache = space && !spec.data.hflip ? new LatentCache(space, data).fillAll() : null;
   return {
     describe: () => ({ channels: data.channels, height: data.height, numClasses: data.numClasses, count: data.count, name: data.name }),
     next() {
