@@ -11,6 +11,8 @@ import { gridAccuracy } from '../../src/eval/gridAccuracy.ts';
 import { makeShapes } from '../../src/data/shapes.ts';
 import { BUILTIN_TEST_OFFSET } from '../../src/data/builtin.ts';
 import { loadFeatureClassifier } from '../../src/standins/features.ts';
+import { latentSpaceOf } from '../../src/build/latentSpace.ts';
+import { modelConfigFor } from '../../src/build/setup.ts';
 
 const file = path.resolve(import.meta.dirname, '../../specs/start.yaml');
 
@@ -39,5 +41,14 @@ describe('specs/start.yaml (npm start)', () => {
     // Labels shifted by one class: the same images must then score low (the check reads the labels).
     const wrong = labels.map((y) => (y + 1) % 10);
     expect(gridAccuracy(spec, spec.data.dataset, real.images, wrong, 3, spec.data.size)!.accuracy).toBeLessThan(0.2);
+  });
+
+  it('trains in the shipped built-in VAE\'s latent space, whose decoded samples are the images the classifier reads', () => {
+    expect(spec.latent?.autoencoder).toBe(path.resolve(path.dirname(file), 'standins/vae-builtin.safetensors'));
+    const space = latentSpaceOf(spec)!;
+    const c = modelConfigFor(spec, { channels: 3, height: spec.data.size, numClasses: 10 });
+    expect([c.inChannels, c.inputSize, c.patchSize]).toEqual([4, 8, 1]);
+    const classifier = loadFeatureClassifier(spec.eval.classifier!);
+    expect([space.imageChannels, c.inputSize * space.factor, c.inputSize * space.factor]).toEqual(classifier.inputShape);
   });
 });
