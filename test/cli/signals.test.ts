@@ -13,11 +13,11 @@ import { runTraining } from '../../src/run/run.ts';
 import { loadCheckpoint } from '../../src/build/checkpoint.ts';
 import { processAlive } from '../../src/io/lock.ts';
 import { tinySpec } from '../actors/specs.ts';
+import { readMetrics as metrics } from '../run/methodRun.ts';
 
 const bin = path.resolve(import.meta.dirname, '../../bin/diffactor.js');
 const STEPS = 40;
 const spec = () => tinySpec('sit-baseline', { train: { ...tinySpec('sit-baseline').train, steps: STEPS, checkpoint_every: 1000, log_every: 1 } });
-const metrics = (d: string) => readFileSync(path.join(d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => { const o = JSON.parse(l); delete o.wall_s; delete o.it_s; return o; });
 const lines = (d: string) => (existsSync(path.join(d, 'metrics.jsonl')) ? readFileSync(path.join(d, 'metrics.jsonl'), 'utf8').trim().split('\n').filter(Boolean).length : 0);
 
 async function until(cond: () => boolean, ms = 90_000): Promise<void> {
