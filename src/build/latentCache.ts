@@ -11,6 +11,16 @@ import { tidy } from '../tensor/tidy.ts';
 import { sampleSize, type ImageDataset } from '../data/index.ts';
 import type { LatentSpace } from './latentSpace.ts';
 
+/**
+ * The cache a run of `spec` uses: filled before the first step when the run draws at least an epoch
+ * (it would encode every image anyway, and steps 2–4, which `train` predicts its duration from,
+ * then run at their steady pace); filled on demand otherwise (a short run of a large set, a test).
+ */
+export function runLatentCache(space: LatentSpace, data: ImageDataset, train: { steps: number; batch_size: number }): LatentCache {
+  const cache = new LatentCache(space, data);
+  return train.steps * train.batch_size >= data.count ? cache.fillAll() : cache;
+}
+
 /** Images per canonical chunk (the encoder's batch). */
 const CHUNK = 64;
 

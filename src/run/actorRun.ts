@@ -191,8 +191,8 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
   async function start() {
     sys = new ActorSystem(sink, o.placement ?? 'worker');
     const space = latentSpaceOf(spec);
-    // The Data actor encodes the whole training set before it answers (build/latentCache.ts).
-    if (space && !spec.data.hflip && !o.quiet) console.error(`encoding the training images into the latent space of ${path.basename(space.file)} (once; kept for the run)…`);
+    // The Data actor may encode the whole training set before it answers (build/latentCache.ts).
+    if (space && !spec.data.hflip && !o.quiet) console.error(`latent space ${path.basename(space.file)}: each training image is encoded once and kept for the run (a run of at least an epoch encodes them all before its first step)`);
     await sys.spawn([{ name: 'data', role: 'data', init: { spec, data: o.data } }]);
     const info = await sys.ask('data', 'describe');
     const vaeConfig: VAEConfig | undefined = vaeConfigFor(spec, info);

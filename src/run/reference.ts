@@ -27,7 +27,7 @@ import type { StepValues, VaeLossParts, WeightedTerm } from '../methods/method.t
 import type { RunSpec } from '../spec/schema.ts';
 import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from '../build/setup.ts';
 import { latentSpaceOf, type LatentSpace } from '../build/latentSpace.ts';
-import { LatentCache } from '../build/latentCache.ts';
+import { runLatentCache, type LatentCache } from '../build/latentCache.ts';
 import { checkFitsMemory } from '../build/memory.ts';
 import { checkDiscState, type Checkpoint, type TrainState } from '../build/checkpoint.ts';
 import {
@@ -112,7 +112,7 @@ export class Trainer {
       ? j.vae.lossParts?.(j.m.s, { dataset: o.dataset ?? spec.data.dataset, channels: data.channels, seed: spec.seed, train: spec.train }) ?? {}
       : null;
     this.loader = new Loader(data, { batchSize: t.batch_size, seed: spec.seed, hflip: spec.data.hflip });
-    this.latents = this.space && !spec.data.hflip ? new LatentCache(this.space, data).fillAll() : null;
+    this.latents = this.space && !spec.data.hflip ? runLatentCache(this.space, data, spec.train) : null;
     this.schedule = scheduleFor(spec);
     this.stepsPerEpoch = Math.max(1, Math.floor(data.count / t.batch_size));
     const root = new Rng(spec.seed);

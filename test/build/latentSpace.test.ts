@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { denormalise, latentSpaceOf, loadLatentSpace, normalise } from '../../src/build/latentSpace.ts';
-import { LatentCache } from '../../src/build/latentCache.ts';
+import { LatentCache, runLatentCache } from '../../src/build/latentCache.ts';
 import { tidy } from '../../src/tensor/tidy.ts';
 import { createVAE, vaePreset } from '../../src/models/vae.ts';
 import { loadSdVae, saveSdVae } from '../../src/models/sdVae.ts';
@@ -129,6 +129,9 @@ describe('latent cache', () => {
     const all = new LatentCache(space, data).fillAll();
     expect(all.encoded).toBe(150);
     expect(lat(all, idx)).toEqual(got); // filled up front or on demand: the same bits
+    // A run that draws an epoch fills it before its first step; a shorter one on demand.
+    expect(runLatentCache(space, data, { steps: 19, batch_size: 8 }).encoded).toBe(150);
+    expect(runLatentCache(space, data, { steps: 18, batch_size: 8 }).encoded).toBe(0);
   });
 });
 

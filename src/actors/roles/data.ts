@@ -5,7 +5,7 @@
 import { Loader, type LoaderState } from '../../data/index.ts';
 import { openTrainData } from '../../build/setup.ts';
 import { latentSpaceOf } from '../../build/latentSpace.ts';
-import { LatentCache } from '../../build/latentCache.ts';
+import { runLatentCache } from '../../build/latentCache.ts';
 import type { RunSpec } from '../../spec/schema.ts';
 
 export function dataRole(init: { spec: RunSpec; data?: string }) {
@@ -13,7 +13,7 @@ export function dataRole(init: { spec: RunSpec; data?: string }) {
   const data = openTrainData(spec, init.data);
   const loader = new Loader(data, { batchSize: spec.train.batch_size, seed: spec.seed, hflip: spec.data.hflip });
   const space = latentSpaceOf(spec);
-  const cache = space && !spec.data.hflip ? new LatentCache(space, data).fillAll() : null;
+  const cache = space && !spec.data.hflip ? runLatentCache(space, data, spec.train) : null;
   return {
     describe: () => ({ channels: data.channels, height: data.height, numClasses: data.numClasses, count: data.count, name: data.name }),
     next() {
