@@ -12,13 +12,13 @@ import { sampleSize, type ImageDataset } from '../data/index.ts';
 import type { LatentSpace } from './latentSpace.ts';
 
 /**
- * The cache a run of `spec` uses: filled before the first step when the run draws at least an epoch
- * (it would encode every image anyway, and steps 2–4, which `train` predicts its duration from,
- * then run at their steady pace); filled on demand otherwise (a short run of a large set, a test).
+ * The cache a run uses: filled whole by its first step when the run draws at least an epoch (it
+ * would encode every image anyway, and steps 2–4, which `train` predicts its duration from, then
+ * run at their steady pace); filled on demand otherwise (a short run of a large set, a test).
+ * Building it costs nothing: a trainer that is only built (a spec check) encodes no image.
  */
 export function runLatentCache(space: LatentSpace, data: ImageDataset, train: { steps: number; batch_size: number }): LatentCache {
-  const cache = new LatentCache(space, data);
-  return train.steps * train.batch_size >= data.count ? cache.fillAll() : cache;
+  return new LatentCache(space, data, { fillOnFirstUse: train.steps * train.batch_size >= data.count });
 }
 
 /** Images per canonical chunk (the encoder's batch). */
@@ -30,7 +30,10 @@ export class LatentCache {
   private readonly done: Uint8Array;
   private readonly shape: number[];
 
-  constructor(readonly space: LatentSpace, readonly data: ImageDataset) {
+  private fillOnFirstUse: boolean;
+
+  constructor(readonly space: LatentSpace, readonly data: ImageDataset, o: { fillOnFirstUse?: boolean } = {}) {
+    this.fillOnFirstUse = o.fillOnFirstUse ?? false;
     const side = space.side(data.height);
     this.shape = [space.channels, side, side];
     this.per = space.channels * side * side;
@@ -57,6 +60,10 @@ export class LatentCache {
 
   /** The latents (B, L, h, w) of dataset samples `indices`, in a pooled buffer (call inside the caller's tidy). */
   latents(indices: ArrayLike<number>): Tensor {
+    if (this.fillOnFirstUse) {
+      this.fillOnFirstUse = false;
+      this.fillAll();
+    }
     const B = indices.length, z = empty([B, ...this.shape]), out = z.data as Float32Array;
     for (let b = 0; b < B; b++) {
       const i = indices[b];

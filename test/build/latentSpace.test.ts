@@ -130,8 +130,10 @@ describe('latent cache', () => {
     expect(all.encoded).toBe(150);
     expect(lat(all, idx)).toEqual(got); // filled up front or on demand: the same bits
     // A run that draws an epoch fills it before its first step; a shorter one on demand.
-    expect(runLatentCache(space, data, { steps: 19, batch_size: 8 }).encoded).toBe(150);
-    expect(runLatentCache(space, data, { steps: 18, batch_size: 8 }).encoded).toBe(0);
+    const [epoch, short] = [runLatentCache(space, data, { steps: 19, batch_size: 8 }), runLatentCache(space, data, { steps: 18, batch_size: 8 })];
+    expect([epoch.encoded, short.encoded]).toEqual([0, 0]); // built, nothing encoded yet
+    expect(lat(epoch, [5])).toEqual(lat(short, [5]));
+    expect([epoch.encoded, short.encoded]).toEqual([150, 64]);
   });
 });
 
