@@ -61,7 +61,7 @@ export const CLAIMS: readonly { better: string; than: string; claim: string }[] 
   { better: 'digit', than: 'digit-raw', claim: 'DiGIT: k-means tokens of the frozen encoder\'s features make AR generation better than k-means tokens of raw pixel patches (same K, GPT and budget)' },
   { better: 'repa-e', than: 'repa', claim: 'REPA-E (latent) better than REPA (pixels) — this also changes the space the SiT works in' },
   { better: 'rae', than: 'rae-vae', claim: 'RAE stage 2: diffusion in the representation space (the DiT^DH in a RAE stage-1 run\'s encoder-token space) trains faster than in the VAE space (the same DiT^DH, data and budget in the stand-in VAE\'s latent space): better at equal steps' },
-  { better: 'epg', than: 'repa-latent', claim: 'EPG (pixel space, no VAE: a self-supervised pre-trained encoder, then x0 diffusion with a decoder) better than the latent baseline (REPA on the frozen VAE stand-in) at equal stage-2 steps; EPG\'s stage 1 is extra training' },
+  { better: 'epg', than: 'sit-latent', claim: 'EPG (pixel space, no VAE: a self-supervised pre-trained encoder, then x0 diffusion with a decoder) better than the latent baseline (the SiT baseline on the frozen VAE stand-in\'s latents) at equal stage-2 steps; EPG\'s stage 1 is extra training' },
 ];
 
 const byName = new Map(METHODS.map((m) => [m.name, m]));
