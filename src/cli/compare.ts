@@ -4,6 +4,8 @@
 import path from 'node:path';
 import { compare, parseBudget } from '../study/compare.ts';
 import { writeReport } from '../study/report.ts';
+import { stopOnSignals } from './stopOnSignals.ts';
+import { RunInterrupted } from '../run/runDir.ts';
 
 export interface CompareCliOptions {
   specs: string; budget: string; seeds: number; steps?: number; evalEvery: number; evalSamples?: number; evalNfe?: number; out: string; docs?: string; data?: string;
@@ -12,10 +14,20 @@ export interface CompareCliOptions {
 export async function compareCli(o: CompareCliOptions): Promise<void> {
   const specs = o.specs.split(',').map((s) => s.trim()).filter(Boolean);
   if (specs.length < 2) throw new Error('compare: --specs needs at least two comma-separated spec files');
-  const study = await compare({
-    specs, budgetSeconds: parseBudget(o.budget), seeds: o.seeds, steps: o.steps, evalEvery: o.evalEvery,
-    evalSamples: o.evalSamples, evalNfe: o.evalNfe, out: o.out, data: o.data,
-  });
+  const stop = stopOnSignals();
+  let study: Awaited<ReturnType<typeof compare>>;
+  try {
+    study = await compare({
+      specs, budgetSeconds: parseBudget(o.budget), seeds: o.seeds, steps: o.steps, evalEvery: o.evalEvery,
+      evalSamples: o.evalSamples, evalNfe: o.evalNfe, out: o.out, data: o.data, signal: stop.signal,
+    });
+  } catch (e) {
+    // The run's own message names `train --resume`; a study continues by running compare again.
+    if (e instanceof RunInterrupted) e.message = `interrupted after step ${e.step}: the checkpoint in ${e.out} is saved; run the same compare command again to continue the study`;
+    throw e;
+  } finally {
+    stop.dispose();
+  }
   const command = `npx diffactor ${process.argv.slice(2).join(' ')}`;
   const file = writeReport(study, { docs: o.docs ?? path.join(o.out, 'docs'), command });
   console.error(`compare: ${study.runs.length} runs; wrote ${file}`);

@@ -9,6 +9,7 @@ import { backendInfo } from '../kernels/index.ts';
 import { loadProtocolModule, readProtocolRecord } from '../protocols/module.ts';
 import { runInputs, writeRunInputs } from '../study/runInputs.ts';
 import { LOCK_FILE, processAlive } from '../io/lock.ts';
+import { stopOnSignals } from './stopOnSignals.ts';
 
 /**
  * A new run records what it reads (inputs.json: the spec and a hash of each file it reads, as a
@@ -32,39 +33,6 @@ export interface TrainCliOptions {
   engine?: 'actors' | 'reference'; trace?: boolean; protocolModule?: string; ignoreMemory?: boolean;
   /** The spec's seed, and `path=value` overrides of its fields (recorded in the run's spec.yaml). */
   seed?: number; set?: string[];
-}
-
-/**
- * Ctrl-C / SIGTERM: the first stops the run after the step in flight, with a checkpoint (the run
- * throws RunInterrupted, which names the resume command); a second exits at once. A trainer whose
- * parent process dies (SIGTERM to the `npx` wrapper does not reach it) stops the same way, so it
- * never trains on as an orphan.
- */
-function stopOnSignals(): { signal: AbortSignal; dispose(): void } {
-  const ctl = new AbortController();
-  const parent = process.ppid;
-  const stop = (why: string) => {
-    if (ctl.signal.aborted) {
-      console.error(`\n${why} again: exiting at once (the last checkpoint stays as it was)`);
-      process.exit(130);
-    }
-    console.error(`\n${why}: stopping after this step and writing a checkpoint (${why === 'parent process gone' ? 'kill -9 to' : 'press Ctrl-C again to'} quit at once)`);
-    ctl.abort();
-  };
-  const onInt = () => stop('interrupted (SIGINT)');
-  const onTerm = () => stop('terminated (SIGTERM)');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
-  const watch = setInterval(() => { if (process.ppid !== parent && !ctl.signal.aborted) stop('parent process gone'); }, 500);
-  watch.unref();
-  return {
-    signal: ctl.signal,
-    dispose() {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-      clearInterval(watch);
-    },
-  };
 }
 
 export async function train(o: TrainCliOptions): Promise<void> {

@@ -7,7 +7,8 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../io/atomic.ts';
 import path from 'node:path';
 import { loadSpec } from '../spec/load.ts';
-import { runActors } from '../run/actorRun.ts';
+import { runActors, type ActorRunOptions } from '../run/actorRun.ts';
+import { loadCheckpoint } from '../build/checkpoint.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { runInputs, staleReasons, writeRunInputs } from './runInputs.ts';
 import { MIN_SEEDS } from './report.ts';
@@ -32,6 +33,10 @@ export interface CompareOptions {
   out: string;
   data?: string;
   quiet?: boolean;
+  /** Stop the run in flight after its step, with a checkpoint (Ctrl-C); the next compare continues it. */
+  signal?: AbortSignal;
+  /** Called after every step of every run (tests: stop one mid-way). */
+  onStep?: ActorRunOptions['onStep'];
 }
 
 export interface RunRecord {
@@ -51,6 +56,14 @@ export function parseBudget(s: string): number {
   const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(s.trim());
   if (!m) throw new Error(`--budget '${s}': expected a duration like 30m, 90s or 1.5h`);
   return Number(m[1]) * ({ s: 1, m: 60, h: 3600 } as const)[(m[2] ?? 's') as 's' | 'm' | 'h'];
+}
+
+/** Step and training wall time of the run's last checkpoint, or null when it has none. */
+function savedState(dir: string): { step: number; wallSeconds: number } | null {
+  const file = path.join(dir, 'checkpoint.safetensors');
+  if (!existsSync(file)) return null;
+  const { step, wallSeconds } = loadCheckpoint(file).state;
+  return { step, wallSeconds: wallSeconds ?? 0 };
 }
 
 /** A finished run's records from its directory (so a study can be re-reported without retraining). */
@@ -77,20 +90,23 @@ export async function compare(o: CompareOptions): Promise<Study> {
       ...base,
       seed,
       name: `${base.name}-seed${seed}`,
-      train: { ...base.train, steps, eval_every: o.evalEvery, checkpoint_every: Math.max(base.train.checkpoint_every, steps) },
+      // The spec's own checkpoint cadence: a study stopped mid-run (Ctrl-C, a lost session) resumes
+      // from the last one instead of starting the run again.
+      train: { ...base.train, steps, eval_every: o.evalEvery, checkpoint_every: Math.min(base.train.checkpoint_every, steps) },
       eval: { ...base.eval, ...(o.evalSamples && { samples: o.evalSamples }), ...(o.evalNfe && { nfe: o.evalNfe }) },
     };
     const dir = path.join(o.out, spec.name);
     const inputs = runInputs(spec, o.data);
     // A run's records suffice to report it: a study kept without its checkpoints (they are large)
-    // is still finished.
-    const done = existsSync(path.join(dir, FINISHED_FILE)) || existsSync(path.join(dir, 'checkpoint.safetensors'));
-    return { base, k, seed, spec, dir, inputs, done };
+    // is still finished. A checkpoint short of the steps and the budget is a run to continue.
+    const state = savedState(dir);
+    const done = existsSync(path.join(dir, FINISHED_FILE)) || (state !== null && (state.step >= steps || state.wallSeconds >= o.budgetSeconds));
+    return { base, k, seed, spec, dir, inputs, done, resumeAt: done ? null : state?.step ?? null };
   }));
-  for (const p of plan.filter((q) => q.done)) {
+  for (const p of plan.filter((q) => q.done || q.resumeAt !== null)) {
     const stale = staleReasons(p.dir, p.inputs);
     if (stale.length) {
-      throw new Error(`compare: ${p.dir} holds a finished run made from other inputs (${stale.slice(0, 5).join('; ')}${stale.length > 5 ? `; and ${stale.length - 5} more` : ''}); pass another --out or delete that directory to retrain it`);
+      throw new Error(`compare: ${p.dir} holds a ${p.done ? 'finished' : 'started'} run made from other inputs (${stale.slice(0, 5).join('; ')}${stale.length > 5 ? `; and ${stale.length - 5} more` : ''}); pass another --out or delete that directory to retrain it`);
     }
   }
   const runs: RunRecord[] = [];
@@ -100,10 +116,14 @@ export async function compare(o: CompareOptions): Promise<Study> {
       if (!o.quiet) console.error(`${tag}: ${p.dir} is done already (same spec and files); reusing it`);
     } else {
       mkdirSync(p.dir, { recursive: true });
-      writeRunInputs(p.dir, p.inputs);
-      if (!o.quiet) console.error(`${tag}: ${p.spec.name} (${p.base.protocol}), ${steps} steps or ${o.budgetSeconds} s`);
+      const resume = p.resumeAt !== null;
+      if (!resume) writeRunInputs(p.dir, p.inputs);
+      if (!o.quiet) console.error(`${tag}: ${p.spec.name} (${p.base.protocol}), ${steps} steps or ${o.budgetSeconds} s${resume ? `, continuing from its checkpoint at step ${p.resumeAt}` : ''}`);
       // Only the first seed's sample grid goes into the report; the others skip it (≈ 1 min each).
-      await runActors({ spec: p.spec, out: p.dir, data: o.data, budgetSeconds: o.budgetSeconds, quiet: o.quiet, samples: p.k === 0 });
+      await runActors({
+        ...(resume ? { resume: true } : { spec: p.spec }),
+        out: p.dir, data: o.data, budgetSeconds: o.budgetSeconds, quiet: o.quiet, samples: p.k === 0, signal: o.signal, onStep: o.onStep,
+      });
     }
     const run = readRun(p.dir, p.base.name, p.base.protocol, p.seed);
     if (!p.done) writeFileAtomic(path.join(p.dir, FINISHED_FILE), `${JSON.stringify({ steps: run.steps, wall_s: run.wallSeconds, time: new Date().toISOString() })}\n`);

@@ -123,6 +123,30 @@ describe('compare', () => {
     for (const r of study.runs) expect(r.steps).toBeLessThan(500);
   }, 60_000);
 
+  it('a study stopped mid-run continues from the run\'s checkpoint and ends as an unstopped one', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'study-resume-'));
+    const files = ['sit-baseline', 'repa'].map((p) => {
+      const f = path.join(dir, `${p}.yaml`);
+      writeFileSync(f, stringify({ ...tinySpec(p, { train: { ...tinySpec(p).train, checkpoint_every: 2 } }), name: p }));
+      return f;
+    });
+    const opts = { specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 1000, quiet: true };
+    const whole = await compare({ ...opts, out: path.join(dir, 'whole') });
+    const out = path.join(dir, 'stopped');
+    const ctl = new AbortController();
+    // Stop the third run (repa, first seed) after its fifth step (it writes a checkpoint there).
+    let runsSeen = 0;
+    await expect(compare({ ...opts, out, signal: ctl.signal, onStep: (l) => { if (l.step === 1) runsSeen++; if (runsSeen === 3 && l.step === 5) ctl.abort(); } }))
+      .rejects.toThrow(/interrupted after step 5/);
+    expect(existsSync(path.join(out, 'repa-seed5', FINISHED_FILE))).toBe(false);
+    expect(existsSync(path.join(out, 'repa-seed6'))).toBe(false);
+    const seen: number[] = [];
+    const resumed = await compare({ ...opts, out, onStep: (l) => seen.push(l.step) });
+    // Only the stopped run's remaining step and the untouched last run trained.
+    expect(seen).toEqual([6, 1, 2, 3, 4, 5, 6]);
+    expect(resumed.runs.map((r) => r.losses)).toEqual(whole.runs.map((r) => r.losses));
+  }, 180_000);
+
   it('refuses fewer than two seeds before anything runs', async () => {
     await expect(compare({ specs: ['nonexistent-a.yaml', 'nonexistent-b.yaml'], budgetSeconds: 60, seeds: 1, evalEvery: 10, out: path.join(tmpdir(), 'never'), quiet: true }))
       .rejects.toThrow('compare: --seeds 1: needs at least 2 (a claim is decided only when every seed of one method beats every seed of the other)');
