@@ -33,7 +33,7 @@ import { EDM, curriculumPoints, karrasSigmas, nearestGridIndex, veNoise, type Ka
 import type { BuildContext, MethodDefinition, SpecView, StudentForward } from '../method.ts';
 import { EpgModel, EpgPretrainModel, type EpgOnline } from './model.ts';
 import { augmentView } from './augment.ts';
-import { infoNce, symmetricInfoNce } from './loss.ts';
+import { infoNce, interpolatedTau, symmetricInfoNce, tauMaxAt } from './loss.ts';
 
 const STREAM = 'epg';
 const positiveInt = z.number().int().positive();
@@ -60,6 +60,16 @@ export const EpgSection = z.strictObject({
   target_decay: z.number().min(0).max(1).default(0.99),
   /** Stage 1: InfoNCE temperature of both terms (released pretrain config: constant 0.1). */
   temperature: z.number().positive().default(0.1),
+  /**
+   * Stage 1: the consistency term's temperature (official rcm_denoiser.py get_tau): 'constant' is
+   * `temperature` (the released config); 'interpolated' goes from `temperature` (τ_min, at σ_min) to
+   * τ_max (at σ_max), linear in the unshifted σ̃ = σ·64/H. The contrastive term keeps `temperature`.
+   */
+  tau_schedule: z.enum(['constant', 'interpolated']).default('constant'),
+  /** Stage 1, 'interpolated': τ_max, constant or the official cosine from tau_max towards tau_max_end over the curriculum's K steps. */
+  tau_max: z.number().positive().default(0.1),
+  tau_max_schedule: z.enum(['constant', 'cosine']).default('constant'),
+  tau_max_end: z.number().positive().default(0.1),
   /** Stage 1: the projector's hidden and output width (official 4096 → 256; ours small). */
   projector_dim: positiveInt.default(256),
   projector_out: positiveInt.default(128),
@@ -146,7 +156,7 @@ export function finetuneIndices(s: EpgSection, normals: ArrayLike<number>): Int3
  * target's projections of [v1 + σ0ε; v2 + σ0ε] (no gradient), the consistency target the online
  * encoder's e(x + σ′ε) under noGrad.
  */
-export function pretrainLoss(online: EpgOnline, x: Tensor, eps: Tensor, v1: Tensor, v2: Tensor, sg: { sigma: number; sigmaNext: number; sigmaMin: number }, tau: number, target: (xs: Tensor, sigmas: Float64Array) => Tensor): { contrastive: Tensor; consistency: Tensor } {
+export function pretrainLoss(online: EpgOnline, x: Tensor, eps: Tensor, v1: Tensor, v2: Tensor, sg: { sigma: number; sigmaNext: number; sigmaMin: number }, tau: number, target: (xs: Tensor, sigmas: Float64Array) => Tensor, tauConsistency: number = tau): { contrastive: Tensor; consistency: Tensor } {
   const B = x.shape[0], { sigma, sigmaNext, sigmaMin } = sg;
   const n1 = veNoise(v1, eps, new Float64Array(B).fill(sigmaMin)), n2 = veNoise(v2, eps, new Float64Array(B).fill(sigmaMin));
   const sig = new Float64Array(3 * B).fill(sigmaMin);
@@ -157,20 +167,31 @@ export function pretrainLoss(online: EpgOnline, x: Tensor, eps: Tensor, v1: Tens
   const eNext = noGrad(() => online.encoder.forward(veNoise(x, eps, new Float64Array(B).fill(sigmaNext)), new Float64Array(B).fill(sigmaNext)).e);
   return {
     contrastive: symmetricInfoNce(slice(p, 0, 0, B), slice(p, 0, B, 2 * B), slice(t, 0, 0, B), slice(t, 0, B, 2 * B), tau),
-    consistency: infoNce(slice(e, 0, 2 * B, 3 * B), eNext, tau),
+    consistency: infoNce(slice(e, 0, 2 * B, 3 * B), eNext, tauConsistency),
   };
 }
 
+/**
+ * Stage 1's consistency temperature at the step's (shifted) σ: `temperature` ('constant'), or the
+ * interpolated τ at σ̃ = σ/shift with τ_max(k), k = step − 1 completed steps of K.
+ */
+export function consistencyTau(s: EpgSection, sigma: number, shift: number, step: number, K: number): number {
+  if (s.tau_schedule === 'constant') return s.temperature;
+  const tauMax = tauMaxAt(s.tau_max_schedule, Math.min(step - 1, K), K, s.tau_max, s.tau_max_end);
+  return interpolatedTau(sigma / shift, s.temperature, tauMax, s.sigma_min, s.sigma_max);
+}
+
 /** Stage 1's loss terms on a batch: the step's grid pair, views and target update, then pretrainLoss. */
-export function pretrainTerms(s: EpgSection, m: EpgPretrainModel, x: Tensor, y: ArrayLike<number>, eps: Tensor, d: { step: number; u: number; seed: number }): { contrastive: Tensor; consistency: Tensor; sigma: number; sigmaNext: number; sigmaMin: number; points: number } {
+export function pretrainTerms(s: EpgSection, m: EpgPretrainModel, x: Tensor, y: ArrayLike<number>, eps: Tensor, d: { step: number; u: number; seed: number }): { contrastive: Tensor; consistency: Tensor; sigma: number; sigmaNext: number; sigmaMin: number; points: number; tau: number } {
   if (m.training) { m.advanceTarget(d.step, s.target_decay); m.keepReferences(x, y); }
   const { points, index } = pretrainIndex(s, m.totalSteps, d.step, d.u);
   const grid = karrasSigmas(points, shiftOf(s, m.config), gridOf(s));
   const sigma = grid[index], sigmaNext = grid[index + 1], sigmaMin = grid[points - 1];
   const rng = new Rng(d.seed);
   const v1 = augmentView(x, rng.child('view1'), s.crop_min), v2 = augmentView(x, rng.child('view2'), s.crop_min);
-  const { contrastive, consistency } = pretrainLoss(m.online, x, eps, v1, v2, { sigma, sigmaNext, sigmaMin }, s.temperature, (xs, sig) => m.targetProjection(xs, sig));
-  return { contrastive, consistency, sigma, sigmaNext, sigmaMin, points };
+  const tau = consistencyTau(s, sigma, shiftOf(s, m.config), d.step, m.totalSteps);
+  const { contrastive, consistency } = pretrainLoss(m.online, x, eps, v1, v2, { sigma, sigmaNext, sigmaMin }, s.temperature, (xs, sig) => m.targetProjection(xs, sig), tau);
+  return { contrastive, consistency, sigma, sigmaNext, sigmaMin, points, tau };
 }
 
 /** Stage 2's weighted x0 loss and the prediction, for grid indices idx (B). */
@@ -190,6 +211,7 @@ function check(s: EpgSection, spec: SpecView): void {
   const evalEvery = (spec.train as { eval_every?: number }).eval_every ?? 0;
   if (evalEvery > 0) throw new Error(`epg: train.eval_every is ${evalEvery} but the evaluator's probe reads a flow model's hidden states: set it to 0`);
   if (!(s.sigma_min < s.sigma_max)) throw new Error(`epg.sigma_min (${s.sigma_min}) must be below epg.sigma_max (${s.sigma_max})`);
+  if (s.tau_schedule === 'interpolated' && s.tau_max_schedule === 'cosine' && !(s.tau_max > s.tau_max_end)) throw new Error(`epg.tau_max (${s.tau_max}) must exceed epg.tau_max_end (${s.tau_max_end}) with tau_max_schedule cosine (its lowest τ_max is tau_max − tau_max_end, which must stay > 0)`);
   if (s.curriculum[0] > s.curriculum[1]) throw new Error(`epg.curriculum must be [s0, s1] with s0 ≤ s1, got [${s.curriculum.join(', ')}]`);
   if (!(s.guidance_sigma[0] < s.guidance_sigma[1])) throw new Error(`epg.guidance_sigma must be [lo, hi] with lo < hi, got [${s.guidance_sigma.join(', ')}]`);
   const sampler = (spec.sample as { sampler: string }).sampler;

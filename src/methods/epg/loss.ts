@@ -5,6 +5,12 @@
 //   contrastive        InfoNCE(p(v1), sg p⁻(v2)) + InfoNCE(p(v2), sg p⁻(v1)), p⁻ the EMA target's
 //   consistency        InfoNCE(e(x + σ·ε, σ), sg e(x + σ′·ε, σ′)), both from the online encoder
 // The stop-gradients are the callers' (model.ts computes the targets under noGrad).
+// The consistency term's temperature (rcm/rcm_denoiser.py get_tau, rcm/utils.py
+// create_ema_and_scales_fn; methods-b §7 "Adaptive temperature"):
+//   constant       τ = τ_min
+//   interpolated   τ(σ̃) = τ_min + (σ̃ − σ_min)/(σ_max − σ_min)·(τ_max − τ_min), σ̃ the UNSHIFTED σ (σ·64/H)
+//   τ_max(k)       constant: τ_max;  cosine: end·cos(π/2·(1.5k/K + 1)) + τ_max while 1.5k/K + 1 ≤ 2, else end
+//                  (k the completed steps of K; the official code's form, discontinuous at k = 2K/3 unless τ_max = 2·end)
 import { add, crossEntropy, matmul, mul, transpose } from '../../autograd/index.ts';
 import { unitNormalize } from '../../autograd/ops/unitNormalize.ts';
 import type { Tensor } from '../../tensor/tensor.ts';
@@ -23,4 +29,17 @@ export function infoNce(q: Tensor, k: Tensor, tau: number): Tensor {
 /** The symmetric contrastive term: InfoNCE(p1, t2) + InfoNCE(p2, t1). */
 export function symmetricInfoNce(p1: Tensor, p2: Tensor, t1: Tensor, t2: Tensor, tau: number): Tensor {
   return add(infoNce(p1, t2, tau), infoNce(p2, t1, tau));
+}
+
+/** The interpolated temperature at the unshifted σ̃: τ_min at σ_min, τ_max at σ_max, linear (so monotone) between. */
+export function interpolatedTau(sigmaTilde: number, tauMin: number, tauMax: number, sigmaMin: number, sigmaMax: number): number {
+  if (!(sigmaMax > sigmaMin)) throw new Error(`epg interpolatedTau: need sigma_min < sigma_max, got ${sigmaMin}, ${sigmaMax}`);
+  return ((sigmaTilde - sigmaMin) / (sigmaMax - sigmaMin)) * tauMax + ((sigmaMax - sigmaTilde) / (sigmaMax - sigmaMin)) * tauMin;
+}
+
+/** τ_max after k of K steps: `start` (constant), or the official cosine schedule from `start` towards `end`. */
+export function tauMaxAt(schedule: 'constant' | 'cosine', k: number, K: number, start: number, end: number): number {
+  if (schedule === 'constant') return start;
+  const a = (1.5 * k) / K + 1;
+  return a <= 2 ? end * Math.cos((Math.PI / 2) * a) + start : end;
 }
