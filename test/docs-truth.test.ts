@@ -32,7 +32,7 @@ describe('docs match the code', () => {
   it('the README\'s "train today" row names exactly the registered methods; "planned" names none', () => {
     const readme = read('README.md');
     const today = readme.split('\n').find((l) => l.includes('**train today**'))!;
-    const planned = readme.split('\n').find((l) => l.includes('| planned'))!;
+    const planned = readme.split('\n').find((l) => l.includes('| planned')) ?? ''; // no row once every planned method trains
     const named = [...today.split('|')[1].matchAll(/`([a-z-]+)`/g)].map((m) => m[1]);
     expect(named.sort(), 'update the README table when a method is registered').toEqual([...methodNames()].sort());
     for (const m of methodNames()) expect(planned).not.toMatch(new RegExp(`\\b${m}\\b`, 'i'));

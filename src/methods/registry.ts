@@ -19,6 +19,8 @@ import { rae } from './rae/index.ts';
 import { ditDh } from './dit-dh/index.ts';
 import { epg } from './epg/index.ts';
 import { uniflow } from './uniflow/index.ts';
+import { svg } from './svg/index.ts';
+import { svgDit } from './svg-dit/index.ts';
 
 export const METHODS: readonly MethodDefinition[] = [
   sitBaseline,
@@ -38,6 +40,8 @@ export const METHODS: readonly MethodDefinition[] = [
   ditDh,
   epg,
   uniflow,
+  svg,
+  svgDit,
 ];
 
 /** The method a spec without `methods:` trains. */

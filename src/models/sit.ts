@@ -4,7 +4,8 @@
 // pos_embed, blocks.N.{attn.qkv,attn.proj,mlp.fc1,mlp.fc2,adaLN_modulation.1}.*,
 // final_layer.{adaLN_modulation.1,linear}.*). forward also returns the hidden states after
 // requested blocks (REPA/SRA tap them). Not here: projectors (projector.ts), losses, samplers,
-// REG's extra token.
+// REG's extra token. Option qkNorm (not in the config: checkpoints of the plain SiT are unchanged):
+// every block's attention normalises q and k per head (nn/attention.ts; SVG's DiT, models_SVG.py).
 import { Tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
 import { fmtShape } from '../tensor/shape.ts';
@@ -33,10 +34,10 @@ export class SiTBlock extends Module {
   readonly mlp: Mlp;
   readonly adaLN_modulation: Sequential;
 
-  constructor(hidden: number, heads: number, mlpRatio: number, rng: Rng) {
+  constructor(hidden: number, heads: number, mlpRatio: number, rng: Rng, opts: SiTOptions = {}) {
     super();
     this.norm1 = this.child('norm1', new LayerNorm(hidden, { elementwiseAffine: false, eps: 1e-6 }));
-    this.attn = this.child('attn', new Attention(hidden, heads, rng.child('attn'), { qkvBias: true }));
+    this.attn = this.child('attn', new Attention(hidden, heads, rng.child('attn'), { qkvBias: true, qkNorm: opts.qkNorm ?? false }));
     this.norm2 = this.child('norm2', new LayerNorm(hidden, { elementwiseAffine: false, eps: 1e-6 }));
     this.mlp = this.child('mlp', new Mlp(hidden, hidden * mlpRatio, rng.child('mlp'), { act: 'gelu_tanh' }));
     this.adaLN_modulation = this.child('adaLN_modulation', new Sequential([SiLU(), new Linear(hidden, 6 * hidden, rng.child('adaLN_modulation.1'))]));
@@ -77,6 +78,9 @@ export class FinalLayer extends Module {
 //                                 The model                                     #
 //################################################################################
 
+/** Architecture options outside the config (SVG's DiT: q/k-norm). */
+export interface SiTOptions { qkNorm?: boolean }
+
 export interface SiTForwardOptions extends Partial<Omit<LabelDropOptions, 'training'>> {
   /** 1-based block indices whose outputs to return (block k's output is the input of block k+1). */
   taps?: readonly number[];
@@ -102,7 +106,7 @@ export class SiT extends Module {
   readonly final_layer: FinalLayer;
 
   /** Initial weights are a function of (config, rng's seed and stream) only. */
-  constructor(config: SiTConfig, rng: Rng) {
+  constructor(config: SiTConfig, rng: Rng, opts: SiTOptions = {}) {
     super();
     const c = (this.config = parseSiTConfig(config));
     const d = c.hiddenSize;
@@ -110,7 +114,7 @@ export class SiT extends Module {
     this.t_embedder = this.child('t_embedder', new TimestepEmbedder(d, rng.child('t_embedder'), 256, c.timeScale));
     this.y_embedder = this.child('y_embedder', new LabelEmbedder(c.numClasses, d, c.classDropoutProb, rng.child('y_embedder')));
     this.pos_embed = this.buffer('pos_embed', [1, numTokens(c), d], (data) => data.set(sincosPosEmbed2d(d, gridSize(c))));
-    this.blocks = this.child('blocks', new ModuleList(Array.from({ length: c.depth }, (_, i) => new SiTBlock(d, c.numHeads, c.mlpRatio, rng.child(`blocks.${i}`)))));
+    this.blocks = this.child('blocks', new ModuleList(Array.from({ length: c.depth }, (_, i) => new SiTBlock(d, c.numHeads, c.mlpRatio, rng.child(`blocks.${i}`), opts))));
     this.final_layer = this.child('final_layer', new FinalLayer(d, c.patchSize, outChannels(c), rng.child('final_layer')));
     this.initializeWeights(rng.child('init'));
   }

@@ -70,6 +70,12 @@ export const TINY: Record<string, Record<string, unknown>> = {
   // 2×2 merge gives z of 4 channels on 2×2; W 32 (the model section), 3 GTBs of 2 heads; a flow MLP of
   // width 16 with 2 ResBlocks on 4×4×1 patches; 2 reference images per class for the grid.
   uniflow: { encoder, uniflow: { latent_channels: 4, flow_width: 16, flow_depth: 2, ref_per_class: 2 } },
+  // SVG stage 1: the encoder's 4×4×16 tokens + 4 residual channels from a 1-block ViT of width 16
+  // (patch 4 on 16 px) → a 3-block ViT decoder of width 32 → 16 px; the GAN terms count from step 3.
+  svg: { encoder, svg: { residual_channels: 4, residual_width: 16, residual_depth: 1, residual_heads: 2, disc: 'PatchGAN-T', gan_start: 3, ref_per_class: 2 } },
+  // SVG stage 2 in pixel space (the latent is the space's business): 16 px, patch 1, the 3-block
+  // SiT of width 32 with q/k-norm; SVG's shifts 0.4 (training) and 0.15 (the Euler grid).
+  'svg-dit': { model: { ...base.model, preset: 'SiT-S/1' }, diffusion: { path: 'linear', objective: 'velocity', time_sampling: 'uniform' }, svg_dit: { train_shift: 0.4, sample_shift: 0.15 } },
 };
 
 /** Runs of several methods at once the registry tests cover too (their sections merged). */
