@@ -1,14 +1,26 @@
 // EPG (src/methods/epg): the variants behind spec fields whose defaults keep today's runs —
 //   (g) the interpolated consistency temperature: τ_min at σ_min, τ_max at σ_max, monotone between;
 //       the cosine τ_max(k); the constant default is `temperature` whatever σ
+//   stage 'consistency': the boundary f(x, σ_min·shift) = x exactly; the pseudo-Huber's closed form
+//       and its limits (→ ‖d‖ − c far out, → ‖d‖²/2c near 0); the target gets no gradient (analytic =
+//       central differences with it frozen, ≠ with it moving); ECT's pairs (σ_min ≤ r ≤ t, one ε so
+//       one trajectory, the stage non-decreasing, r → t as it grows); float64 gradchecks of the
+//       boundary and the objective; the one-/few-step sampler; the spec's checks
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Rng } from '../../src/tensor/rng.ts';
 import { parseSiTConfig, type SiTConfig } from '../../src/models/config.ts';
 import { EDM, karrasSigmas } from '../../src/diffusion/ve.ts';
+import { backward, gradcheck, mul, noGrad, pow, sub, sum, add, div } from '../../src/autograd/index.ts';
+import { tensor, type Tensor } from '../../src/tensor/tensor.ts';
+import type { Module } from '../../src/nn/module.ts';
+import { veNoise } from '../../src/diffusion/ve.ts';
 import { interpolatedTau, tauMaxAt } from '../../src/methods/epg/loss.ts';
-import { EpgPretrainModel } from '../../src/methods/epg/model.ts';
-import { EpgSection, consistencyTau, epg, pretrainTerms } from '../../src/methods/epg/index.ts';
+import { EpgModel, EpgPretrainModel } from '../../src/methods/epg/model.ts';
+import { applyBoundary, cmScalings, consistencyObjective, ectR, ectStage, ectWeights, pseudoHuber } from '../../src/methods/epg/consistency.ts';
+import { consistencySigmas, sampleConsistency } from '../../src/methods/epg/sampler.ts';
+import { EpgSection, consistencyLoss, consistencyPairs, consistencyTau, epg, pretrainTerms } from '../../src/methods/epg/index.ts';
+import { expectClose } from '../kernels/expectClose.ts';
 
 const CONFIG: SiTConfig = parseSiTConfig({ family: 'SiT', inputSize: 8, inChannels: 1, patchSize: 4, hiddenSize: 8, depth: 2, numHeads: 2, mlpRatio: 2, numClasses: 3, classDropoutProb: 0.1, learnSigma: false, timeScale: 1 });
 const section = (over: Record<string, unknown> = {}) => EpgSection.parse({ stage: 'pretrain', projector_dim: 6, projector_out: 5, curriculum: [2, 8], ...over });
@@ -70,5 +82,180 @@ describe('(g) the interpolated temperature', () => {
   it('a cosine τ_max that would reach 0 is refused, naming the fields', () => {
     const s = section({ tau_schedule: 'interpolated', tau_max_schedule: 'cosine', tau_max: 0.1, tau_max_end: 0.2 });
     expect(() => epg.check!(s, spec(s))).toThrow(/epg\.tau_max .*tau_max_end/);
+  });
+});
+
+/** Test only: every parameter and buffer as float64 storage (same values). */
+function toFloat64(m: Module): void {
+  for (const [, t] of m.stateDict()) {
+    const w = t as unknown as { data: Float64Array; dtype: string };
+    w.data = Float64Array.from(t.data);
+    w.dtype = 'float64';
+  }
+}
+
+/** Every parameter N(0, std) (the zero-initialised output and adaLN would hide the network). */
+function randomise(m: Module, seed: number, std = 0.3): void {
+  const rng = new Rng(seed);
+  for (const [n, t] of m.namedParameters()) t.data.set(rng.child(n).normalArray(t.size, 0, std));
+}
+
+const consistencyModel = (seed: number, over: Record<string, unknown> = {}) => {
+  const s = section({ stage: 'consistency', ...over });
+  const m = epg.backbone!.build(s, { config: CONFIG, spec: { train: { steps: 100 } } } as never, seed) as EpgModel;
+  return { s, m };
+};
+
+describe("stage 'consistency'", () => {
+  it('the boundary: c_skip(σ_min′) = 1, c_out(σ_min′) = 0, and f(x, σ_min·shift) = x exactly for any weights and x', () => {
+    expect(cmScalings(0.001, 0.001)).toEqual({ cSkip: 1, cOut: 0 });
+    const { m } = consistencyModel(1);
+    expect(m.boundary).toEqual({ sigmaMin: EDM.sigmaMin * 8 / 64, sigmaData: 0.5 });
+    fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 1e6 }), (B, seed) => {
+      randomise(m, seed);
+      const x = new Rng(seed + 1).normal([B, 1, 8, 8], 0, 2);
+      const sig = new Float64Array(B).fill(m.boundary!.sigmaMin);
+      const out = m.denoise(x, sig, Int32Array.from({ length: B }, (_, i) => i % 3));
+      expect(Array.from(out.data)).toEqual(Array.from(x.data));
+      // away from the boundary the network shows
+      const far = m.denoise(x, new Float64Array(B).fill(1), Int32Array.from({ length: B }, (_, i) => i % 3));
+      expect(Array.from(far.data)).not.toEqual(Array.from(x.data));
+    }), { numRuns: 12, seed: 51 });
+  });
+
+  it('the pseudo-Huber: √(‖d‖² + c²) − c per sample; ρ − ‖d‖ → −c far out, ρ/(‖d‖²/2c) → 1 near 0; ≥ 0, 0 only at d = 0', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 20 }), fc.double({ min: 1e-3, max: 1, noNaN: true }), fc.integer({ min: 0, max: 1e6 }), (B, D, c, seed) => {
+      const d = new Rng(seed).normal([B, D], 0, 1, 'float64');
+      const rho = pseudoHuber(d, c).data;
+      for (let b = 0; b < B; b++) {
+        const n2 = Array.from(d.data.slice(b * D, (b + 1) * D)).reduce((a, v) => a + v * v, 0);
+        expect(rho[b]).toBeCloseTo(Math.sqrt(n2 + c * c) - c, 12);
+        expect(rho[b]).toBeGreaterThan(0);
+        // scaled so that ‖λd‖ = 1e6·c (far) and 1e-4·c (near)
+        const far = (1e6 * c) / Math.sqrt(n2), near = (1e-4 * c) / Math.sqrt(n2);
+        const big = pseudoHuber(mul(d, far), c).data[b], small = pseudoHuber(mul(d, near), c).data[b];
+        expect((big - 1e6 * c) / c).toBeCloseTo(-1, 5);
+        expect(small / ((near * near * n2) / (2 * c))).toBeCloseTo(1, 6);
+      }
+    }), { numRuns: 80, seed: 52 });
+    expect(pseudoHuber(tensor(new Float64Array(6), [2, 3], 'float64'), 0.08).toArray()).toEqual([0, 0]);
+  });
+
+  it('gradchecks (float64): the boundary in x and F, the pseudo-Huber, the weighted objective in the prediction', () => {
+    const rng = new Rng(53), sig = [0.3, 0.001, 7];
+    const g1 = gradcheck((x, f) => applyBoundary(x, f, sig, 0.001), [rng.normal([3, 1, 4, 4], 0, 1, 'float64'), rng.normal([3, 1, 4, 4], 0, 1, 'float64')]);
+    expect(g1.ok, g1.message).toBe(true);
+    const g2 = gradcheck((d) => pseudoHuber(d, 0.06), [rng.normal([3, 2, 4], 0, 0.1, 'float64')]);
+    expect(g2.ok, g2.message).toBe(true);
+    const tgt = rng.normal([3, 1, 4, 4], 0, 1, 'float64'), w = Float64Array.from([2, 0, 0.5]);
+    const g3 = gradcheck((p) => consistencyObjective(p, tgt, w, 0.08), [rng.normal([3, 1, 4, 4], 0, 1, 'float64')]);
+    expect(g3.ok, g3.message).toBe(true);
+    // the official form ‖d‖²/sg√(‖d‖² + c²) has twice our gradient
+    const p = rng.normal([3, 1, 4, 4], 0, 1, 'float64');
+    p.requiresGrad = true;
+    backward(consistencyObjective(p, tgt, w, 0.08));
+    const ours = Float64Array.from(p.grad!.data);
+    const q = tensor(Array.from(p.data), p.shape, 'float64');
+    q.requiresGrad = true;
+    const sq = sum(pow(sub(q, tgt), 2), [1, 2, 3]);
+    const den = noGrad(() => pow(add(sq, 0.08 * 0.08), 0.5));
+    backward(mul(sum(mul(div(sq, den), tensor(Array.from(w), [3], 'float64'))), 1 / 3));
+    expectClose('official = 2·ours', q.grad!.data, Array.from(ours, (g) => 2 * g), 1e-12, 1e-10);
+  });
+
+  it('ECT pairs: σ_min ≤ r ≤ t, x_t and x_r on one trajectory (one ε); the stage never decreases and r → t as it grows; w = 1/(t − r) or 0', () => {
+    const s = section({ stage: 'consistency', ect_d: [20, 15] });
+    fc.assert(fc.property(fc.array(fc.double({ min: -5, max: 4, noNaN: true }), { minLength: 1, maxLength: 6 }), fc.integer({ min: 1, max: 200 }), (ns, step) => {
+      const { t, r, stage } = consistencyPairs(s, 200, step, ns);
+      expect(stage).toBe(ectStage(step - 1, [20, 15], 1));
+      expect(ectStage(step, [20, 15], 1)).toBeGreaterThanOrEqual(stage);
+      t.forEach((tv, b) => {
+        expect(r[b]).toBeGreaterThanOrEqual(EDM.sigmaMin);
+        expect(r[b]).toBeLessThanOrEqual(tv);
+        expect(tv).toBeGreaterThanOrEqual(EDM.sigmaMin);
+      });
+      const w = ectWeights(t, r);
+      w.forEach((v, b) => expect(v).toBe(t[b] === r[b] ? 0 : 1 / (t[b] - r[b])));
+    }), { numRuns: 100, seed: 54 });
+    fc.assert(fc.property(fc.double({ min: 0.01, max: 80, noNaN: true }), (t) => {
+      const p = { q: 2, k: 8, b: 1, sigmaMin: EDM.sigmaMin };
+      for (let st = 1; st < 30; st++) expect(ectR(t, st + 1, p)).toBeGreaterThanOrEqual(ectR(t, st, p));
+      expect(t - ectR(t, 40, p)).toBeLessThan(1e-9 * Math.max(1, t));
+    }), { numRuns: 60, seed: 55 });
+    const x = new Rng(56).normal([2, 1, 8, 8], 0, 0.5, 'float64'), eps = new Rng(57).normal([2, 1, 8, 8], 0, 1, 'float64');
+    const { t, r } = consistencyPairs(s, 200, 50, [0.3, 1.2]);
+    const xt = veNoise(x, eps, t), xr = veNoise(x, eps, r);
+    for (let i = 0; i < 128; i++) {
+      const b = i < 64 ? 0 : 1;
+      expect((xt.data[i] - x.data[i]) / t[b]).toBeCloseTo((xr.data[i] - x.data[i]) / r[b], 9);
+    }
+  });
+
+  it('the target gets no gradient: analytic = central differences with the target frozen, ≠ with it moving; stage 0 targets x', () => {
+    const { s, m } = consistencyModel(2, { ect_d: [5, 5] });
+    toFloat64(m);
+    randomise(m, 3, 0.2);
+    const rng = new Rng(58), x = rng.normal([3, 1, 8, 8], 0, 0.5, 'float64'), eps = rng.normal([3, 1, 8, 8], 0, 1, 'float64');
+    const labels = Int32Array.from([0, 1, 2]), pairs = consistencyPairs(s, 100, 30, [0.5, -0.2, 1.0]);
+    expect(pairs.stage).toBeGreaterThan(0);
+    m.zeroGrad();
+    const r0 = consistencyLoss(s, m, x, eps, pairs, labels);
+    backward(r0.loss);
+    const frozenTarget = r0.target;
+    const frozen = () => noGrad(() => consistencyObjective(m.denoise(veNoise(x, eps, r0.t), r0.t, labels), frozenTarget, r0.weights, s.huber_c).item());
+    const moving = () => noGrad(() => consistencyLoss(s, m, x, eps, pairs, labels).loss.item());
+    const w = m.decoder.items[1].mlp.fc2.weight, h = 1e-6;
+    let differs = 0;
+    for (let j = 0; j < 6; j++) {
+      const old = w.data[j];
+      w.data[j] = old + h; const fp = frozen(), mp = moving();
+      w.data[j] = old - h; const fm = frozen(), mm = moving();
+      w.data[j] = old;
+      expect(Math.abs((fp - fm) / (2 * h) - w.grad!.data[j])).toBeLessThan(1e-6 + 1e-5 * Math.abs(w.grad!.data[j]));
+      if (Math.abs((mp - mm) / (2 * h) - w.grad!.data[j]) > 1e-5) differs++;
+    }
+    expect(differs).toBeGreaterThan(0);
+    const { s: s0 } = consistencyModel(2, { ect_delta: 0 });
+    const p0 = consistencyPairs(s0, 100, 1, [0.5, -0.2, 1.0]);
+    expect(p0.stage).toBe(0);
+    expect(consistencyLoss(s0, m, x, eps, p0, labels).target).toBe(x);
+  });
+
+  it('the sampler: one step is clamp(f(σ_max·shift·ε)); n steps are n evaluations at the first n of n + 1 Karras points, re-noised to √(σ_i² − σ_min²)', () => {
+    const noise = new Rng(60).normal([2, 1, 4, 4], 0, 1, 'float64'), y = Int32Array.from([0, 1]);
+    const grid = EDM, shift = 0.5;
+    fc.assert(fc.property(fc.integer({ min: 1, max: 6 }), (steps) => {
+      const seen: number[] = [], inputs: Tensor[] = [];
+      const den = (x: Tensor, sig: Float64Array) => { seen.push(sig[0]); inputs.push(x); return mul(x, 0.01); };
+      const zs: Tensor[] = [];
+      const out = sampleConsistency(den, noise, y, { steps, shift, grid, renoise: (i) => { const z = new Rng(100 + i).normal([2, 1, 4, 4], 0, 1, 'float64'); zs.push(z); return z; } });
+      const sig = consistencySigmas(steps, shift, grid);
+      expect(seen).toEqual(Array.from(sig));
+      expect(sig[0]).toBe(80 * shift);
+      if (steps > 1) expect(sig[steps - 1]).toBeGreaterThan(EDM.sigmaMin * shift);
+      expectClose('first input', inputs[0].data, Array.from(noise.data, (e) => e * 40), 1e-12, 1e-12);
+      for (let i = 1; i < steps; i++) {
+        const prev = Array.from(inputs[i - 1].data, (v) => Math.min(1, Math.max(-1, v * 0.01)));
+        const a = Math.sqrt(sig[i] ** 2 - (EDM.sigmaMin * shift) ** 2);
+        expectClose(`input ${i}`, inputs[i].data, prev.map((v, k) => v + a * zs[i - 1].data[k]), 1e-12, 1e-12);
+      }
+      expect(out.data.every((v) => v >= -1 && v <= 1)).toBe(true);
+    }), { numRuns: 12, seed: 61 });
+    const { m } = consistencyModel(4);
+    randomise(m, 5);
+    const noise8 = new Rng(62).normal([2, 1, 8, 8]);
+    const one = m.drawOwn(noise8, tensor([0, 1], [2]), { sampler: 'euler', steps: 1, cfg: 1, guidance_low: 0, guidance_high: 1 });
+    const want = noGrad(() => m.denoise(mul(noise8, 40 * 8 / 32), new Float64Array(2).fill(40 * 8 / 32), Int32Array.from([0, 1])));
+    expectClose('one step', one.data, Array.from(want.data, (v) => Math.min(1, Math.max(-1, v))), 1e-6, 1e-6);
+    expect(m.drawOwn(noise8, tensor([0, 1], [2]), { sampler: 'euler', steps: 2, cfg: 1, guidance_low: 0, guidance_high: 1 }).shape).toEqual([2, 1, 8, 8]);
+    expect(() => m.drawOwn(noise8, tensor([0, 1], [2]), { sampler: 'heun', steps: 2, cfg: 1, guidance_low: 0, guidance_high: 1 })).toThrow(/sample\.sampler must be euler/);
+  });
+
+  it("the spec's checks name the field: heun and cfg > 1 refused in stage 'consistency'", () => {
+    const s = section({ stage: 'consistency' });
+    const sp = (sample: Record<string, unknown>) => ({ name: 't', methods: ['epg'], model: { learn_sigma: false, depth: 2 }, train: { batch_size: 4, eval_every: 0 }, sample, epg: s }) as never;
+    expect(() => epg.check!(s, sp({ sampler: 'heun' }))).toThrow(/sample\.sampler must be euler/);
+    expect(() => epg.check!(s, sp({ sampler: 'euler', cfg: 2 }))).toThrow(/sample\.cfg must be ≤ 1/);
+    expect(() => epg.check!(s, sp({ sampler: 'euler', cfg: 1 }))).not.toThrow();
   });
 });

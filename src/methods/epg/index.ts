@@ -34,13 +34,18 @@ import type { BuildContext, MethodDefinition, SpecView, StudentForward } from '.
 import { EpgModel, EpgPretrainModel, type EpgOnline } from './model.ts';
 import { augmentView } from './augment.ts';
 import { infoNce, interpolatedTau, symmetricInfoNce, tauMaxAt } from './loss.ts';
+import { consistencyObjective, ectR, ectStage, ectWeights } from './consistency.ts';
 
 const STREAM = 'epg';
 const positiveInt = z.number().int().positive();
 
 export const EpgSection = z.strictObject({
-  /** Which stage this run trains: the self-supervised encoder ('pretrain') or the generator ('diffusion'). */
-  stage: z.enum(['pretrain', 'diffusion']),
+  /**
+   * Which stage this run trains: the self-supervised encoder ('pretrain'), the generator as an x0
+   * diffusion model ('diffusion') or as a consistency model ('consistency', consistency.ts; one- or
+   * few-step sampling).
+   */
+  stage: z.enum(['pretrain', 'diffusion', 'consistency']),
   /**
    * Stage 'diffusion': the stage-1 run to start the encoder from — its checkpoint (the EMA weights)
    * or a `diffactor export` of it. null: a seed-initialised encoder (no pre-training; tests, ablations).
@@ -83,6 +88,19 @@ export const EpgSection = z.strictObject({
   p_mean: z.number().default(-1.2),
   p_std: z.number().positive().default(1.6),
   finetune_points: z.number().int().min(2).default(1280),
+  /**
+   * Stage 'consistency' (consistency.ts): ECT's pair r(t) = t·(1 − q^{−s}·(1 + κ·sigmoid(−b·t))) at
+   * stage s = δ before step d0, then +1 every d1 steps, with t ~ lognormal(p_mean, p_std) (the
+   * official consistency config: P_mean −0.4, P_std 1.6, q 2, κ 8, b 1, d (100k, 100k) of 1M
+   * steps, δ 1); ect_d null: a tenth of K (curriculum_steps, else train.steps) for each.
+   */
+  ect_q: z.number().gt(1).default(2),
+  ect_k: z.number().min(0).default(8),
+  ect_b: z.number().positive().default(1),
+  ect_d: z.tuple([positiveInt, positiveInt]).nullable().default(null),
+  ect_delta: z.number().int().min(0).default(1),
+  /** Stage 'consistency': the pseudo-Huber's c over a whole sample (the released config 0.06; the class default 0.08). */
+  huber_c: z.number().positive().default(0.06),
   /** Stage 2 sampling: guidance only for σ in (lo, hi] (official (0.19, 1.61]). */
   guidance_sigma: z.tuple([z.number().min(0), z.number().positive()]).default([0.19, 1.61]),
 });
@@ -120,9 +138,14 @@ function pretrainModel(s: EpgSection, c: Pick<BuildContext, 'config' | 'spec'>, 
   return m;
 }
 
-function generator(s: EpgSection, config: SiTConfig, seed: number): EpgModel {
+function generator(s: EpgSection, c: Pick<BuildContext, 'config' | 'spec'>, seed: number): EpgModel {
+  const config = c.config;
   const m = new EpgModel(config, s.decoder_depth ?? config.depth, new Rng(seed).child('model'));
   m.sampling = { shift: shiftOf(s, config), grid: gridOf(s), interval: s.guidance_sigma };
+  if (s.stage === 'consistency') {
+    m.boundary = { sigmaMin: s.sigma_min * shiftOf(s, config), sigmaData: EDM.sigmaData };
+    m.totalSteps = s.curriculum_steps ?? c.spec.train.steps;
+  }
   return m;
 }
 
@@ -130,7 +153,7 @@ function build(s: EpgSection, c: BuildContext, seed: number): EpgPretrainModel |
   if (s.stage === 'pretrain') {
     return pretrainModel(s, c, seed);
   }
-  const m = generator(s, c.config, seed);
+  const m = generator(s, c, seed);
   if (s.init) {
     try { m.encoder.loadStateDict(stageOneEncoder(s.init)); } catch (e) { throw new Error(`epg.init: ${s.init} does not fit this encoder (same model section as stage 1?): ${(e as Error).message}`); }
   }
@@ -205,6 +228,29 @@ export function finetuneLoss(s: EpgSection, m: EpgModel, x: Tensor, eps: Tensor,
   return { loss: mean(mul(mul(diff, diff), w)), out, sigmas, weights };
 }
 
+/** Stage 'consistency''s pairs (unshifted) of a step: t per sample from n ~ N(0, 1), r by ECT's stage after k = step − 1 of K steps. */
+export function consistencyPairs(s: EpgSection, K: number, step: number, normals: ArrayLike<number>): { t: Float64Array; r: Float64Array; stage: number } {
+  const tenth = Math.max(1, Math.ceil(K / 10));
+  const stage = ectStage(Math.min(step - 1, K), s.ect_d ?? [tenth, tenth], s.ect_delta);
+  const t = Float64Array.from(normals, (n) => Math.max(Math.exp(s.p_mean + s.p_std * n), s.sigma_min));
+  const r = t.map((v) => ectR(v, stage, { q: s.ect_q, k: s.ect_k, b: s.ect_b, sigmaMin: s.sigma_min }));
+  return { t, r, stage };
+}
+
+/**
+ * Stage 'consistency''s loss: pred = f(x + tε, t), target = sg f(x + rε, r) from the same model (x at
+ * stage 0), t and r ×shift, mean_b ρ(pred − target)/(t − r) (consistency.ts).
+ */
+export function consistencyLoss(s: EpgSection, m: EpgModel, x: Tensor, eps: Tensor, pairs: { t: Float64Array; r: Float64Array; stage: number }, labels: Int32Array): { loss: Tensor; pred: Tensor; target: Tensor; t: Float64Array; r: Float64Array; weights: Float64Array } {
+  if (!m.boundary) throw new Error("epg consistencyLoss: the model has no consistency boundary (epg.stage must be 'consistency')");
+  const shift = shiftOf(s, m.config);
+  const t = pairs.t.map((v) => v * shift), r = pairs.r.map((v) => v * shift);
+  const pred = m.denoise(veNoise(x, eps, t), t, labels);
+  const target = pairs.stage === 0 ? x : noGrad(() => m.denoise(veNoise(x, eps, r), r, labels));
+  const weights = ectWeights(t, r);
+  return { loss: consistencyObjective(pred, target, weights, s.huber_c), pred, target, t, r, weights };
+}
+
 function check(s: EpgSection, spec: SpecView): void {
   if (spec.methods.length !== 1) throw new Error(`epg trains alone (a VE x0-prediction model in two stages, no velocity or hidden taps for other methods): methods must be [epg], got [${spec.methods.join(', ')}]`);
   if (spec.model.learn_sigma) throw new Error('epg predicts x0: model.learn_sigma must be false');
@@ -215,9 +261,14 @@ function check(s: EpgSection, spec: SpecView): void {
   if (s.curriculum[0] > s.curriculum[1]) throw new Error(`epg.curriculum must be [s0, s1] with s0 ≤ s1, got [${s.curriculum.join(', ')}]`);
   if (!(s.guidance_sigma[0] < s.guidance_sigma[1])) throw new Error(`epg.guidance_sigma must be [lo, hi] with lo < hi, got [${s.guidance_sigma.join(', ')}]`);
   const sampler = (spec.sample as { sampler: string }).sampler;
+  if (s.stage === 'consistency') {
+    if (sampler !== 'euler') throw new Error(`epg stage 'consistency' draws with the consistency model's multistep sampler, named euler (sample.steps evaluations): sample.sampler must be euler, got ${sampler}`);
+    const cfg = (spec.sample as { cfg?: number }).cfg ?? 1;
+    if (cfg > 1) throw new Error(`epg stage 'consistency' samples without guidance: sample.cfg must be ≤ 1, got ${cfg}`);
+  }
   if (sampler !== 'euler' && sampler !== 'heun') throw new Error(`epg samples with its own Euler or Heun sampler on the Karras grid: sample.sampler must be euler or heun, got ${sampler}`);
   if (s.stage === 'pretrain') {
-    if (s.init) throw new Error("epg.init is read in stage 'diffusion' only (stage 'pretrain' trains the encoder it would name)");
+    if (s.init) throw new Error("epg.init is read in stages 'diffusion' and 'consistency' only (stage 'pretrain' trains the encoder it would name)");
     if (spec.train.batch_size < 2) throw new Error(`epg stage 'pretrain' contrasts B ≥ 2 samples (InfoNCE of one sample is 0): train.batch_size is ${spec.train.batch_size}`);
   } else {
     const depth = (spec.model as { depth?: number }).depth;
@@ -242,6 +293,7 @@ export const epg: MethodDefinition<EpgSection> = {
   draw: (s, v, rngs) => {
     const r = rngs[STREAM];
     if (s.stage === 'pretrain') return { step: v.step, u: r.uniformArray(1)[0], seed: r.randintArray(0, 0x7fffffff, 1)[0] };
+    if (s.stage === 'consistency') return { step: v.step, n: Array.from(r.normalArray(v.x.shape[0])) };
     return { idx: Array.from(finetuneIndices(s, r.normalArray(v.x.shape[0]))) };
   },
   diffWeight: () => 0,
@@ -251,7 +303,7 @@ export const epg: MethodDefinition<EpgSection> = {
       const pre = weights.has('online.encoder.cls_token');
       if (pre !== (s.stage === 'pretrain')) throw new Error(`epg: the weights are a stage '${pre ? 'pretrain' : 'diffusion'}' model but epg.stage is '${s.stage}'`);
       if (!pre && !weights.has('encoder.cls_token')) throw new Error('epg: the weights have no encoder.cls_token — not an EPG model');
-      return s.stage === 'pretrain' ? pretrainModel(s, c, 0) : generator(s, c.config, 0);
+      return s.stage === 'pretrain' ? pretrainModel(s, c, 0) : generator(s, c, 0);
     },
     // Stage 1's buffers (the EMA target, its step, the grid's images) are copied, not averaged.
     emaCopied: (model) => model.namedBuffers(),
@@ -264,6 +316,12 @@ export const epg: MethodDefinition<EpgSection> = {
         return { out: x, target: x, hidden: new Map(), labels: Int32Array.from(b.y), terms: { contrastive: { value: r.contrastive, weight: 1 }, consistency: { value: r.consistency, weight: 1 } } };
       }
       const m = asGenerator(model);
+      if (s.stage === 'consistency') {
+        const d = b.draws.epg as { step: number; n: number[] };
+        const labels = m.dropLabels(b.y, dropout);
+        const r = consistencyLoss(s, m, x, b.eps, consistencyPairs(s, m.totalSteps, d.step, d.n), labels);
+        return { out: r.pred, target: r.target, hidden: new Map(), labels, terms: { cm: { value: r.loss, weight: 1 } } };
+      }
       const d = b.draws.epg as { idx: number[] };
       const labels = m.dropLabels(b.y, dropout);
       const { loss, out } = finetuneLoss(s, m, x, b.eps, d.idx, labels);

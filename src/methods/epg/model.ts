@@ -34,7 +34,8 @@ import { Projector } from '../../models/projector.ts';
 import { gridSize, numTokens, type SiTConfig } from '../../models/config.ts';
 import { EDM, edmCIn, sigmaCondition, type KarrasGrid } from '../../diffusion/ve.ts';
 import type { OwnSampleSettings, OwnSampler } from '../method.ts';
-import { sampleEpg } from './sampler.ts';
+import { sampleConsistency, sampleEpg } from './sampler.ts';
+import { applyBoundary } from './consistency.ts';
 import { augmentView } from './augment.ts';
 
 /** The tokens before the patches: CLS and time. */
@@ -284,6 +285,14 @@ export interface EpgSampling { shift: number; grid: KarrasGrid; interval: readon
 export class EpgModel extends Module implements OwnSampler {
   /** The sampler's settings (set by the method from its section). */
   sampling: EpgSampling;
+  /**
+   * Stage 'consistency': D = c_skip(σ)·x + c_out(σ)·forward(x, σ) with the boundary at sigmaMin
+   * (the shifted σ_min; consistency.ts), sampled by the consistency sampler. null (stage
+   * 'diffusion'): D = forward, the x0 prediction.
+   */
+  boundary: { sigmaMin: number; sigmaData: number } | null = null;
+  /** K of the consistency stage's ECT schedule: the run's total steps unless epg.curriculum_steps names it (set by the method). */
+  totalSteps = 1;
   readonly encoder: EpgEncoder;
   readonly y_embedder: LabelEmbedder;
   readonly skips: ModuleList<SkipFuse>;
@@ -317,6 +326,15 @@ export class EpgModel extends Module implements OwnSampler {
   ownsSampler(_sampler: string): boolean { return true; }
 
   drawOwn(noise: Tensor, y: Tensor, s: OwnSampleSettings, onStep?: (i: number, n: number) => void): Tensor {
+    if (this.boundary) {
+      if (s.sampler !== 'euler') throw new Error(`epg stage 'consistency' draws with the consistency model's multistep sampler, named euler (sample.steps evaluations): sample.sampler must be euler, got ${s.sampler}`);
+      if (s.cfg > 1) throw new Error(`epg stage 'consistency' samples without guidance (the official consistency config drops no labels): sample.cfg must be ≤ 1, got ${s.cfg}`);
+      const rng = new Rng(Math.floor(Math.abs(noise.data[0]) * 1e6)).child('consistency');
+      return sampleConsistency((x, sig, l) => this.denoise(x, sig, l), noise, Int32Array.from(y.data), {
+        steps: s.steps, shift: this.sampling.shift, grid: this.sampling.grid, onStep,
+        renoise: (i) => rng.child(`z${i}`).normal([...noise.shape], 0, 1, noise.dtype),
+      });
+    }
     if (s.sampler !== 'euler' && s.sampler !== 'heun') throw new Error(`epg samples with its own Euler or Heun sampler on the Karras grid: sample.sampler must be euler or heun, got ${s.sampler}`);
     if (s.cfg > 1 && this.config.classDropoutProb <= 0) throw new Error('epg: sample.cfg > 1 needs the null class (model.class_dropout_prob > 0)');
     return sampleEpg((x, sig, l) => this.forward(x, sig, l), noise, Int32Array.from(y.data), {
@@ -338,6 +356,12 @@ export class EpgModel extends Module implements OwnSampler {
     });
     const out = this.out_proj.forward(this.out_norm.forward(slice(h, 1, EPG_PREFIX))); // (B, T, p·p·C)
     return unpatchify(out, c);
+  }
+
+  /** The denoiser: forward (x0 prediction), or under the consistency boundary c_skip·x + c_out·forward. */
+  denoise(xSigma: Tensor, sigmas: ArrayLike<number>, labels: Int32Array): Tensor {
+    const f = this.forward(xSigma, sigmas, labels);
+    return this.boundary ? applyBoundary(xSigma, f, sigmas, this.boundary.sigmaMin, this.boundary.sigmaData) : f;
   }
 
   /** Labels after the class dropout of training (rng) or as given (eval). */

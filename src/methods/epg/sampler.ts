@@ -72,3 +72,41 @@ export function sampleEpg(den: EpgDenoiser, noise: Tensor, y: Int32Array, o: Epg
     return x;
   });
 }
+
+export interface ConsistencySampleOptions {
+  steps: number;
+  shift: number;
+  grid: KarrasGrid;
+  /** The fresh noise z_i (like ε) of evaluation i ≥ 1. */
+  renoise: (i: number) => Tensor;
+  onStep?: (i: number, n: number) => void;
+}
+
+/**
+ * The σ's a consistency model's `steps` evaluations start from: the first `steps` points of the
+ * (steps + 1)-point shifted Karras grid (whose last point is the boundary σ_min·shift): 1 step is
+ * σ_max·shift alone (the official `onestep`), 2 steps add the middle of a 3-point grid.
+ */
+export function consistencySigmas(steps: number, shift: number, grid: KarrasGrid): Float64Array {
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`epg consistency sampler: sample.steps must be an integer ≥ 1, got ${steps}`);
+  return karrasSigmas(steps + 1, shift, grid).slice(0, steps);
+}
+
+/**
+ * Multistep consistency sampling (Song et al. 2023, arXiv 2303.01469, Algorithm 1): x = f(σ_0·ε, σ_0);
+ * then for each further σ_i, x = f(x + √(σ_i² − σ_min²)·z_i, σ_i), σ_min = grid.sigmaMin·shift; f
+ * clamped to [−1, 1] as the official sampler's denoiser does. One step is clamp(f(σ_0·ε, σ_0)).
+ */
+export function sampleConsistency(den: EpgDenoiser, noise: Tensor, y: Int32Array, o: ConsistencySampleOptions): Tensor {
+  const s = consistencySigmas(o.steps, o.shift, o.grid), sMin = o.grid.sigmaMin * o.shift, B = y.length;
+  return noGrad(() => {
+    let x = clamp(den(mul(noise, s[0]), new Float64Array(B).fill(s[0]), y), -1, 1);
+    o.onStep?.(1, o.steps);
+    for (let i = 1; i < o.steps; i++) {
+      const xi = add(x, mul(o.renoise(i), Math.sqrt(s[i] * s[i] - sMin * sMin)));
+      x = clamp(den(xi, new Float64Array(B).fill(s[i]), y), -1, 1);
+      o.onStep?.(i + 1, o.steps);
+    }
+    return x;
+  });
+}
