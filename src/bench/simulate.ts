@@ -20,6 +20,7 @@
 // Not here: printing (cli/simulate.ts), device numbers (devices.ts).
 import path from 'node:path';
 import type { ImageDataset } from '../data/index.ts';
+import { NAMED_DATASET_SHAPES } from '../data/open.ts';
 import { newCounters, withMeta, type KernelKind, type MetaCounters } from '../kernels/meta.ts';
 import { Trainer } from '../run/reference.ts';
 import type { Tape } from '../autograd/tape.ts';
@@ -91,7 +92,8 @@ export interface SimulateOptions {
   batch?: number;
   precision?: Precision;
   /**
-   * The data: channels × side² and classes. Default: spec.data.size², the model preset's channels
+   * The data: channels × side² and classes. Default: a named dataset's own (builtin, fashion-mnist,
+   * cifar10) at spec.data.size²; otherwise spec.data.size², the model preset's channels
    * and classes (SiT-XL/2: 4 and 1000, ImageNet as SD-VAE latents, 32 for 256² images; P2: 1 and
    * 10), or 3 channels (pixels) when a method trains the VAE or the dataset is `imagenet` (pixels).
    */
@@ -119,7 +121,11 @@ export function simulate(spec: RunSpec, o: SimulateOptions): SimulationReport {
   // Pixels (dataset `imagenet`, which the spec loader resolves to a path: a VAE the method trains,
   // or a model on pixels: DiGIT, RAE) have 3 channels.
   const pixels = jointVae(spec) !== null || path.basename(spec.data.dataset) === 'imagenet';
-  const d = o.data ?? { channels: pixels ? 3 : preset.inChannels, side: spec.data.size, classes: preset.numClasses };
+  // A named dataset (the shipped specs) has its own shape; the model's latent space, if any, encodes it.
+  const named = NAMED_DATASET_SHAPES[spec.data.dataset];
+  const d = o.data ?? (named
+    ? { channels: named.channels, side: spec.data.size, classes: named.classes }
+    : { channels: pixels ? 3 : preset.inChannels, side: spec.data.size, classes: preset.numClasses });
   const data = metaDataset(d.channels, d.side, d.classes, 4 * batch);
   const local: RunSpec = { ...spec, train: { ...spec.train, batch_size: batch } };
   const c = newCounters(time);

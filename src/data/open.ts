@@ -67,6 +67,13 @@ function openIdx(dir: string, o: OpenOptions, fashion: boolean): ImageDataset {
   return withSize(ds, o);
 }
 
+/** Channels and classes of the named datasets, known without opening them (`diffactor simulate`). */
+export const NAMED_DATASET_SHAPES: Readonly<Record<string, { channels: number; classes: number }>> = {
+  builtin: { channels: 3, classes: 10 },
+  'fashion-mnist': { channels: 1, classes: 10 },
+  cifar10: { channels: 3, classes: 10 },
+};
+
 export function openDataset(spec: 'builtin' | 'fashion-mnist' | 'cifar10' | (string & {}), o: OpenOptions = {}): ImageDataset {
   switch (spec) {
     case 'builtin':

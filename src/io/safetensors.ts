@@ -12,6 +12,7 @@ import { endianness } from 'node:os';
 import { empty, type Tensor } from '../tensor/tensor.ts';
 import { fmtShape, sizeOf } from '../tensor/shape.ts';
 import { decodeBF16, decodeF16 } from './halfFloat.ts';
+import { isMetaArray } from '../kernels/meta.ts';
 import { writeFileAtomic } from './atomic.ts';
 
 /** Bytes per element of every dtype the format defines (sub-byte F4/F6 omitted: we cannot size them). */
@@ -159,6 +160,8 @@ function checkHost(): void {
 
 function toTensor(e: SafetensorsEntry, raw: Uint8Array): Tensor {
   const t = empty(e.shape);
+  // Meta execution (`diffactor simulate`) reads a model's file for its shapes: nothing to store.
+  if (isMetaArray(t.data)) return t;
   // The data of a file need not be aligned (the header length is arbitrary): copy when it is not.
   DECODERS[e.dtype](raw.byteOffset % 8 === 0 ? raw : new Uint8Array(raw), t.data as Float32Array);
   return t;

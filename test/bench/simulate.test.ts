@@ -150,6 +150,17 @@ describe('every shipped paper spec simulates', () => {
     }
   }, 600_000);
 
+  it('shipped specs simulate at their named dataset\'s shape: Fashion-MNIST\'s 1 channel, its latent space\'s 4, an encoder file read for its shapes', () => {
+    // repa: SiT-S/4 on 1×32×32 pixels beside the shipped encoder file (its tensors read shape-only);
+    // sit-latent: the frozen VAE stand-in encodes the 1-channel images to 4×8×8.
+    for (const f of ['repa', 'sit-latent', 'start', 'digit']) {
+      const r = simulate(loadSpec(`specs/${f}.yaml`), { device: A100, batch: 2 });
+      expect(actor(r, 'student').phases.backward.flops, f).toBeGreaterThan(0);
+    }
+    const repa = simulate(loadSpec('specs/repa.yaml'), { device: A100, batch: 2 });
+    expect(repa.messages.find((m) => m.to === 'encoder')?.shape, 'repa: the encoder\'s images').toEqual([2, 1, 32, 32]);
+  }, 300_000);
+
   it('the new paper specs build what their headers say: U-REPA\'s skips, ReDi\'s 8 PCA channels, SoftREPA\'s 5·4·4096 soft tokens', () => {
     const sit = simulate(loadSpec('specs/paper/sit-baseline-sit-xl2.yaml'), { device: A100, batch: 1 });
     const trainable = (f: string, batch = 1) => actor(simulate(loadSpec(`specs/paper/${f}.yaml`), { device: A100, batch }), 'student').trainable;
