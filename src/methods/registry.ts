@@ -66,6 +66,7 @@ export const CLAIMS: readonly { better: string; than: string; claim: string }[] 
   { better: 'repa-e', than: 'repa', claim: 'REPA-E (latent) better than REPA (pixels) — this also changes the space the SiT works in' },
   { better: 'rae', than: 'rae-vae', claim: 'RAE stage 2: diffusion in the representation space (the DiT^DH in a RAE stage-1 run\'s encoder-token space) trains faster than in the VAE space (the same DiT^DH, data and budget in the stand-in VAE\'s latent space): better at equal steps' },
   { better: 'epg', than: 'sit-latent', claim: 'EPG (pixel space, no VAE: a self-supervised pre-trained encoder, then x0 diffusion with a decoder) better than the latent baseline (the SiT baseline on the frozen VAE stand-in\'s latents) at equal stage-2 steps; EPG\'s stage 1 is extra training' },
+  { better: 'svg', than: 'sit-latent', claim: 'SVG: no VAE needed — diffusion in SVG\'s latent (the frozen encoder\'s tokens + a trained residual, matched; the DiT with q/k-norm and SVG\'s time shifts) better than the SiT baseline in the frozen VAE stand-in\'s latent space at equal stage-2 steps (same data, SiT size, batch, schedule and sampler); SVG\'s stage 1 is extra training' },
 ];
 
 const byName = new Map(METHODS.map((m) => [m.name, m]));
