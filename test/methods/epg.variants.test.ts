@@ -6,6 +6,9 @@
 //       central differences with it frozen, ≠ with it moving); ECT's pairs (σ_min ≤ r ≤ t, one ε so
 //       one trajectory, the stage non-decreasing, r → t as it grows); float64 gradchecks of the
 //       boundary and the objective; the one-/few-step sampler; the spec's checks
+//   the views' photometric augmentation: deterministic per seed, the range [−1, 1] kept, off = today's
+//       views bit for bit (and the crop draws unmoved), brightness a per-image factor in [1 − s, 1 + s],
+//       contrast keeps the mean, blur keeps constants and bounds, solarize on view 2 only
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Rng } from '../../src/tensor/rng.ts';
@@ -19,7 +22,8 @@ import { interpolatedTau, tauMaxAt } from '../../src/methods/epg/loss.ts';
 import { EpgModel, EpgPretrainModel } from '../../src/methods/epg/model.ts';
 import { applyBoundary, cmScalings, consistencyObjective, ectR, ectStage, ectWeights, pseudoHuber } from '../../src/methods/epg/consistency.ts';
 import { consistencySigmas, sampleConsistency } from '../../src/methods/epg/sampler.ts';
-import { EpgSection, consistencyLoss, consistencyPairs, consistencyTau, epg, pretrainTerms } from '../../src/methods/epg/index.ts';
+import { NO_PHOTOMETRIC, augmentView, type Photometric } from '../../src/methods/epg/augment.ts';
+import { EpgSection, photometricOf, consistencyLoss, consistencyPairs, consistencyTau, epg, pretrainTerms } from '../../src/methods/epg/index.ts';
 import { expectClose } from '../kernels/expectClose.ts';
 
 const CONFIG: SiTConfig = parseSiTConfig({ family: 'SiT', inputSize: 8, inChannels: 1, patchSize: 4, hiddenSize: 8, depth: 2, numHeads: 2, mlpRatio: 2, numClasses: 3, classDropoutProb: 0.1, learnSigma: false, timeScale: 1 });
@@ -257,5 +261,82 @@ describe("stage 'consistency'", () => {
     expect(() => epg.check!(s, sp({ sampler: 'heun' }))).toThrow(/sample\.sampler must be euler/);
     expect(() => epg.check!(s, sp({ sampler: 'euler', cfg: 2 }))).toThrow(/sample\.cfg must be ≤ 1/);
     expect(() => epg.check!(s, sp({ sampler: 'euler', cfg: 1 }))).not.toThrow();
+  });
+});
+
+describe('the views’ photometric augmentation', () => {
+  const img = (seed: number, B = 3) => new Rng(seed).uniform([B, 1, 8, 8], -1, 1);
+  const P = (over: Partial<Photometric>): Photometric => ({ ...NO_PHOTOMETRIC, ...over });
+
+  it('deterministic per seed; the range [−1, 1] is kept for any strengths; the defaults are off', () => {
+    expect(photometricOf(section())).toEqual(NO_PHOTOMETRIC);
+    fc.assert(fc.property(fc.integer({ min: 0, max: 1e6 }), fc.double({ min: 0, max: 2, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true }), fc.double({ min: 0, max: 3, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true }), fc.constantFrom(1 as const, 2 as const), (seed, br, co, bl, so, view) => {
+      const x = img(seed), p = P({ brightness: br, contrast: co, jitterP: 0.8, blur: [0, bl], blurP: [1, 0.5], solarizeP: so });
+      const a = augmentView(x, new Rng(seed + 1), 0.7, { p, view }), b = augmentView(x, new Rng(seed + 1), 0.7, { p, view });
+      expect(Array.from(a.data)).toEqual(Array.from(b.data));
+      for (const v of a.data) { expect(v).toBeGreaterThanOrEqual(-1 - 1e-6); expect(v).toBeLessThanOrEqual(1 + 1e-6); }
+    }), { numRuns: 60, seed: 71 });
+  });
+
+  it('off (or never applied) gives today’s views bit for bit: the crop’s draws do not move', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 1e6 }), (seed) => {
+      const x = img(seed), today = augmentView(x, new Rng(seed), 0.8);
+      expect(Array.from(augmentView(x, new Rng(seed), 0.8, { p: NO_PHOTOMETRIC, view: 1 }).data)).toEqual(Array.from(today.data));
+      const never = P({ brightness: 0.4, contrast: 0.4, jitterP: 0, blur: [0.1, 1], blurP: [0, 0] });
+      expect(Array.from(augmentView(x, new Rng(seed), 0.8, { p: never, view: 1 }).data)).toEqual(Array.from(today.data));
+    }), { numRuns: 20, seed: 72 });
+  });
+
+  it('brightness scales each image by one factor in [1 − s, 1 + s] (unclamped pixels); contrast keeps the image mean (unclamped)', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 1e6 }), fc.double({ min: 0.05, max: 0.9, noNaN: true }), (seed, st) => {
+      const x = new Rng(seed).uniform([2, 1, 8, 8], -0.9, -0.2); // u = (x + 1)/2 ∈ [0.05, 0.4]: no clamping
+      const base = augmentView(x, new Rng(seed + 1), 1);
+      const v = augmentView(x, new Rng(seed + 1), 1, { p: P({ brightness: st, jitterP: 1 }), view: 1 });
+      for (let b = 0; b < 2; b++) {
+        const ratios = Array.from({ length: 64 }, (_, i) => (v.data[b * 64 + i] + 1) / (base.data[b * 64 + i] + 1));
+        for (const r of ratios) expect(r).toBeCloseTo(ratios[0], 4);
+        expect(ratios[0]).toBeGreaterThanOrEqual(1 - st - 1e-5);
+        expect(ratios[0]).toBeLessThanOrEqual(1 + st + 1e-5);
+      }
+      const xc = new Rng(seed).uniform([2, 1, 8, 8], -0.6, -0.2); // u ∈ [0.2, 0.4], c ∈ [0.5, 1.5]: no clamping
+      const baseC = augmentView(xc, new Rng(seed + 1), 1);
+      const c = augmentView(xc, new Rng(seed + 1), 1, { p: P({ contrast: Math.min(st, 0.5), jitterP: 1 }), view: 1 });
+      expect(Array.from(c.data)).not.toEqual(Array.from(baseC.data));
+      for (let b = 0; b < 2; b++) {
+        const m = (t: Float32Array | Float64Array) => Array.from(t.slice(b * 64, (b + 1) * 64)).reduce((a, q) => a + q, 0) / 64;
+        expect(m(c.data)).toBeCloseTo(m(baseC.data), 5);
+      }
+    }), { numRuns: 40, seed: 73 });
+  });
+
+  it('blur keeps a constant image and the image’s bounds; solarize acts on view 2 only (v ≥ 128/255 → 1 − v)', () => {
+    const flat = new Rng(1).uniform([1, 1, 8, 8], 0.3, 0.3);
+    const blurred = augmentView(flat, new Rng(2), 1, { p: P({ blur: [0.5, 2], blurP: [1, 1] }), view: 1 });
+    for (const v of blurred.data) expect(v).toBeCloseTo(0.3, 6);
+    fc.assert(fc.property(fc.integer({ min: 0, max: 1e6 }), (seed) => {
+      const x = img(seed, 2), base = augmentView(x, new Rng(seed), 1);
+      const b = augmentView(x, new Rng(seed), 1, { p: P({ blur: [0.3, 1.5], blurP: [1, 1] }), view: 2 });
+      for (let k = 0; k < 2; k++) {
+        const part = (t: Float32Array | Float64Array) => Array.from(t.slice(k * 64, (k + 1) * 64));
+        expect(Math.max(...part(b.data))).toBeLessThanOrEqual(Math.max(...part(base.data)) + 1e-6);
+        expect(Math.min(...part(b.data))).toBeGreaterThanOrEqual(Math.min(...part(base.data)) - 1e-6);
+      }
+      const so = P({ solarizeP: 1 });
+      expect(Array.from(augmentView(x, new Rng(seed), 1, { p: so, view: 1 }).data)).toEqual(Array.from(base.data));
+      const s2 = augmentView(x, new Rng(seed), 1, { p: so, view: 2 });
+      base.data.forEach((v, i) => { const u = (v + 1) / 2; expect(s2.data[i]).toBeCloseTo(u >= 128 / 255 ? 2 * (1 - u) - 1 : v, 6); });
+    }), { numRuns: 20, seed: 74 });
+  });
+
+  it('stage 1 uses them (the contrastive term moves; the consistency term does not) and checks the blur range', () => {
+    const rng = new Rng(3), x = rng.uniform([4, 1, 8, 8], -1, 1), eps = rng.normal([4, 1, 8, 8], 0, 1);
+    const mk = () => { const m = new EpgPretrainModel(CONFIG, { projectorDim: 6, projectorOut: 5, refImages: 1, numClasses: 3 }, new Rng(1)).eval(); m.totalSteps = 10; return m; };
+    const d = { step: 4, u: 0.2, seed: 7 };
+    const a = pretrainTerms(section(), mk(), x, [0, 1, 2, 0], eps, d);
+    const b = pretrainTerms(section({ view_brightness: 0.4, view_contrast: 0.4, view_blur: [0.1, 1] }), mk(), x, [0, 1, 2, 0], eps, d);
+    expect(b.contrastive.item()).not.toBe(a.contrastive.item());
+    expect(b.consistency.item()).toBe(a.consistency.item());
+    const s = section({ view_blur: [2, 1] });
+    expect(() => epg.check!(s, spec(s))).toThrow(/epg\.view_blur/);
   });
 });

@@ -32,7 +32,7 @@ import type { SiTConfig } from '../../models/config.ts';
 import { EDM, curriculumPoints, karrasSigmas, nearestGridIndex, veNoise, type KarrasGrid } from '../../diffusion/ve.ts';
 import type { BuildContext, MethodDefinition, SpecView, StudentForward } from '../method.ts';
 import { EpgModel, EpgPretrainModel, type EpgOnline } from './model.ts';
-import { augmentView } from './augment.ts';
+import { augmentView, type Photometric } from './augment.ts';
 import { infoNce, interpolatedTau, symmetricInfoNce, tauMaxAt } from './loss.ts';
 import { consistencyObjective, ectR, ectStage, ectWeights } from './consistency.ts';
 
@@ -80,6 +80,17 @@ export const EpgSection = z.strictObject({
   projector_out: positiveInt.default(128),
   /** Stage 1: the views' smallest crop side, as a fraction of the image side (augment.ts). */
   crop_min: z.number().gt(0).max(1).default(0.8),
+  /**
+   * Stage 1: the views' photometric augmentation (augment.ts), default off. The official pair
+   * (rcm/dataset.py): brightness and contrast jitter 0.4 with probability 0.8, blur σ 0.1–2 px
+   * (at 224 px) with probability 1.0 on view 1 and 0.1 on view 2, solarize 0.2 on view 2.
+   */
+  view_brightness: z.number().min(0).default(0),
+  view_contrast: z.number().min(0).max(1).default(0),
+  view_jitter_p: z.number().min(0).max(1).default(0.8),
+  view_blur: z.tuple([z.number().min(0), z.number().min(0)]).default([0, 0]),
+  view_blur_p: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).default([1, 0.1]),
+  view_solarize_p: z.number().min(0).max(1).default(0),
   /** Stage 1: images per class its grid shows as view pairs (the first ones of each class the training batches bring). */
   ref_per_class: positiveInt.default(4),
   /** Stage 2: decoder blocks (official: as many as the encoder); null: model.depth. */
@@ -131,9 +142,15 @@ export function stageOneEncoder(file: string): Map<string, Tensor> {
   return w;
 }
 
+/** The section's photometric view augmentation. */
+export function photometricOf(s: EpgSection): Photometric {
+  return { brightness: s.view_brightness, contrast: s.view_contrast, jitterP: s.view_jitter_p, blur: s.view_blur, blurP: s.view_blur_p, solarizeP: s.view_solarize_p };
+}
+
 function pretrainModel(s: EpgSection, c: Pick<BuildContext, 'config' | 'spec'>, seed: number): EpgPretrainModel {
   const m = new EpgPretrainModel(c.config, { projectorDim: s.projector_dim, projectorOut: s.projector_out, refImages: s.ref_per_class, numClasses: c.config.numClasses }, new Rng(seed).child('model'));
   m.cropMin = s.crop_min;
+  m.photometric = photometricOf(s);
   m.totalSteps = s.curriculum_steps ?? c.spec.train.steps;
   return m;
 }
@@ -211,7 +228,8 @@ export function pretrainTerms(s: EpgSection, m: EpgPretrainModel, x: Tensor, y: 
   const grid = karrasSigmas(points, shiftOf(s, m.config), gridOf(s));
   const sigma = grid[index], sigmaNext = grid[index + 1], sigmaMin = grid[points - 1];
   const rng = new Rng(d.seed);
-  const v1 = augmentView(x, rng.child('view1'), s.crop_min), v2 = augmentView(x, rng.child('view2'), s.crop_min);
+  const photo = photometricOf(s);
+  const v1 = augmentView(x, rng.child('view1'), s.crop_min, { p: photo, view: 1 }), v2 = augmentView(x, rng.child('view2'), s.crop_min, { p: photo, view: 2 });
   const tau = consistencyTau(s, sigma, shiftOf(s, m.config), d.step, m.totalSteps);
   const { contrastive, consistency } = pretrainLoss(m.online, x, eps, v1, v2, { sigma, sigmaNext, sigmaMin }, s.temperature, (xs, sig) => m.targetProjection(xs, sig), tau);
   return { contrastive, consistency, sigma, sigmaNext, sigmaMin, points, tau };
@@ -258,6 +276,7 @@ function check(s: EpgSection, spec: SpecView): void {
   if (evalEvery > 0) throw new Error(`epg: train.eval_every is ${evalEvery} but the evaluator's probe reads a flow model's hidden states: set it to 0`);
   if (!(s.sigma_min < s.sigma_max)) throw new Error(`epg.sigma_min (${s.sigma_min}) must be below epg.sigma_max (${s.sigma_max})`);
   if (s.tau_schedule === 'interpolated' && s.tau_max_schedule === 'cosine' && !(s.tau_max > s.tau_max_end)) throw new Error(`epg.tau_max (${s.tau_max}) must exceed epg.tau_max_end (${s.tau_max_end}) with tau_max_schedule cosine (its lowest τ_max is tau_max − tau_max_end, which must stay > 0)`);
+  if (s.view_blur[0] > s.view_blur[1]) throw new Error(`epg.view_blur must be [lo, hi] σ in pixels with lo ≤ hi, got [${s.view_blur.join(', ')}]`);
   if (s.curriculum[0] > s.curriculum[1]) throw new Error(`epg.curriculum must be [s0, s1] with s0 ≤ s1, got [${s.curriculum.join(', ')}]`);
   if (!(s.guidance_sigma[0] < s.guidance_sigma[1])) throw new Error(`epg.guidance_sigma must be [lo, hi] with lo < hi, got [${s.guidance_sigma.join(', ')}]`);
   const sampler = (spec.sample as { sampler: string }).sampler;

@@ -36,7 +36,7 @@ import { EDM, edmCIn, sigmaCondition, type KarrasGrid } from '../../diffusion/ve
 import type { OwnSampleSettings, OwnSampler } from '../method.ts';
 import { sampleConsistency, sampleEpg } from './sampler.ts';
 import { applyBoundary } from './consistency.ts';
-import { augmentView } from './augment.ts';
+import { NO_PHOTOMETRIC, augmentView, type Photometric } from './augment.ts';
 
 /** The tokens before the patches: CLS and time. */
 export const EPG_PREFIX = 2;
@@ -177,6 +177,8 @@ export interface PretrainOptions { projectorDim: number; projectorOut: number; r
 export class EpgPretrainModel extends Module implements OwnSampler {
   /** The crop scale of the grid's views (epg.crop_min; set by the method). */
   cropMin = 0.8;
+  /** The views' photometric augmentation (epg.view_*; set by the method; off by default). */
+  photometric: Photometric = NO_PHOTOMETRIC;
   /** K of the curriculum: the run's total steps unless epg.curriculum_steps names it (set by the method). */
   totalSteps = 1;
   readonly online: EpgOnline;
@@ -243,7 +245,8 @@ export class EpgPretrainModel extends Module implements OwnSampler {
       x.set(this.ref_images.data.subarray(src, src + per), b * per);
     }
     const rng = new Rng(Math.floor(Math.abs(noise.data[0]) * 1e6));
-    const v1 = augmentView(tensor(x, [B, C, H, W]), rng.child('view1'), this.cropMin), v2 = augmentView(tensor(x, [B, C, H, W]), rng.child('view2'), this.cropMin);
+    const v1 = augmentView(tensor(x, [B, C, H, W]), rng.child('view1'), this.cropMin, { p: this.photometric, view: 1 });
+    const v2 = augmentView(tensor(x, [B, C, H, W]), rng.child('view2'), this.cropMin, { p: this.photometric, view: 2 });
     const counts = new Map<number, number>();
     for (let b = 0; b < B; b++) {
       const c = y.data[b], k = counts.get(c) ?? 0;
