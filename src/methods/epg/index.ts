@@ -11,15 +11,21 @@
 //                      (logged `contrastive`, `consistency`), v1, v2 two seeded augmented views
 //                      (augment.ts), p⁻ the EMA target (decay 0.99, updated every step; model.ts),
 //                      the consistency target the ONLINE encoder's at σ′; τ 0.1 for both (the
-//                      released config's constant schedules). The grid shows the view pairs.
+//                      released config's constant schedules; `tau_schedule: interpolated` makes the
+//                      consistency τ linear in the unshifted σ, loss.ts). The grid shows the view pairs.
 //   stage 'diffusion'  (specs/epg.yaml) the encoder loaded from stage 1 (`init`) + a new decoder
 //                      with U-ViT skips; σ = σ_i·shift with i the grid index (of `finetune_points`)
 //                      nearest exp(P_mean + P_std·n), n ~ N(0, 1) per sample:
 //                        L = mean_b ‖D(x + σ_bε, σ_b) − x‖²/(σ_i − σ_{i+1})   (`x0`; unshifted σ's)
 //                      (the velocity slot `diff` logs the unweighted mean squared error, weight 0);
 //                      sampled by its own Euler/Heun on the shifted Karras grid (sampler.ts).
+//   stage 'consistency' (specs/epg-consistency.yaml) the same model and init as a consistency model
+//                      f = c_skip·x + c_out·F, ECT's pairs (t, r) on one ε, target sg f(x + rε, r):
+//                        L = mean_b ρ(f(x + t_bε, t_b) − sg f(x + r_bε, r_b))/(t_b − r_b)   (`cm`)
+//                      ρ the pseudo-Huber (consistency.ts); one- or few-step sampling (sampler.ts).
 // Ours (small scale, docs/methods.md "EPG"): mean over pixels instead of a sum (a constant factor);
-// the projector MLP and the time token (model.ts); the augmentations (augment.ts); the stage-1 →
+// the projector MLP and the time token (model.ts); the augmentations (augment.ts; the official
+// photometric ones that act on one channel behind epg.view_*, off by default); the stage-1 →
 // stage-2 weights are the stage-1 run's EMA (`ema.online.encoder.*`).
 import { z } from 'zod';
 import { existsSync } from 'node:fs';

@@ -12,7 +12,8 @@
 //                     adaLN-Zero blocks conditioned on time token + class embedding, with U-ViT
 //                     long skips (decoder block j reads encoder block L−j's output through
 //                     concat → Linear → LayerNorm; block 0 = the embedded tokens), output
-//                     LayerNorm → Linear → patches, zero-initialised with the adaLN: D = x0 prediction
+//                     LayerNorm → Linear → patches, zero-initialised with the adaLN: D = x0 prediction;
+//                     stage 'consistency' sets `boundary`: D = c_skip·x + c_out·forward (consistency.ts)
 // Ours: the projector is REPA's 3-Linear SiLU MLP (projector.ts) instead of the BN/ReLU one (a
 // batch-statistics layer at batch 64 and two engines); the time token has no MLP (the sinusoid is
 // the token, as §7 describes); the decoder's blocks are SiT's adaLN-Zero block.
