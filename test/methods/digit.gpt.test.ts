@@ -11,10 +11,9 @@ import { readSafetensors } from '../../src/io/safetensors.ts';
 import { add, backward, mul, noGrad, sum } from '../../src/autograd/index.ts';
 import { cast, type Tensor } from '../../src/tensor/tensor.ts';
 import { Rng } from '../../src/tensor/rng.ts';
-import type { Module } from '../../src/nn/module.ts';
 import { DigitGpt, nextTokenLoss, type GptConfig } from '../../src/methods/digit/gpt.ts';
 import { TokenDecoder, reconstructionLoss } from '../../src/methods/digit/decoder.ts';
-import { expectClose } from '../kernels/expectClose.ts';
+import { checkEveryParameter, expectParity, toFloat64 } from '../models/float64Checks.ts';
 
 const fx = readSafetensors(join(import.meta.dirname, '../fixtures/digit/gpt.safetensors'));
 const get = (k: string): Tensor => {
@@ -24,44 +23,6 @@ const get = (k: string): Tensor => {
 };
 const weights = (prefix: string): Map<string, Tensor> =>
   new Map([...fx.tensors.keys()].filter((k) => k.startsWith(prefix)).map((k) => [k.slice(prefix.length), get(k)]));
-
-function expectParity(what: string, got: ArrayLike<number>, ref: ArrayLike<number>): void {
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
-  expect(got.length, what).toBe(ref.length);
-  expectClose(what, got, ref, 1e-5 * scale, 1e-5);
-}
-
-/** Test only: every parameter and buffer of m as float64 storage (same values). */
-function toFloat64(m: Module): void {
-  for (const [, t] of m.stateDict()) {
-    const w = t as unknown as { data: Float64Array; dtype: string };
-    w.data = Float64Array.from(t.data);
-    w.dtype = 'float64';
-  }
-}
-
-/** Central differences of loss() in every parameter element of m against the analytic gradient of backward(loss()). */
-function checkEveryParameter(m: Module, loss: () => Tensor): number {
-  m.zeroGrad();
-  backward(loss());
-  const lossOf = (): number => noGrad(() => loss().item());
-  const eps = 1e-6;
-  let checked = 0;
-  for (const [n, t] of m.namedParameters()) {
-    const g = t.grad!.data;
-    for (let j = 0; j < t.size; j++) {
-      const old = t.data[j];
-      t.data[j] = old + eps; const lp = lossOf();
-      t.data[j] = old - eps; const lm = lossOf();
-      t.data[j] = old;
-      const num = (lp - lm) / (2 * eps);
-      expect(Math.abs(num - g[j]), `${n}[${j}]: analytic ${g[j]} vs numeric ${num}`).toBeLessThan(1e-7 + 1e-5 * Math.abs(num));
-      checked++;
-    }
-  }
-  return checked;
-}
 
 const TINY: GptConfig = { vocab: 5, numClasses: 2, seqLen: 4, dim: 8, depth: 2, heads: 2, mlpRatio: 2 };
 
@@ -109,7 +70,7 @@ describe('DiGIT GPT and pixel decoder: float64 finite differences', () => {
     const checked = checkEveryParameter(m, () => {
       const logits = m.forward(codes, y);
       return add(sum(mul(logits, cot)), nextTokenLoss(logits, codes, 0.1));
-    });
+    }, 1e-7);
     expect(checked).toBe(m.numParameters());
   });
 
@@ -118,7 +79,7 @@ describe('DiGIT GPT and pixel decoder: float64 finite differences', () => {
     toFloat64(m);
     const codes = Int32Array.from([0, 3, 1, 1, 2, 0, 3, 3]);
     const cot = new Rng(7).normal([2, 1, 4, 4], 0, 1, 'float64');
-    const checked = checkEveryParameter(m, () => sum(mul(m.forward(codes), cot)));
+    const checked = checkEveryParameter(m, () => sum(mul(m.forward(codes), cot)), 1e-7);
     expect(checked).toBe(m.numParameters());
   });
 });

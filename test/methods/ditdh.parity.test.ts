@@ -12,19 +12,12 @@ import { backward, gradcheck, mseLoss, mul, sub, sum } from '../../src/autograd/
 import { noGrad } from '../../src/autograd/tape.ts';
 import { cast, type Tensor } from '../../src/tensor/tensor.ts';
 import { Rng } from '../../src/tensor/rng.ts';
-import type { Module } from '../../src/nn/module.ts';
 import { parseSiTConfig } from '../../src/models/config.ts';
 import { interpolate, linear as linearPath } from '../../src/diffusion/index.ts';
 import { DiTDH, DiTDHHeadNet } from '../../src/methods/dit-dh/model.ts';
-import { expectClose } from '../kernels/expectClose.ts';
+import { checkEveryParameter, expectParity, toFloat64 } from '../models/float64Checks.ts';
 
 const FIX = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/ditdh/ditdh.safetensors');
-
-function expectParity(what: string, got: ArrayLike<number>, ref: ArrayLike<number>): void {
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
-  expectClose(what, got, ref, 1e-5 * scale, 1e-5);
-}
 
 describe('DiT^DH parity with PyTorch', () => {
   const { tensors, metadata } = readSafetensors(FIX);
@@ -72,15 +65,6 @@ describe('DiT^DH parity with PyTorch', () => {
   });
 });
 
-/** Test only: float64 storage for every parameter and buffer (same values). */
-function toFloat64(mod: Module): void {
-  for (const [, t] of mod.stateDict()) {
-    const w = t as unknown as { data: Float64Array; dtype: string };
-    w.data = Float64Array.from(t.data);
-    w.dtype = 'float64';
-  }
-}
-
 describe('DiT^DH head gradcheck (float64 finite differences)', () => {
   it('noisy tokens, s_tok and every element of every parameter', () => {
     const h = new DiTDHHeadNet(3, 8, { width: 8, depth: 1, heads: 2 }, 2, 2, new Rng(5));
@@ -92,23 +76,6 @@ describe('DiT^DH head gradcheck (float64 finite differences)', () => {
     const r = gradcheck((a, b) => h.forward(a, b), [tok, stok]);
     expect(r.ok, r.message).toBe(true);
     const cot = rng.normal([2, 4, 3], 0, 1, 'float64');
-    const lossOf = (): number => noGrad(() => sum(mul(h.forward(tok, stok), cot)).item());
-    h.zeroGrad();
-    backward(sum(mul(h.forward(tok, stok), cot)));
-    const eps = 1e-6;
-    let checked = 0;
-    for (const [n, t] of h.namedParameters()) {
-      const g = t.grad!.data;
-      for (let j = 0; j < t.size; j++) {
-        const old = t.data[j];
-        t.data[j] = old + eps; const lp = lossOf();
-        t.data[j] = old - eps; const lm = lossOf();
-        t.data[j] = old;
-        const num = (lp - lm) / (2 * eps);
-        expect(Math.abs(num - g[j]), `${n}[${j}]: analytic ${g[j]} vs numeric ${num}`).toBeLessThan(1e-6 + 1e-5 * Math.abs(num));
-        checked++;
-      }
-    }
-    expect(checked).toBe(h.numParameters());
+    expect(checkEveryParameter(h, () => sum(mul(h.forward(tok, stok), cot)))).toBe(h.numParameters());
   });
 });

@@ -17,18 +17,12 @@ import { rope2dAngles } from '../../src/autograd/ops/rope.ts';
 import { FlowMlp, GlobalBlock, PixelFlowDecoder, type PixelFlowConfig } from '../../src/methods/uniflow/decoder.ts';
 import { alignmentPenalty, distillLoss } from '../../src/methods/uniflow/distill.ts';
 import { expectClose } from '../kernels/expectClose.ts';
+import { checkEveryParameter, expectParity, toFloat64 } from '../models/float64Checks.ts';
 
 const FIX = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/uniflow/uniflow.safetensors');
 const fx = readSafetensors(FIX);
 const get = (k: string): Tensor => { const v = fx.tensors.get(k); if (!v) throw new Error(`fixture: no '${k}'`); return v; };
 const weights = (prefix: string): Map<string, Tensor> => new Map([...fx.tensors].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
-
-function expectParity(what: string, got: ArrayLike<number>, ref: ArrayLike<number>): void {
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
-  expect(got.length, what).toBe(ref.length);
-  expectClose(what, got, ref, 1e-5 * scale, 1e-5);
-}
 
 const m = fx.metadata;
 const decConfig = (): PixelFlowConfig => ({
@@ -82,37 +76,6 @@ describe('UniFlow parity with PyTorch (float64 reference)', () => {
   });
 });
 
-/** Test only: float64 storage for every parameter and buffer (same values). */
-function toFloat64(mod: Module): void {
-  for (const [, t] of mod.stateDict()) {
-    const w = t as unknown as { data: Float64Array; dtype: string };
-    w.data = Float64Array.from(t.data);
-    w.dtype = 'float64';
-  }
-}
-
-/** Every element of every parameter of `mod`: backward of sum(cot · f()) against central differences. */
-function checkParams(mod: Module, f: () => Tensor, cot: Tensor): void {
-  const lossOf = (): number => noGrad(() => sum(mul(f(), cot)).item());
-  mod.zeroGrad();
-  backward(sum(mul(f(), cot)));
-  const eps = 1e-6;
-  let checked = 0;
-  for (const [n, t] of mod.namedParameters()) {
-    const g = t.grad!.data;
-    for (let j = 0; j < t.size; j++) {
-      const old = t.data[j];
-      t.data[j] = old + eps; const lp = lossOf();
-      t.data[j] = old - eps; const lm = lossOf();
-      t.data[j] = old;
-      const num = (lp - lm) / (2 * eps);
-      expect(Math.abs(num - g[j]), `${n}[${j}]: analytic ${g[j]} vs numeric ${num}`).toBeLessThan(1e-6 + 1e-5 * Math.abs(num));
-      checked++;
-    }
-  }
-  expect(checked).toBe(mod.numParameters());
-}
-
 function randomize(mod: Module, seed: number): void {
   const r = new Rng(seed);
   for (const [n, t] of mod.namedParameters()) { const v = r.child(n).normalArray(t.size, 0, 0.3); t.data.forEach((q, i) => { t.data[i] = q + v[i]; }); }
@@ -129,7 +92,8 @@ describe('UniFlow gradchecks (float64 finite differences)', () => {
     const x = rng.normal([2, 4, 8], 0, 1, 'float64');
     const r = gradcheck((xx) => blk.forward(xx, ang), [x]);
     expect(r.ok, r.message).toBe(true);
-    checkParams(blk, () => blk.forward(x, ang), rng.normal([2, 4, 8], 0, 1, 'float64'));
+    const cot = rng.normal([2, 4, 8], 0, 1, 'float64');
+    expect(checkEveryParameter(blk, () => sum(mul(blk.forward(x, ang), cot)))).toBe(blk.numParameters());
   });
 
   it('flow MLP: x_t, c and every parameter (t is data)', () => {
@@ -140,7 +104,8 @@ describe('UniFlow gradchecks (float64 finite differences)', () => {
     const xt = rng.normal([3, 4], 0, 1, 'float64'), c = rng.normal([3, 6], 0, 1, 'float64');
     const r = gradcheck((a, b) => f.forward(a, t, b), [xt, c]);
     expect(r.ok, r.message).toBe(true);
-    checkParams(f, () => f.forward(xt, t, c), rng.normal([3, 4], 0, 1, 'float64'));
+    const cot = rng.normal([3, 4], 0, 1, 'float64');
+    expect(checkEveryParameter(f, () => sum(mul(f.forward(xt, t, c), cot)))).toBe(f.numParameters());
   });
 
   it('the whole decoder: tokens, x_t and every parameter', () => {
@@ -152,7 +117,8 @@ describe('UniFlow gradchecks (float64 finite differences)', () => {
     const run = (a: Tensor, b: Tensor): Tensor => dec.velocity(b, t, dec.condition(dec.latent(a)));
     const r = gradcheck(run, [tok, xt]);
     expect(r.ok, r.message).toBe(true);
-    checkParams(dec, () => run(tok, xt), rng.normal([2, 1, 4, 4], 0, 1, 'float64'));
+    const cot = rng.normal([2, 1, 4, 4], 0, 1, 'float64');
+    expect(checkEveryParameter(dec, () => sum(mul(run(tok, xt), cot)))).toBe(dec.numParameters());
   });
 
   it('α_l passes gradcheck; L_dist\'s gradient is Σ w_l ∇α_l with w held (stop-gradient)', () => {

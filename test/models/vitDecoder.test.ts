@@ -8,15 +8,15 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { join } from 'node:path';
 import { readSafetensors } from '../../src/io/safetensors.ts';
-import { backward, gradcheck, mul, noGrad, sub, sum } from '../../src/autograd/index.ts';
+import { backward, gradcheck, mul, sub, sum } from '../../src/autograd/index.ts';
 import { cast, type Tensor } from '../../src/tensor/tensor.ts';
 import { Rng } from '../../src/tensor/rng.ts';
-import type { Module } from '../../src/nn/module.ts';
 import {
   ViTDecoder, createViTDecoder, noiseAugment, parseViTDecoderConfig, vitDecoderPreset,
 } from '../../src/models/vitDecoder.ts';
 import { sincosPosEmbed2d } from '../../src/models/embeddings.ts';
 import { expectClose } from '../kernels/expectClose.ts';
+import { checkEveryParameter, expectParity, toFloat64 } from './float64Checks.ts';
 
 const fx = readSafetensors(join(import.meta.dirname, '../fixtures/vitdec/vit_decoder.safetensors'));
 const get = (k: string): Tensor => {
@@ -24,22 +24,6 @@ const get = (k: string): Tensor => {
   if (!v) throw new Error(`fixture has no '${k}'`);
   return cast(v, 'float32');
 };
-
-function expectParity(what: string, got: ArrayLike<number>, ref: ArrayLike<number>): void {
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
-  expect(got.length, what).toBe(ref.length);
-  expectClose(what, got, ref, 1e-5 * scale, 1e-5);
-}
-
-/** Test only: turn every parameter and buffer of m into float64 storage (same values). */
-function toFloat64(m: Module): void {
-  for (const [, t] of m.stateDict()) {
-    const w = t as unknown as { data: Float64Array; dtype: string };
-    w.data = Float64Array.from(t.data);
-    w.dtype = 'float64';
-  }
-}
 
 describe('ViTDecoder: parity with PyTorch', () => {
   for (const p of ['a', 'b']) {
@@ -89,24 +73,7 @@ describe('ViTDecoder: finite differences (float64)', () => {
       expect(r.ok, r.message).toBe(true);
       // parameters: loss = sum(cot · image), analytic by backward, numeric by central differences
       const cot = rng.normal([2, 2, 4, 4], 0, 1, 'float64');
-      const lossOf = (): number => noGrad(() => sum(mul(m.forward(z), cot)).item());
-      m.zeroGrad();
-      backward(sum(mul(m.forward(z), cot)));
-      const eps = 1e-6;
-      let checked = 0;
-      for (const [n, t] of m.namedParameters()) {
-        const g = t.grad!.data;
-        for (let j = 0; j < t.size; j++) {
-          const old = t.data[j];
-          t.data[j] = old + eps; const lp = lossOf();
-          t.data[j] = old - eps; const lm = lossOf();
-          t.data[j] = old;
-          const num = (lp - lm) / (2 * eps);
-          expect(Math.abs(num - g[j]), `${n}[${j}]: analytic ${g[j]} vs numeric ${num}`).toBeLessThan(1e-6 + 1e-5 * Math.abs(num));
-          checked++;
-        }
-      }
-      expect(checked).toBe(m.numParameters());
+      expect(checkEveryParameter(m, () => sum(mul(m.forward(z), cot)))).toBe(m.numParameters());
     });
   }
 });
