@@ -8,7 +8,7 @@ import { stopOnSignals } from './stopOnSignals.ts';
 import { RunInterrupted } from '../run/runDir.ts';
 
 export interface CompareCliOptions {
-  specs: string; budget: string; seeds: number; steps?: number; evalEvery: number; evalSamples?: number; evalNfe?: number; out: string; docs?: string; data?: string;
+  specs: string; budget: string; seeds: number; steps?: number; evalEvery: number; evalSamples?: number; evalNfe?: number; out: string; docs?: string; data?: string; set?: string[];
 }
 
 export async function compareCli(o: CompareCliOptions): Promise<void> {
@@ -19,7 +19,7 @@ export async function compareCli(o: CompareCliOptions): Promise<void> {
   try {
     study = await compare({
       specs, budgetSeconds: parseBudget(o.budget), seeds: o.seeds, steps: o.steps, evalEvery: o.evalEvery,
-      evalSamples: o.evalSamples, evalNfe: o.evalNfe, out: o.out, data: o.data, signal: stop.signal,
+      evalSamples: o.evalSamples, evalNfe: o.evalNfe, out: o.out, data: o.data, sets: o.set, signal: stop.signal,
     });
   } catch (e) {
     // The run's own message names `train --resume`; a study continues by running compare again.

@@ -92,6 +92,7 @@ program
   .option('--out <dir>', 'where the runs go (a finished run is reused when its spec and the files it reads are unchanged)', 'runs/compare')
   .option('--docs <dir>', 'where results.md and its images go (default <out>/docs; --docs docs rewrites the repository\'s docs/results.md)')
   .option('--data <name|path>', 'dataset override')
+  .option('--set <[name:]path=value>', 'override a field of every spec, or with name: of the spec of that name, e.g. --set train.batch_size=32 --set repa:repa.encoder_depth=2 (repeatable; recorded in each run\'s spec.yaml)', (v: string, acc: string[] = []) => [...acc, v])
   .action(async (o) => (await import('./compare.ts')).compareCli(o));
 
 program

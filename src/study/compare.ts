@@ -32,6 +32,11 @@ export interface CompareOptions {
   evalNfe?: number;
   out: string;
   data?: string;
+  /**
+   * `path=value` overrides of every spec's fields, or `name:path=value` of the spec named `name`
+   * only (`--set`): one study config (model size, space, batch) over the shipped specs.
+   */
+  sets?: string[];
   quiet?: boolean;
   /** Stop the run in flight after its step, with a checkpoint (Ctrl-C); the next compare continues it. */
   signal?: AbortSignal;
@@ -58,6 +63,12 @@ export function parseBudget(s: string): number {
   return Number(m[1]) * ({ s: 1, m: 60, h: 3600 } as const)[(m[2] ?? 's') as 's' | 'm' | 'h'];
 }
 
+/** `name:path=value` → that spec's override; `path=value` → every spec's. */
+function parseStudySet(s: string): { spec: string | null; set: string } {
+  const m = /^([A-Za-z0-9_-]+):([^=]+=.*)$/s.exec(s);
+  return m ? { spec: m[1], set: m[2] } : { spec: null, set: s };
+}
+
 /** Step and training wall time of the run's last checkpoint, or null when it has none. */
 function savedState(dir: string): { step: number; wallSeconds: number } | null {
   const file = path.join(dir, 'checkpoint.safetensors');
@@ -77,10 +88,15 @@ export function readRun(dir: string, method: string, protocol: string, seed: num
 
 export async function compare(o: CompareOptions): Promise<Study> {
   if (!Number.isInteger(o.seeds) || o.seeds < MIN_SEEDS) throw new Error(`compare: --seeds ${o.seeds}: needs at least ${MIN_SEEDS} (a claim is decided only when every seed of one method beats every seed of the other)`);
+  const sets = (o.sets ?? []).map(parseStudySet);
   const specs = o.specs.map((f) => {
     if (!existsSync(f)) throw new Error(`compare: spec file ${f} not found`);
-    return loadSpec(f);
+    const name = loadSpec(f).name;
+    return loadSpec(f, sets.filter((s) => s.spec === null || s.spec === name).map((s) => s.set));
   });
+  for (const s of sets) {
+    if (s.spec !== null && !specs.some((p) => p.name === s.spec)) throw new Error(`compare: --set ${s.spec}:${s.set}: no spec named '${s.spec}' (the specs are ${specs.map((p) => p.name).join(', ')})`);
+  }
   const steps = o.steps ?? Math.min(...specs.map((s) => s.train.steps));
   mkdirSync(o.out, { recursive: true });
   // Plan every run first: a finished run made from other inputs stops the study before any training.

@@ -147,6 +147,26 @@ describe('compare', () => {
     expect(resumed.runs.map((r) => r.losses)).toEqual(whole.runs.map((r) => r.losses));
   }, 180_000);
 
+  it('--set: one override for every spec, name: for one spec, recorded in each run\'s spec.yaml; an unknown name refused before training', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'study-set-'));
+    const files = ['sit-baseline', 'repa'].map((p) => {
+      const f = path.join(dir, `${p}.yaml`);
+      writeFileSync(f, stringify({ ...tinySpec(p), name: p }));
+      return f;
+    });
+    const out = path.join(dir, 'runs');
+    await expect(compare({ specs: files, budgetSeconds: 60, seeds: 2, steps: 1, evalEvery: 1000, out, quiet: true, sets: ['reap:repa.projector_dim=8'] }))
+      .rejects.toThrow("compare: --set reap:repa.projector_dim=8: no spec named 'reap' (the specs are sit-baseline, repa)");
+    await expect(compare({ specs: files, budgetSeconds: 60, seeds: 2, steps: 1, evalEvery: 1000, out, quiet: true, sets: ['repa.projector_dim=8'] }))
+      .rejects.toThrow(/sit-baseline.*repa/s); // a method's section on a spec without the method
+    expect(existsSync(out)).toBe(false);
+    await compare({ specs: files, budgetSeconds: 60, seeds: 2, steps: 1, evalEvery: 1000, out, quiet: true, sets: ['train.lr=0.0005', 'repa:repa.projector_dim=8'] });
+    const spec = (run: string) => parse(readFileSync(path.join(out, run, 'spec.yaml'), 'utf8'));
+    expect([spec('sit-baseline-seed5').train.lr, spec('repa-seed6').train.lr]).toEqual([0.0005, 0.0005]);
+    expect(spec('repa-seed5').repa.projector_dim).toBe(8);
+    expect(spec('sit-baseline-seed6').repa).toBeUndefined();
+  }, 120_000);
+
   it('refuses fewer than two seeds before anything runs', async () => {
     await expect(compare({ specs: ['nonexistent-a.yaml', 'nonexistent-b.yaml'], budgetSeconds: 60, seeds: 1, evalEvery: 10, out: path.join(tmpdir(), 'never'), quiet: true }))
       .rejects.toThrow('compare: --seeds 1: needs at least 2 (a claim is decided only when every seed of one method beats every seed of the other)');
