@@ -92,7 +92,7 @@ export function buildEncoder(spec: RunSpec, data: Pick<ImageDataset, 'channels'>
 // No one-off fit in meta mode (`diffactor simulate`): shape-only tensors hold no data to fit on, the
 // fit is no part of a training step, and the fitted buffers keep their shapes either way.
 function buildContext(spec: RunSpec, config: SiTConfig, encoderDim: number | null, vaeConfig?: VAEConfig, fit = false): BuildContext {
-  return { spec: view(spec), config, encoderDim, vaeConfig, rng: new Rng(spec.seed).child('method-heads'), ...(fit && !meta.on && { trainingSet: () => trainingSet(spec, config) }) };
+  return { spec: view(spec), config, encoderDim, vaeConfig, rng: new Rng(spec.seed).child('method-heads'), training: fit, ...(fit && !meta.on && { trainingSet: () => trainingSet(spec, config) }) };
 }
 
 /** The spec's training set and its frozen encoder (a backbone's one-off fit: BuildContext.trainingSet). */

@@ -53,6 +53,12 @@ export interface BuildContext {
    * read it there.
    */
   trainingSet?: () => TrainingSet;
+  /**
+   * True for the model the optimiser trains, also under meta execution (`diffactor simulate`, where
+   * there is no trainingSet): where a part only training uses is attached (a loss network, a
+   * distillation teacher), so a simulated step counts its work.
+   */
+  training?: boolean;
 }
 
 /** What a fit on the training set reads (BuildContext.trainingSet). */

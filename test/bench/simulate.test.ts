@@ -152,8 +152,9 @@ describe('every shipped paper spec simulates', () => {
 
   it('shipped specs simulate at their named dataset\'s shape: Fashion-MNIST\'s 1 channel, its latent space\'s 4, an encoder file read for its shapes', () => {
     // repa: SiT-S/4 on 1×32×32 pixels beside the shipped encoder file (its tensors read shape-only);
-    // sit-latent: the frozen VAE stand-in encodes the 1-channel images to 4×8×8.
-    for (const f of ['repa', 'sit-latent', 'start', 'digit']) {
+    // sit-latent: the frozen VAE stand-in encodes the 1-channel images to 4×8×8; rae-decoder and uniflow
+    // attach their training-only parts (the perceptual net, the teacher) shape-only.
+    for (const f of ['repa', 'sit-latent', 'start', 'digit', 'rae-decoder', 'uniflow']) {
       const r = simulate(loadSpec(`specs/${f}.yaml`), { device: A100, batch: 2 });
       expect(actor(r, 'student').phases.backward.flops, f).toBeGreaterThan(0);
     }

@@ -117,11 +117,8 @@ function build(s: RaeSection, c: BuildContext, seed: number): RaeDecoderModel {
   if (c.encoderDim === null) throw new Error('rae: stage 1 decodes the encoder\'s tokens: the spec needs an encoder section');
   const m = createRaeDecoderModel(c.config, { tokenDim: c.encoderDim, disc: s.disc, refPerClass: s.ref_per_class }, seed);
   m.schedule = ganSchedule(s, c.spec.train.steps);
-  if (c.trainingSet) {
-    fitReferences(m, c.trainingSet());
-    const data = (c.spec as SpecView & { data: { dataset: string } }).data;
-    m.perceptual = perceptualNet(s, data.dataset, c.config.inChannels);
-  }
+  if (c.trainingSet) fitReferences(m, c.trainingSet());
+  if (c.training) m.perceptual = perceptualNet(s, (c.spec as SpecView & { data: { dataset: string } }).data.dataset, c.config.inChannels);
   return m;
 }
 

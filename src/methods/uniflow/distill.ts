@@ -51,7 +51,7 @@ export interface DistillLoss {
 export function distillLoss(student: readonly Tensor[], teacher: readonly Tensor[], beta = UNIFLOW_BETA): DistillLoss {
   if (student.length !== teacher.length || student.length === 0) throw new Error(`distillLoss: ${student.length} student and ${teacher.length} teacher layers (need the same, ≥ 1)`);
   const a = student.map((h, i) => alignmentPenalty(h, teacher[i]));
-  const alphas = a.map((t) => t.data[0]);
+  const alphas = a.map((t) => t.item()); // item(): 0 for a shape-only tensor (simulate)
   const weights = distillWeights(alphas, beta);
   let loss = mul(a[0], weights[0]);
   for (let l = 1; l < a.length; l++) loss = add(loss, mul(a[l], weights[l]));

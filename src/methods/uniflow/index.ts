@@ -28,8 +28,8 @@ import { readSafetensors } from '../../io/safetensors.ts';
 import { logitNormalTimes } from '../../diffusion/timeSampling.ts';
 import { gridSize, type SiTConfig } from '../../models/config.ts';
 import { inferDinov2Config, normalizeDinov2Keys } from '../../models/dinov2.ts';
-import { parseViTConfig, vitPreset, type ViTConfig } from '../../models/vit.ts';
-import type { EncoderNormalization } from '../encoder.ts';
+import { createViT, parseViTConfig, vitPreset, type ViTConfig } from '../../models/vit.ts';
+import { FrozenEncoder, type EncoderNormalization } from '../encoder.ts';
 import type { BuildContext, MethodDefinition, SpecView, StudentForward, TrainingSet } from '../method.ts';
 import { UniFlowModel } from './model.ts';
 import { UNIFLOW_BETA, distillLoss } from './distill.ts';
@@ -127,7 +127,12 @@ function create(s: UniFlowSection, c: Pick<BuildContext, 'spec' | 'config'>, vit
 
 function build(s: UniFlowSection, c: BuildContext, seed: number): UniFlowModel {
   if (c.encoderDim === null) throw new Error('uniflow: the student is a copy of the frozen encoder: the spec needs an encoder section');
-  if (!c.trainingSet) return create(s, c, encoderConfig(c.spec, c.config), seed);
+  if (!c.trainingSet) {
+    const vit = encoderConfig(c.spec, c.config), m = create(s, c, vit, seed);
+    // Meta execution (simulate): a shape-only teacher of the same layout, so the step counts the distillation.
+    if (c.training) m.setTeacher(new FrozenEncoder(createViT(vit, seed), { normalization: encoderSection(c.spec).normalization, grid: gridSize(c.config) }));
+    return m;
+  }
   const ts = c.trainingSet();
   // The EMA and sampling models are built from the spec alone (encoderConfig): it must give the
   // teacher's layout exactly (the head count, for one, shows in no tensor shape).
