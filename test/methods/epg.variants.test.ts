@@ -6,6 +6,9 @@
 //       central differences with it frozen, ≠ with it moving); ECT's pairs (σ_min ≤ r ≤ t, one ε so
 //       one trajectory, the stage non-decreasing, r → t as it grows); float64 gradchecks of the
 //       boundary and the objective; the one-/few-step sampler; the spec's checks
+//   the official perceptual term (perceptual_weight): the frozen stage-1 network of `init` (not a
+//       parameter, no gradient into it), InfoNCE of its projections of f(x_t) and x at σ_min′, its
+//       gradient in the model = central differences; refused without stage 'consistency' and init
 //   the views' photometric augmentation: deterministic per seed, the range [−1, 1] kept, off = today's
 //       views bit for bit (and the crop draws unmoved), brightness a per-image factor in [1 − s, 1 + s],
 //       contrast keeps the mean, blur keeps constants and bounds, solarize on view 2 only
@@ -22,8 +25,13 @@ import { interpolatedTau, tauMaxAt } from '../../src/methods/epg/loss.ts';
 import { EpgModel, EpgPretrainModel } from '../../src/methods/epg/model.ts';
 import { applyBoundary, cmScalings, consistencyObjective, ectR, ectStage, ectWeights, pseudoHuber } from '../../src/methods/epg/consistency.ts';
 import { consistencySigmas, sampleConsistency } from '../../src/methods/epg/sampler.ts';
+import { writeSafetensors } from '../../src/io/safetensors.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { infoNce } from '../../src/methods/epg/loss.ts';
 import { NO_PHOTOMETRIC, augmentView, type Photometric } from '../../src/methods/epg/augment.ts';
-import { EpgSection, photometricOf, consistencyLoss, consistencyPairs, consistencyTau, epg, pretrainTerms } from '../../src/methods/epg/index.ts';
+import { EpgSection, perceptualTerm, photometricOf, consistencyLoss, consistencyPairs, consistencyTau, epg, pretrainTerms } from '../../src/methods/epg/index.ts';
 import { expectClose } from '../kernels/expectClose.ts';
 
 const CONFIG: SiTConfig = parseSiTConfig({ family: 'SiT', inputSize: 8, inChannels: 1, patchSize: 4, hiddenSize: 8, depth: 2, numHeads: 2, mlpRatio: 2, numClasses: 3, classDropoutProb: 0.1, learnSigma: false, timeScale: 1 });
@@ -338,5 +346,56 @@ describe('the views’ photometric augmentation', () => {
     expect(b.consistency.item()).toBe(a.consistency.item());
     const s = section({ view_blur: [2, 1] });
     expect(() => epg.check!(s, spec(s))).toThrow(/epg\.view_blur/);
+  });
+});
+
+describe("stage 'consistency': the perceptual term", () => {
+  it('the frozen stage-1 network of init: not a parameter, no gradient into it; InfoNCE of its projections at σ_min′; the model’s gradient = differences', () => {
+    const pre = new EpgPretrainModel(CONFIG, { projectorDim: 6, projectorOut: 5, refImages: 1, numClasses: 3 }, new Rng(8));
+    randomise(pre, 9, 0.2);
+    const file = join(mkdtempSync(join(tmpdir(), 'epg-perceptual-')), 'stage1.safetensors');
+    writeSafetensors(file, new Map(pre.online.namedParameters().map(([k, t]) => [`online.${k}`, t])), { format: 'diffactor-weights/1' });
+    const s = section({ stage: 'consistency', init: file, perceptual_weight: 1 });
+    const m = epg.backbone!.build(s, { config: CONFIG, spec: { train: { steps: 100 } } } as never, 3) as EpgModel;
+    const net = m.perceptualNet!;
+    expect(net).not.toBeNull();
+    expect(m.namedParameters().some(([k]) => k.includes('projector'))).toBe(false);
+    expect(Array.from(net.projector.namedParameters()[0][1].data)).toEqual(Array.from(pre.online.projector.namedParameters()[0][1].data));
+    toFloat64(m); toFloat64(net); toFloat64(pre);
+    randomise(m, 10, 0.2);
+    const rng = new Rng(11), x = rng.normal([3, 1, 8, 8], 0, 0.5, 'float64'), eps = rng.normal([3, 1, 8, 8], 0, 1, 'float64');
+    const labels = Int32Array.from([0, 1, 2]), pairs = consistencyPairs(s, 100, 30, [0.5, -0.2, 1.0]);
+    const r = consistencyLoss(s, m, x, eps, pairs, labels);
+    const sMin = new Float64Array(3).fill(EDM.sigmaMin * 8 / 64);
+    const want = noGrad(() => infoNce(pre.forward(r.pred, sMin).p, pre.forward(x, sMin).p, s.temperature).item());
+    expect(r.perceptual!.item()).toBeCloseTo(want, 10);
+    m.zeroGrad();
+    backward(r.perceptual!);
+    for (const [k, t] of net.namedParameters()) expect(t.grad, `frozen ${k}`).toBeFalsy();
+    const w = m.decoder.items[0].mlp.fc2.weight, h = 1e-6;
+    const frozenK = noGrad(() => net.projector.forward(net.encoder.forward(x, sMin).e));
+    const at = () => noGrad(() => infoNce(net.projector.forward(net.encoder.forward(m.denoise(veNoise(x, eps, r.t), r.t, labels), sMin).e), frozenK, s.temperature).item());
+    let nonzero = 0;
+    for (let j = 0; j < 5; j++) {
+      const old = w.data[j];
+      w.data[j] = old + h; const lp = at();
+      w.data[j] = old - h; const lm = at();
+      w.data[j] = old;
+      expect(Math.abs((lp - lm) / (2 * h) - w.grad!.data[j])).toBeLessThan(1e-7 + 1e-5 * Math.abs(w.grad!.data[j]));
+      if (Math.abs(w.grad!.data[j]) > 1e-9) nonzero++;
+    }
+    expect(nonzero).toBeGreaterThan(0);
+    expect(perceptualTerm(s, m, r.pred, x).item()).toBeCloseTo(r.perceptual!.item(), 12);
+    // stage 0 (the denoising warm-up) has no perceptual term, as the official step
+    expect(consistencyLoss(s, m, x, eps, { ...pairs, stage: 0 }, labels).perceptual).toBeNull();
+  });
+
+  it('refused without stage consistency or init, naming the field; off by default', () => {
+    expect(section({ stage: 'consistency' }).perceptual_weight).toBe(0);
+    for (const over of [{ stage: 'consistency', perceptual_weight: 1 }, { stage: 'diffusion', perceptual_weight: 1, init: 'x.safetensors' }]) {
+      const s = section(over);
+      const sp = { name: 't', methods: ['epg'], model: { learn_sigma: false, depth: 2 }, train: { batch_size: 4, eval_every: 0 }, sample: { sampler: 'euler' }, epg: s } as never;
+      expect(() => epg.check!(s, sp)).toThrow(/epg\.perceptual_weight/);
+    }
   });
 });

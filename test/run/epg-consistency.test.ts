@@ -3,14 +3,16 @@
 // on actors 6 steps equal 3 steps + a resume of 3 bit for bit (metrics with `cm`), the reference
 // engine agrees to 1e-6 (losses and weights), the ECT stage rises every 2 steps (ect_d [2, 2]);
 // the final grid and `diffactor sample` draw with the consistency sampler at 1 and 2 steps; Heun is
-// refused by name.
+// refused by name. With the perceptual term (a stage-1 model's exported online weights as init):
+// resume exact with `cm` and `perceptual`, the frozen network outside the checkpoint.
 import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { sample } from '../../src/cli/sample.ts';
 import { Trainer } from '../../src/run/reference.ts';
 import { openTrainData } from '../../src/build/setup.ts';
-import { EpgModel } from '../../src/methods/epg/model.ts';
+import { EpgModel, EpgPretrainModel } from '../../src/methods/epg/model.ts';
+import { writeSafetensors } from '../../src/io/safetensors.ts';
 import { tinySpec } from '../actors/specs.ts';
 import { expectResumeExact, expectSamplesWith, readCheckpoint, tmpDir } from './methodRun.ts';
 
@@ -45,5 +47,24 @@ describe('EPG consistency run', () => {
       expect(existsSync(png)).toBe(true);
     }
     expect(() => sample({ checkpoint: path.join(dir, 'checkpoint.safetensors'), out: path.join(tmpDir('epg-consistency', 'heun'), 'grid.png'), sampler: 'heun', steps: 2, perClass: 1 })).toThrow(/sample\.sampler must be euler/);
+  }, 300_000);
+
+  it('with the perceptual term through the frozen stage-1 network of init: resume exact, the network not in the checkpoint', async () => {
+    const pre = tinySpec('epg', { name: 'tiny-epg-pretrain', epg: { stage: 'pretrain', curriculum: [2, 8], projector_dim: 16, projector_out: 8, ref_per_class: 1 } });
+    const stage1 = new Trainer(pre, openTrainData(pre)).model as EpgPretrainModel;
+    const init = path.join(tmpDir('epg-consistency', 'init'), 'stage1.safetensors');
+    writeSafetensors(init, new Map(stage1.online.namedParameters().map(([k, t]) => [`online.${k}`, t])), { format: 'diffactor-weights/1' });
+    const spec = tinySpec('epg', {
+      name: 'tiny-epg-consistency-perceptual',
+      model: { ...tinySpec('epg').model, class_dropout_prob: 0 },
+      epg: { stage: 'consistency', init, decoder_depth: 2, curriculum_steps: 6, ect_d: [2, 2], perceptual_weight: 1, projector_dim: 16, projector_out: 8 },
+      sample: { sampler: 'euler', steps: 1, per_class: 1 },
+    });
+    const { metrics, checkpoint } = await expectResumeExact('epg-consistency-perceptual', spec, ['cm', 'perceptual']);
+    for (const l of metrics) {
+      expect(l.loss).toBeCloseTo(l.cm + l.perceptual, 4);
+      expect(l.perceptual).toBeGreaterThan(0);
+    }
+    expect([...checkpoint.model.keys()].some((k) => k.includes('projector'))).toBe(false);
   }, 300_000);
 });

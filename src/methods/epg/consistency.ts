@@ -17,8 +17,8 @@
 //                    released config, the class default 0.08)
 // Ours: ρ is the pseudo-Huber itself; the official code writes ‖d‖²/sg√(‖d‖² + c²), whose
 // gradient is exactly 2·∇ρ (a constant factor Adam does not see, up to its ε) and whose value is
-// not ρ. The official optional perceptual term (a contrastive loss through the frozen stage-1
-// encoder) is not built.
+// not ρ. The official perceptual term (InfoNCE through the frozen stage-1 encoder and projector)
+// is index.ts perceptualTerm, behind epg.perceptual_weight; the official dropout 0.5 is not built.
 import { add, mul, pow, sub, sum } from '../../autograd/index.ts';
 import { tensor, type Tensor } from '../../tensor/tensor.ts';
 import { fmtShape } from '../../tensor/shape.ts';

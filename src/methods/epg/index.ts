@@ -22,7 +22,8 @@
 //   stage 'consistency' (specs/epg-consistency.yaml) the same model and init as a consistency model
 //                      f = c_skip·x + c_out·F, ECT's pairs (t, r) on one ε, target sg f(x + rε, r):
 //                        L = mean_b ρ(f(x + t_bε, t_b) − sg f(x + r_bε, r_b))/(t_b − r_b)   (`cm`)
-//                      ρ the pseudo-Huber (consistency.ts); one- or few-step sampling (sampler.ts).
+//                      ρ the pseudo-Huber (consistency.ts), + perceptual_weight·InfoNCE through the
+//                      frozen stage-1 network (`perceptual`); one- or few-step sampling (sampler.ts).
 // Ours (small scale, docs/methods.md "EPG"): mean over pixels instead of a sum (a constant factor);
 // the projector MLP and the time token (model.ts); the augmentations (augment.ts; the official
 // photometric ones that act on one channel behind epg.view_*, off by default); the stage-1 →
@@ -37,7 +38,7 @@ import { tensor, type Tensor } from '../../tensor/tensor.ts';
 import type { SiTConfig } from '../../models/config.ts';
 import { EDM, curriculumPoints, karrasSigmas, nearestGridIndex, veNoise, type KarrasGrid } from '../../diffusion/ve.ts';
 import type { BuildContext, MethodDefinition, SpecView, StudentForward } from '../method.ts';
-import { EpgModel, EpgPretrainModel, type EpgOnline } from './model.ts';
+import { EpgModel, EpgOnline, EpgPretrainModel } from './model.ts';
 import { augmentView, type Photometric } from './augment.ts';
 import { infoNce, interpolatedTau, symmetricInfoNce, tauMaxAt } from './loss.ts';
 import { consistencyObjective, ectR, ectStage, ectWeights } from './consistency.ts';
@@ -118,6 +119,13 @@ export const EpgSection = z.strictObject({
   ect_delta: z.number().int().min(0).default(1),
   /** Stage 'consistency': the pseudo-Huber's c over a whole sample (the released config 0.06; the class default 0.08). */
   huber_c: z.number().positive().default(0.06),
+  /**
+   * Stage 'consistency': the weight of the official perceptual term (0: off; the official script
+   * adds it at 1, gen_train.py perceptual_model_path): InfoNCE(p(e(f(x_t), σ_min′)), sg p(e(x, σ_min′)))
+   * at τ `temperature` through the FROZEN stage-1 encoder and projector of `init` (projector_dim
+   * and projector_out as stage 1's), from ECT stage 1 on.
+   */
+  perceptual_weight: z.number().min(0).default(0),
   /** Stage 2 sampling: guidance only for σ in (lo, hi] (official (0.19, 1.61]). */
   guidance_sigma: z.tuple([z.number().min(0), z.number().positive()]).default([0.19, 1.61]),
 });
@@ -153,6 +161,20 @@ export function photometricOf(s: EpgSection): Photometric {
   return { brightness: s.view_brightness, contrast: s.view_contrast, jitterP: s.view_jitter_p, blur: s.view_blur, blurP: s.view_blur_p, solarizeP: s.view_solarize_p };
 }
 
+/** The stage-1 online network (encoder + projector) of a stage-1 file: a checkpoint's EMA `ema.online.*`, or an export's `online.*`. */
+export function stageOneOnline(file: string, config: SiTConfig, s: EpgSection): EpgOnline {
+  if (!existsSync(file)) throw new Error(`epg.init: ${file} does not exist: train stage 1 first (npx diffactor train --spec specs/epg-pretrain.yaml), or name its checkpoint or export`);
+  const { tensors, metadata } = readSafetensors(file);
+  const format = metadata?.format;
+  const prefix = format === 'diffactor-checkpoint/1' ? 'ema.online.' : format === 'diffactor-weights/1' ? 'online.' : null;
+  if (prefix === null) throw new Error(`epg.init: ${file} is not a diffactor checkpoint or weights file (format '${format}')`);
+  const w = new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t]));
+  const net = new EpgOnline(config, s.projector_dim, s.projector_out, new Rng(0));
+  try { net.loadStateDict(w); } catch (e) { throw new Error(`epg.perceptual_weight: the stage-1 network of ${file} does not fit (same model section and epg.projector_dim/projector_out as stage 1?): ${(e as Error).message}`); }
+  for (const [, t] of net.namedParameters()) t.requiresGrad = false;
+  return net.eval();
+}
+
 function pretrainModel(s: EpgSection, c: Pick<BuildContext, 'config' | 'spec'>, seed: number): EpgPretrainModel {
   const m = new EpgPretrainModel(c.config, { projectorDim: s.projector_dim, projectorOut: s.projector_out, refImages: s.ref_per_class, numClasses: c.config.numClasses }, new Rng(seed).child('model'));
   m.cropMin = s.crop_min;
@@ -177,6 +199,7 @@ function build(s: EpgSection, c: BuildContext, seed: number): EpgPretrainModel |
     return pretrainModel(s, c, seed);
   }
   const m = generator(s, c, seed);
+  if (s.stage === 'consistency' && s.perceptual_weight > 0 && s.init) m.perceptualNet = stageOneOnline(s.init, c.config, s);
   if (s.init) {
     try { m.encoder.loadStateDict(stageOneEncoder(s.init)); } catch (e) { throw new Error(`epg.init: ${s.init} does not fit this encoder (same model section as stage 1?): ${(e as Error).message}`); }
   }
@@ -265,14 +288,25 @@ export function consistencyPairs(s: EpgSection, K: number, step: number, normals
  * Stage 'consistency''s loss: pred = f(x + tε, t), target = sg f(x + rε, r) from the same model (x at
  * stage 0), t and r ×shift, mean_b ρ(pred − target)/(t − r) (consistency.ts).
  */
-export function consistencyLoss(s: EpgSection, m: EpgModel, x: Tensor, eps: Tensor, pairs: { t: Float64Array; r: Float64Array; stage: number }, labels: Int32Array): { loss: Tensor; pred: Tensor; target: Tensor; t: Float64Array; r: Float64Array; weights: Float64Array } {
+export function consistencyLoss(s: EpgSection, m: EpgModel, x: Tensor, eps: Tensor, pairs: { t: Float64Array; r: Float64Array; stage: number }, labels: Int32Array): { loss: Tensor; pred: Tensor; target: Tensor; t: Float64Array; r: Float64Array; weights: Float64Array; perceptual: Tensor | null } {
   if (!m.boundary) throw new Error("epg consistencyLoss: the model has no consistency boundary (epg.stage must be 'consistency')");
   const shift = shiftOf(s, m.config);
   const t = pairs.t.map((v) => v * shift), r = pairs.r.map((v) => v * shift);
   const pred = m.denoise(veNoise(x, eps, t), t, labels);
   const target = pairs.stage === 0 ? x : noGrad(() => m.denoise(veNoise(x, eps, r), r, labels));
   const weights = ectWeights(t, r);
-  return { loss: consistencyObjective(pred, target, weights, s.huber_c), pred, target, t, r, weights };
+  const perceptual = s.perceptual_weight > 0 && pairs.stage !== 0 ? perceptualTerm(s, m, pred, x) : null;
+  return { loss: consistencyObjective(pred, target, weights, s.huber_c), pred, target, t, r, weights, perceptual };
+}
+
+/** The official perceptual term: InfoNCE of the frozen stage-1 projections of the prediction and of x, both at σ_min′ (the target under noGrad). */
+export function perceptualTerm(s: EpgSection, m: EpgModel, pred: Tensor, x: Tensor): Tensor {
+  const net = m.perceptualNet;
+  if (!net || !m.boundary) throw new Error("epg.perceptual_weight > 0 needs stage 'consistency' and the frozen stage-1 network of epg.init");
+  const sMin = new Float64Array(x.shape[0]).fill(m.boundary.sigmaMin);
+  const q = net.projector.forward(net.encoder.forward(pred, sMin).e);
+  const k = noGrad(() => net.projector.forward(net.encoder.forward(x, sMin).e));
+  return infoNce(q, k, s.temperature);
 }
 
 function check(s: EpgSection, spec: SpecView): void {
@@ -286,6 +320,7 @@ function check(s: EpgSection, spec: SpecView): void {
   if (s.curriculum[0] > s.curriculum[1]) throw new Error(`epg.curriculum must be [s0, s1] with s0 ≤ s1, got [${s.curriculum.join(', ')}]`);
   if (!(s.guidance_sigma[0] < s.guidance_sigma[1])) throw new Error(`epg.guidance_sigma must be [lo, hi] with lo < hi, got [${s.guidance_sigma.join(', ')}]`);
   const sampler = (spec.sample as { sampler: string }).sampler;
+  if (s.perceptual_weight > 0 && (s.stage !== 'consistency' || !s.init)) throw new Error(`epg.perceptual_weight ${s.perceptual_weight} needs epg.stage 'consistency' and epg.init (the frozen stage-1 network), got stage '${s.stage}', init ${s.init}`);
   if (s.stage === 'consistency') {
     if (sampler !== 'euler') throw new Error(`epg stage 'consistency' draws with the consistency model's multistep sampler, named euler (sample.steps evaluations): sample.sampler must be euler, got ${sampler}`);
     const cfg = (spec.sample as { cfg?: number }).cfg ?? 1;
@@ -345,7 +380,9 @@ export const epg: MethodDefinition<EpgSection> = {
         const d = b.draws.epg as { step: number; n: number[] };
         const labels = m.dropLabels(b.y, dropout);
         const r = consistencyLoss(s, m, x, b.eps, consistencyPairs(s, m.totalSteps, d.step, d.n), labels);
-        return { out: r.pred, target: r.target, hidden: new Map(), labels, terms: { cm: { value: r.loss, weight: 1 } } };
+        const terms: StudentForward['terms'] = { cm: { value: r.loss, weight: 1 } };
+        if (s.perceptual_weight > 0) terms.perceptual = { value: r.perceptual ?? mul(r.loss, 0), weight: s.perceptual_weight };
+        return { out: r.pred, target: r.target, hidden: new Map(), labels, terms };
       }
       const d = b.draws.epg as { idx: number[] };
       const labels = m.dropLabels(b.y, dropout);

@@ -297,6 +297,8 @@ export class EpgModel extends Module implements OwnSampler {
   boundary: { sigmaMin: number; sigmaData: number } | null = null;
   /** K of the consistency stage's ECT schedule: the run's total steps unless epg.curriculum_steps names it (set by the method). */
   totalSteps = 1;
+  /** Stage 'consistency' with epg.perceptual_weight > 0: the frozen stage-1 encoder + projector (not a child: no state, no optimiser, no gradient). */
+  perceptualNet: EpgOnline | null = null;
   readonly encoder: EpgEncoder;
   readonly y_embedder: LabelEmbedder;
   readonly skips: ModuleList<SkipFuse>;
