@@ -19,8 +19,7 @@ import { z } from 'zod';
 import { Rng } from '../../tensor/rng.ts';
 import { tensor } from '../../tensor/tensor.ts';
 import { PATCHGAN_PRESETS } from '../../models/patchGan.ts';
-import { loadPerceptualNet, shipsPerceptualNet, PERCEPTUAL_STANDIN_DATA } from '../../models/perceptualFile.ts';
-import type { PerceptualNet } from '../../models/perceptualNet.ts';
+import { sectionPerceptualNet } from '../../models/perceptualFile.ts';
 import type { Tensor } from '../../tensor/tensor.ts';
 import type { BuildContext, MethodDefinition, SpecView, StudentForward, TrainingSet } from '../method.ts';
 import { SvgAutoencoderModel, createSvgAutoencoder, type SvgResidualSize } from './model.ts';
@@ -69,24 +68,6 @@ function asSvg(m: unknown): SvgAutoencoderModel {
   return m;
 }
 
-const perceptualCache = new Map<string, PerceptualNet>();
-
-function perceptualNet(s: SvgSection, dataset: string, channels: number): PerceptualNet | null {
-  if (s.perceptual_weight === 0) return null;
-  let file = s.perceptual_net;
-  if (file === null) {
-    if (!shipsPerceptualNet(dataset)) throw new Error(`svg.perceptual_net is null but no perceptual net ships for dataset '${dataset}' (only ${PERCEPTUAL_STANDIN_DATA.join(', ')}): name a perceptual-net file or set svg.perceptual_weight 0`);
-    file = dataset;
-  }
-  let net = perceptualCache.get(file);
-  if (!net) {
-    try { net = loadPerceptualNet(file).net; } catch (e) { throw new Error(`svg.perceptual_net: ${(e as Error).message}`); }
-    perceptualCache.set(file, net);
-  }
-  if (net.config.inChannels !== channels) throw new Error(`svg.perceptual_net ${file} reads ${net.config.inChannels}-channel images but the data has ${channels}`);
-  return net;
-}
-
 /** The reference images of the reconstruction grid and their encoder tokens, read from the training set once. */
 function fitReferences(m: SvgAutoencoderModel, ts: TrainingSet): void {
   const { data } = ts, r = m.refPerClass, k = m.config.numClasses, per = data.channels * data.height * data.width;
@@ -110,11 +91,9 @@ function build(s: SvgSection, c: BuildContext, seed: number): SvgAutoencoderMode
   if (c.encoderDim === null) throw new Error('svg: stage 1 appends a residual to the encoder\'s tokens: the spec needs an encoder section');
   const m = createSvgAutoencoder(c.config, { tokenDim: c.encoderDim, residual: residualOf(s), disc: s.disc, refPerClass: s.ref_per_class }, seed);
   m.ganStart = ganStartOf(s, c.spec.train.steps);
-  if (c.trainingSet) {
-    fitReferences(m, c.trainingSet());
-    const data = (c.spec as SpecView & { data: { dataset: string } }).data;
-    m.perceptual = perceptualNet(s, data.dataset, c.config.inChannels);
-  }
+  if (c.trainingSet) fitReferences(m, c.trainingSet());
+  // The perceptual net on the model the optimiser trains, also under `diffactor simulate` (no training set there).
+  if (c.training) m.perceptual = sectionPerceptualNet('svg', s, (c.spec as SpecView & { data: { dataset: string } }).data.dataset, c.config.inChannels);
   return m;
 }
 
