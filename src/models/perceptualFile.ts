@@ -42,3 +42,25 @@ export function loadPerceptualNet(dataOrFile: PerceptualStandinData | string): {
   net.loadStateDict(tensors, true);
   return { net: freezePerceptualNet(net), metadata: { ...metadata }, file };
 }
+
+const loaded = new Map<string, PerceptualNet>();
+
+/**
+ * The perceptual net a method's section names — `<field>.perceptual_net` (a file, or null for the
+ * one shipped for the dataset) when `<field>.perceptual_weight` > 0 — loaded once per file per
+ * process (frozen: sharing it between models is safe), or null at weight 0. Errors name the field.
+ */
+export function sectionPerceptualNet(field: string, s: { perceptual_weight: number; perceptual_net: string | null }, dataset: string, channels: number): PerceptualNet | null {
+  if (s.perceptual_weight === 0) return null;
+  if (s.perceptual_net === null && !shipsPerceptualNet(dataset)) {
+    throw new Error(`${field}.perceptual_net is null but no perceptual net ships for dataset '${dataset}' (only ${PERCEPTUAL_STANDIN_DATA.join(', ')}): name a perceptual-net file (docs/models/perceptual.md; for 3-channel images e.g. specs/standins/perceptual-builtin.safetensors) or set ${field}.perceptual_weight 0`);
+  }
+  const file = s.perceptual_net ?? dataset;
+  let net = loaded.get(file);
+  if (!net) {
+    try { net = loadPerceptualNet(file).net; } catch (e) { throw new Error(`${field}.perceptual_net: ${(e as Error).message}`); }
+    loaded.set(file, net);
+  }
+  if (net.config.inChannels !== channels) throw new Error(`${field}.perceptual_net ${s.perceptual_net ?? `(the ${file} stand-in)`} reads ${net.config.inChannels}-channel images but the data has ${channels}`);
+  return net;
+}

@@ -20,8 +20,7 @@ import { Rng } from '../../tensor/rng.ts';
 import { tensor, type Tensor } from '../../tensor/tensor.ts';
 import { noiseAugment } from '../../models/vitDecoder.ts';
 import { PATCHGAN_PRESETS } from '../../models/patchGan.ts';
-import { loadPerceptualNet, shipsPerceptualNet, PERCEPTUAL_STANDIN_DATA } from '../../models/perceptualFile.ts';
-import type { PerceptualNet } from '../../models/perceptualNet.ts';
+import { sectionPerceptualNet } from '../../models/perceptualFile.ts';
 import type { BuildContext, MethodDefinition, SpecView, StudentForward, TrainingSet } from '../method.ts';
 import { RaeDecoderModel, createRaeDecoderModel } from './model.ts';
 import { raeDecoderLoss } from './loss.ts';
@@ -73,24 +72,6 @@ function asRae(m: unknown): RaeDecoderModel {
   return m;
 }
 
-const perceptualCache = new Map<string, PerceptualNet>();
-
-function perceptualNet(s: RaeSection, dataset: string, channels: number): PerceptualNet | null {
-  if (s.perceptual_weight === 0) return null;
-  let file = s.perceptual_net;
-  if (file === null) {
-    if (!shipsPerceptualNet(dataset)) throw new Error(`rae.perceptual_net is null but no perceptual net ships for dataset '${dataset}' (only ${PERCEPTUAL_STANDIN_DATA.join(', ')}): name a perceptual-net file or set rae.perceptual_weight 0`);
-    file = dataset;
-  }
-  let net = perceptualCache.get(file);
-  if (!net) {
-    try { net = loadPerceptualNet(file).net; } catch (e) { throw new Error(`rae.perceptual_net: ${(e as Error).message}`); }
-    perceptualCache.set(file, net);
-  }
-  if (net.config.inChannels !== channels) throw new Error(`rae.perceptual_net ${file} reads ${net.config.inChannels}-channel images but the data has ${channels}`);
-  return net;
-}
-
 /** The encoder's final-norm affine and the reference tokens, read from the training set once. */
 function fitReferences(m: RaeDecoderModel, ts: TrainingSet): void {
   const norm = ts.encoder.vit.norm;
@@ -118,7 +99,7 @@ function build(s: RaeSection, c: BuildContext, seed: number): RaeDecoderModel {
   const m = createRaeDecoderModel(c.config, { tokenDim: c.encoderDim, disc: s.disc, refPerClass: s.ref_per_class }, seed);
   m.schedule = ganSchedule(s, c.spec.train.steps);
   if (c.trainingSet) fitReferences(m, c.trainingSet());
-  if (c.training) m.perceptual = perceptualNet(s, (c.spec as SpecView & { data: { dataset: string } }).data.dataset, c.config.inChannels);
+  if (c.training) m.perceptual = sectionPerceptualNet('rae', s, (c.spec as SpecView & { data: { dataset: string } }).data.dataset, c.config.inChannels);
   return m;
 }
 

@@ -19,7 +19,7 @@ import { readSafetensors } from '../../io/safetensors.ts';
 import { BatchNorm2d } from '../../nn/batchNorm.ts';
 import { PATCHGAN_PRESETS, createPatchGan, patchGanPreset } from '../../models/patchGan.ts';
 import { createDiscriminatorOptimizer } from '../../models/ganLoss.ts';
-import { loadPerceptualNet, shipsPerceptualNet, PERCEPTUAL_STANDIN_DATA } from '../../models/perceptualFile.ts';
+import { sectionPerceptualNet } from '../../models/perceptualFile.ts';
 import type { Backbone, MethodDefinition, VaeLossContext } from '../method.ts';
 import { hiddenAfterBlock } from '../partialForward.ts';
 import { ProjectorHeads, singleProjector } from '../projectorHeads.ts';
@@ -128,28 +128,6 @@ function vaeConfig(s: RepaESection, data: { channels: number; height: number }, 
   return c;
 }
 
-/** The frozen stand-in for LPIPS' VGG, or null with perceptual_weight 0. */
-function perceptualNet(s: RepaESection, c: VaeLossContext) {
-  if (s.perceptual_weight === 0) return null;
-  let file = s.perceptual_net;
-  if (file === null) {
-    if (!shipsPerceptualNet(c.dataset)) {
-      throw new Error(`repa_e.perceptual_net is null but no perceptual net ships for dataset '${c.dataset}' (only ${PERCEPTUAL_STANDIN_DATA.join(', ')}): name a perceptual-net file (docs/models/perceptual.md; for 3-channel images e.g. specs/standins/perceptual-builtin.safetensors) or set repa_e.perceptual_weight 0`);
-    }
-    file = c.dataset;
-  }
-  let net: ReturnType<typeof loadPerceptualNet>['net'];
-  try {
-    net = loadPerceptualNet(file).net;
-  } catch (e) {
-    throw new Error(`repa_e.perceptual_net: ${(e as Error).message}`);
-  }
-  if (net.config.inChannels !== c.channels) {
-    throw new Error(`repa_e.perceptual_net ${s.perceptual_net ?? `(the ${file} stand-in)`} reads ${net.config.inChannels}-channel images but the data has ${c.channels}`);
-  }
-  return net;
-}
-
 /** The PatchGAN (train mode) and its AdamW, or null with disc_weight 0. */
 function discriminator(s: RepaESection, c: VaeLossContext) {
   if (s.disc_weight === 0) return null;
@@ -216,7 +194,7 @@ export const repaE: MethodDefinition<RepaESection> = {
     config: vaeConfig,
     build: (s, config, seed) => (s.vae_checkpoint ? loadSdVae(s.vae_checkpoint) : createVAE(config, seed)).train(),
     lr: (s) => s.vae_lr,
-    lossParts: (s, c): RepaELossParts => ({ perceptual: perceptualNet(s, c), disc: discriminator(s, c), gradClip: c.train.grad_clip }),
+    lossParts: (s, c): RepaELossParts => ({ perceptual: sectionPerceptualNet('repa_e', s, c.dataset, c.channels), disc: discriminator(s, c), gradClip: c.train.grad_clip }),
     // train_repae.py's global_step is 0 in the first step: ours is 1-based.
     regularizer: (s, x, recon, post, parts: RepaELossParts, step) => {
       const r = repaeVaeLoss(x, recon, post, {
