@@ -11,11 +11,16 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { sample } from '../../src/cli/sample.ts';
 import { Trainer } from '../../src/run/reference.ts';
-import { openTrainData } from '../../src/build/setup.ts';
+import { checkSpecConsistency, openTrainData } from '../../src/build/setup.ts';
 import { samplingModel } from '../../src/build/parts.ts';
-import { EpgModel, EpgPretrainModel } from '../../src/methods/epg/model.ts';
+import { EPG_PREFIX, EpgModel, EpgPretrainModel } from '../../src/methods/epg/model.ts';
+import { Rng } from '../../src/tensor/rng.ts';
+import { tensor } from '../../src/tensor/tensor.ts';
+import { noGrad, slice } from '../../src/autograd/index.ts';
+import { parseSpec } from '../../src/spec/load.ts';
+import { expectClose } from '../kernels/expectClose.ts';
 import { tinySpec } from '../actors/specs.ts';
-import { expectResumeExact, expectSamplesWith, readCheckpoint, tmpDir } from './methodRun.ts';
+import { expectEvaluates, expectResumeExact, expectSamplesWith, readCheckpoint, tmpDir } from './methodRun.ts';
 
 const PRE = { stage: 'pretrain', curriculum: [2, 8], curriculum_steps: 6, projector_dim: 16, projector_out: 8, ref_per_class: 1 };
 
@@ -60,4 +65,30 @@ describe('EPG runs', () => {
     const c2 = readCheckpoint(b);
     expect(() => samplingModel({ ...c2.spec, epg: { ...(c2.spec as never as { epg: object }).epg, stage: 'pretrain' } } as never, c2.config, c2.ema)).toThrow(/stage 'diffusion' model but epg.stage is 'pretrain'/);
   }, 300_000);
+});
+
+describe('EPG stage 2 under the evaluator', () => {
+  it('hiddenAfter reads the linear-path point x_t in VE form: the encoder on x + σ·ε at σ = t/(1 − t), patch tokens after block k', () => {
+    const trainer = new Trainer(tinySpec('epg'), openTrainData(tinySpec('epg')));
+    const m = trainer.model as EpgModel;
+    m.eval();
+    const rng = new Rng(3), x = rng.normal([2, 3, 16, 16]), eps = rng.normal([2, 3, 16, 16]), t = [0.3, 0.7];
+    const xt = tensor(Float32Array.from(x.data, (v, i) => (1 - t[Math.floor(i / 768)]) * v + t[Math.floor(i / 768)] * eps.data[i]), [2, 3, 16, 16]);
+    const labels = Int32Array.from([1, m.config.numClasses]); // a class and the null class
+    const sigmas = Float64Array.from(t, (v) => v / (1 - v));
+    const xSigma = tensor(Float32Array.from(x.data, (v, i) => v + sigmas[Math.floor(i / 768)] * eps.data[i]), [2, 3, 16, 16]);
+    for (const k of [1, 3]) {
+      const got = noGrad(() => m.hiddenAfter(xt, t, labels, k));
+      const want = noGrad(() => m.encoder.forward(xSigma, sigmas, m.y_embedder.forward(labels)).hs[k - 1]);
+      expect(got.shape).toEqual([2, 16, want.shape[2]]);
+      expectClose(`block ${k}`, got.data, slice(want, 1, EPG_PREFIX).data, 1e-4, 1e-4);
+    }
+    expect(() => m.hiddenAfter(xt, t, labels, 4)).toThrow(/block 4 is not in 1\.\.3/);
+  });
+
+  it('the evaluator measures stage 2 (FD on its samples, probe and CKNNA through hiddenAfter); stage 1 refuses train.eval_every', () => {
+    expectEvaluates('epg', EpgModel, { block: 1 });
+    const pre = tinySpec('epg', { epg: PRE });
+    expect(() => checkSpecConsistency(parseSpec({ ...pre, train: { ...pre.train, eval_every: 5 } }))).toThrow(/epg: train\.eval_every is 5 but stage 'pretrain' trains an encoder that draws no samples/);
+  }, 120_000);
 });

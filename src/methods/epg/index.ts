@@ -313,7 +313,8 @@ function check(s: EpgSection, spec: SpecView): void {
   if (spec.methods.length !== 1) throw new Error(`epg trains alone (a VE x0-prediction model in two stages, no velocity or hidden taps for other methods): methods must be [epg], got [${spec.methods.join(', ')}]`);
   if (spec.model.learn_sigma) throw new Error('epg predicts x0: model.learn_sigma must be false');
   const evalEvery = (spec.train as { eval_every?: number }).eval_every ?? 0;
-  if (evalEvery > 0) throw new Error(`epg: train.eval_every is ${evalEvery} but the evaluator's probe reads a flow model's hidden states: set it to 0`);
+  // Stage 2's model answers the evaluator's probe itself (EpgModel.hiddenAfter); stage 1 draws no samples.
+  if (evalEvery > 0 && s.stage === 'pretrain') throw new Error(`epg: train.eval_every is ${evalEvery} but stage 'pretrain' trains an encoder that draws no samples to evaluate: set it to 0`);
   if (!(s.sigma_min < s.sigma_max)) throw new Error(`epg.sigma_min (${s.sigma_min}) must be below epg.sigma_max (${s.sigma_max})`);
   if (s.tau_schedule === 'interpolated' && s.tau_max_schedule === 'cosine' && !(s.tau_max > s.tau_max_end)) throw new Error(`epg.tau_max (${s.tau_max}) must exceed epg.tau_max_end (${s.tau_max_end}) with tau_max_schedule cosine (its lowest τ_max is tau_max − tau_max_end, which must stay > 0)`);
   if (s.view_blur[0] > s.view_blur[1]) throw new Error(`epg.view_blur must be [lo, hi] σ in pixels with lo ≤ hi, got [${s.view_blur.join(', ')}]`);

@@ -33,7 +33,7 @@ import { SiTBlock } from '../../models/sit.ts';
 import { LabelEmbedder, timestepFrequencies } from '../../models/embeddings.ts';
 import { Projector } from '../../models/projector.ts';
 import { gridSize, numTokens, type SiTConfig } from '../../models/config.ts';
-import { EDM, edmCIn, sigmaCondition, type KarrasGrid } from '../../diffusion/ve.ts';
+import { EDM, edmCIn, flowToVe, sigmaCondition, type KarrasGrid } from '../../diffusion/ve.ts';
 import type { OwnSampleSettings, OwnSampler } from '../method.ts';
 import { sampleConsistency, sampleEpg } from './sampler.ts';
 import { applyBoundary } from './consistency.ts';
@@ -362,6 +362,20 @@ export class EpgModel extends Module implements OwnSampler {
     });
     const out = this.out_proj.forward(this.out_norm.forward(slice(h, 1, EPG_PREFIX))); // (B, T, p·p·C)
     return unpatchify(out, c);
+  }
+
+  /**
+   * The evaluator's probe and CKNNA (PartialForward): real images noised on the linear path at t,
+   * read in EPG's VE form (flowToVe: x_σ = x_t/(1 − t) at σ = t/(1 − t), the same point of the same
+   * trajectory), with the class embedding of `labels` on the CLS token as the forward adds it; the
+   * encoder's patch tokens after block `block` (B, T, D).
+   */
+  hiddenAfter(xt: Tensor, t: ArrayLike<number>, labels: ArrayLike<number>, block: number): Tensor {
+    const depth = this.encoder.blocks.items.length;
+    if (!Number.isInteger(block) || block < 1 || block > depth) throw new Error(`EpgModel.hiddenAfter: block ${block} is not in 1..${depth} (the encoder's blocks)`);
+    const { xSigma, sigmas } = flowToVe(xt, t);
+    const enc = this.encoder.forward(xSigma, sigmas, this.y_embedder.forward(Int32Array.from(labels)));
+    return slice(enc.hs[block - 1], 1, EPG_PREFIX);
   }
 
   /** The denoiser: forward (x0 prediction), or under the consistency boundary c_skip·x + c_out·forward. */
