@@ -21,7 +21,7 @@ import { loadDinov2 } from '../models/dinov2.ts';
 import type { SiTConfig } from '../models/config.ts';
 import { vaeFactor, type VAE } from '../models/vae.ts';
 import { FrozenEncoder } from '../methods/encoder.ts';
-import { hiddenAfterBlock } from '../methods/partialForward.ts';
+import { hiddenAfterBlock, isProbeable } from '../methods/partialForward.ts';
 import { RepaESiT, decodeLatentSamples } from '../methods/repa-e/pieces.ts';
 import { drawSamples, stepsForNfe, type SampleSettings } from '../build/draw.ts';
 import { openTrainData } from '../build/setup.ts';
@@ -184,12 +184,7 @@ export class Evaluation {
     const pr = precisionRecall(matrix(ref.pooled), matrix(fake.pooled), { k: e.k, float64: true });
     const is = inceptionScore(matrix(fake.probs), { splits: Math.min(10, Math.floor(labels.length / K) || 1) });
     const cls = classAccuracy(matrix(fake.probs), labels);
-    o.onProgress?.('representation');
-    const hTrain = this.hidden(model, this.probe.train, o.vae);
-    const hTest = this.hidden(model, this.probe.test, o.vae);
-    const dim = hTest.length / e.probe_test;
-    const probe = linearProbe({ trainX: hTrain, trainY: this.probe.train.y, testX: hTest, testY: this.probe.test.y, numClasses: K, dim });
-    return {
+    const samples = {
       fd: frechetFromFeatures(matrix(fake.pooled), matrix(ref.pooled)),
       sfid: sfid(spatial(fake), spatial(ref), { channels: e.sfid_channels }),
       is: is.mean,
@@ -199,9 +194,15 @@ export class Evaluation {
       class_acc: cls.accuracy,
       class_conf: cls.confidence,
       class_acc_real: this.realClass.accuracy,
-      cknna: cknna({ data: hTest, n: e.probe_test, d: dim }, this.encoderTest),
-      probe: probe.accuracy,
     };
+    // A model without a hidden state of noised images (DiGIT's GPT) has no CKNNA or probe: left out.
+    if (!isProbeable(model)) return samples;
+    o.onProgress?.('representation');
+    const hTrain = this.hidden(model, this.probe.train, o.vae);
+    const hTest = this.hidden(model, this.probe.test, o.vae);
+    const dim = hTest.length / e.probe_test;
+    const probe = linearProbe({ trainX: hTrain, trainY: this.probe.train.y, testX: hTest, testY: this.probe.test.y, numClasses: K, dim });
+    return { ...samples, cknna: cknna({ data: hTest, n: e.probe_test, d: dim }, this.encoderTest), probe: probe.accuracy };
   }
 
   /** Mean hidden token after block `eval.block` of real images noised to `eval.t`, null label. */

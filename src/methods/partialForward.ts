@@ -14,6 +14,24 @@ export interface PartialForward {
   hiddenAfter(x: Tensor, t: ArrayLike<number>, labels: ArrayLike<number>, block: number): Tensor;
 }
 
+/**
+ * A model with no hidden state of noised images for the evaluator's probe and CKNNA (an
+ * autoregressive token model: DiGIT): the evaluator measures its samples only.
+ */
+export interface NotProbeable { readonly probeable: false }
+
+/** Whether the evaluator can probe the model's hidden state (hiddenAfterBlock). */
+export const isProbeable = (model: object): boolean => !('probeable' in model && (model as NotProbeable).probeable === false);
+
+/**
+ * A model whose forward is not diffactor's forward(x_t, t, y) of a velocity or ε model (EPG's VE x0
+ * denoiser, DiGIT's GPT): the evaluator's held-out denoising loss does not apply.
+ */
+export interface OwnForward { readonly flowForward: false }
+
+/** Whether forward(x_t, t, y) is a diffactor velocity/ε model's (eval/heldOutLoss.ts can measure it). */
+export const hasFlowForward = (model: object): boolean => !('flowForward' in model && (model as OwnForward).flowForward === false);
+
 export function hiddenAfterBlock(model: SiT | PartialForward, x: Tensor, t: ArrayLike<number>, labels: ArrayLike<number>, block: number): Tensor {
   if ('hiddenAfter' in model) return model.hiddenAfter(x, t, labels, block);
   const depth = model.config.depth;

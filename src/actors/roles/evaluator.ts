@@ -11,6 +11,7 @@
 import type { SiT } from '../../models/sit.ts';
 import type { RegSiT } from '../../models/reg.ts';
 import { buildBackbone, buildVae, jointVae } from '../../build/parts.ts';
+import { hasFlowForward } from '../../methods/partialForward.ts';
 import { Evaluation, evalSampleSettings } from '../../eval/evaluate.ts';
 import { heldOutLoss } from '../../eval/heldOutLoss.ts';
 import { drawSamples } from '../../build/draw.ts';
@@ -30,7 +31,8 @@ export function evaluatorRole(init: RoleInit) {
   const vae = init.vaeConfig ? buildVae(spec, init.vaeConfig).eval() : null;
   const evaluation = Evaluation.prepare(spec, config, { data: init.data });
   // A latent loss moves with a jointly trained VAE: not comparable across steps (eval/heldOutLoss.ts).
-  const loss = jointVae(spec) ? null : heldOutLoss(spec, { data: init.data, encoder: evaluation.clsEncoder ?? undefined });
+  // A model with its own forward (EPG's VE x0 denoiser, DiGIT's GPT) has no velocity loss to hold out.
+  const loss = jointVae(spec) || !hasFlowForward(model) ? null : heldOutLoss(spec, { data: init.data, encoder: evaluation.clsEncoder ?? undefined });
 
   let evaluated: number | null = null;
   return {

@@ -23,6 +23,7 @@ import { KMeansTokenizer } from './kmeans.ts';
 import { DigitGpt } from './gpt.ts';
 import { TokenDecoder } from './decoder.ts';
 import { checkTokenSampling, drawFrom, filteredProbs, normalCdf, type TokenSampling } from './sampling.ts';
+import type { NotProbeable, OwnForward } from '../partialForward.ts';
 
 export interface DigitModelOptions {
   /** K codes. */
@@ -42,7 +43,10 @@ class Codebook extends Module {
   }
 }
 
-export class DigitModel extends Module {
+export class DigitModel extends Module implements NotProbeable, OwnForward {
+  /** No hidden state of noised images and no velocity forward: the evaluator measures DiGIT's samples only (partialForward.ts). */
+  readonly probeable = false;
+  readonly flowForward = false;
   readonly config: SiTConfig;
   readonly tokenizer: Codebook;
   readonly gpt: DigitGpt;
@@ -79,7 +83,7 @@ export class DigitModel extends Module {
   }
 
   forward(): never {
-    throw new Error('digit: the DiGIT model is an autoregressive token model, not a velocity model: it has no forward(x_t, t, y) (held-out velocity loss, CKNNA and the probe do not apply; set eval_every 0)');
+    throw new Error('digit: the DiGIT model is an autoregressive token model, not a velocity model: it has no forward(x_t, t, y) (the held-out velocity loss, CKNNA and the probe do not apply; the evaluator measures its samples)');
   }
 
   ownsSampler(_sampler: string): boolean { return true; }

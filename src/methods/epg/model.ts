@@ -38,6 +38,7 @@ import type { OwnSampleSettings, OwnSampler } from '../method.ts';
 import { sampleConsistency, sampleEpg } from './sampler.ts';
 import { applyBoundary } from './consistency.ts';
 import { NO_PHOTOMETRIC, augmentView, type Photometric } from './augment.ts';
+import type { OwnForward } from '../partialForward.ts';
 
 /** The tokens before the patches: CLS and time. */
 export const EPG_PREFIX = 2;
@@ -286,7 +287,9 @@ export class SkipFuse extends Module {
 
 export interface EpgSampling { shift: number; grid: KarrasGrid; interval: readonly [number, number] }
 
-export class EpgModel extends Module implements OwnSampler {
+export class EpgModel extends Module implements OwnSampler, OwnForward {
+  /** forward is the VE x0 denoiser D(x_σ, σ, y), not a velocity model's: no held-out velocity loss (partialForward.ts). */
+  readonly flowForward = false;
   /** The sampler's settings (set by the method from its section). */
   sampling: EpgSampling;
   /**
