@@ -32,6 +32,15 @@ export interface NativeAddon {
     beta: number, c: Float32Array, ldc: number, strideC: number, batch: number,
     bias: Float32Array | null, act: number,
   ): void;
+  /** The bf16 GEMM (native/src/gemm_bf16.cc): gemm's arguments; A and B rounded to bf16 while
+   *  packed, fp32 accumulation. Absent from addons built before it. */
+  gemmBf16?: NativeAddon['gemm'];
+  /** dst[i] = bf16 bits of src[i] (round to nearest even, denormals to zero, NaN quieted). */
+  bf16Round?(src: Float32Array, dst: Uint16Array): void;
+  /** The bf16 path now: 'avx512bf16' (VDPBF16PS) or the ISA that emulates it. */
+  bf16Path?(): 'avx512bf16' | 'avx512' | 'avx2' | 'scalar';
+  /** Process-wide: may the bf16 GEMM use VDPBF16PS (tests/benchmarks of the emulation)? */
+  setBf16Dot?(on: boolean): string;
   [name: string]: unknown;
 }
 
