@@ -25,6 +25,12 @@ export function getLinearPrecision(): 'fp32' | 'bf16' {
   return linearPrecision;
 }
 
+/** Runs fn (synchronous) with this thread's linear precision set to p, then restores it. */
+export function withLinearPrecision<T>(p: 'fp32' | 'bf16', fn: () => T): T {
+  const prev = setLinearPrecision(p);
+  try { return fn(); } finally { linearPrecision = prev; }
+}
+
 /** One operand of a batch of products: matrix j lives at data[idx[j] * size ...], leading dim ld. */
 interface Operand { data: FArray; idx: ArrayLike<number>; size: number; ld: number; trans: boolean }
 
