@@ -13,6 +13,8 @@
         "src/gemm_avx512.cc",
         "src/gemm_avx2.cc",
         "src/gemm_scalar.cc",
+        "src/gemm_bf16.cc",
+        "src/gemm_avx512bf16.cc",
         "src/kernels_attention.cc",
         "src/kernels_norm.cc",
         "src/kernels_elementwise.cc",

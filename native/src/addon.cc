@@ -14,6 +14,7 @@
 
 // One Register function per kernel source file.
 void RegisterGemm(Napi::Env env, Napi::Object exports);
+void RegisterGemmBf16(Napi::Env env, Napi::Object exports);
 void RegisterAttention(Napi::Env env, Napi::Object exports);
 void RegisterNorm(Napi::Env env, Napi::Object exports);
 void RegisterElementwise(Napi::Env env, Napi::Object exports);
@@ -53,6 +54,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threads", Napi::Function::New(env, ThreadsFn, "threads"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsaFn, "setIsa"));
   RegisterGemm(env, exports);
+  RegisterGemmBf16(env, exports);
   RegisterAttention(env, exports);
   RegisterNorm(env, exports);
   RegisterElementwise(env, exports);

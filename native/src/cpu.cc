@@ -46,6 +46,11 @@ bool SetIsa(Isa isa) {
   return true;
 }
 
+bool HasAvx512Bf16() {
+  static const bool has = BestIsa() == Isa::Avx512 && __builtin_cpu_supports("avx512bf16");
+  return has;
+}
+
 const char* IsaName(Isa isa) {
   switch (isa) {
     case Isa::Avx512: return "avx512";

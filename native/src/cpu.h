@@ -19,6 +19,9 @@ bool SetIsa(Isa isa);
 
 const char* IsaName(Isa isa);
 
+/** CPUID has AVX512_BF16 (VCVTNE2PS2BF16, VDPBF16PS) on top of the Avx512 path's features. */
+bool HasAvx512Bf16();
+
 /** Parses "avx512" | "avx2" | "scalar"; returns false on anything else. */
 bool ParseIsa(const char* name, Isa* out);
 

@@ -65,11 +65,17 @@ void GemmOne(const GemmKernel& K, const GemmCall& g, const float* a, const float
   if (m == 0 || n == 0) return;
   if (k == 0) return EmptyK(K, g, c);
   const int MR = K.mr, NR = K.nr;
+  // Packed panels hold elements of K.elemBytes and k steps padded to K.kAlign; F converts a count
+  // of packed elements to floats of scratch (fp32 kernels: F(e) = e, kPad(kc) = kc).
+  const int64_t kAlign = K.kAlign, elemBytes = K.elemBytes;
+  auto F = [elemBytes](int64_t elems) { return elems * elemBytes / int64_t(sizeof(float)); };
+  auto kPad = [kAlign](int64_t kc) { return (kc + kAlign - 1) / kAlign * kAlign; };
   const bool epilogue = g.bias != nullptr || g.act != kActNone;
 
   // k is cut into equal slices of at most kcMax: the cut depends on k only (summation order).
-  const int64_t kBlocks = CeilDiv(k, K.kcMax);
-  const int64_t kcStep = CeilDiv(k, kBlocks);
+  // (kcStep is rounded up to whole kAlign steps; kBlocks is recounted so no slice is empty.)
+  const int64_t kcStep = kPad(CeilDiv(k, CeilDiv(k, K.kcMax)));
+  const int64_t kBlocks = CeilDiv(k, kcStep);
 
   // Rows go in mBlocks blocks of whole MR panels, at most mcMax rows (the packed A block stays in
   // L2) and, when threaded, about 4 blocks per thread so that dynamic hand-out evens out threads
@@ -98,11 +104,11 @@ void GemmOne(const GemmKernel& K, const GemmCall& g, const float* a, const float
   // inside the tasks of a second one (two barriers per GEMM). Otherwise go NC columns and one k
   // slice at a time (two barriers per slice).
   const int64_t nPadAll = CeilDiv(n, NR) * NR;
-  const bool packAll = k * nPadAll <= kPackAllFloats;
+  const bool packAll = F(kPad(k) * nPadAll) <= kPackAllFloats;
   const int64_t ncStep = packAll ? n : std::max<int64_t>(NR, K.ncMax / NR * NR);
   const int64_t pcPerRegion = packAll ? kBlocks : 1;
   const int64_t ncPadMax = CeilDiv(std::min(ncStep, n), NR) * NR;
-  float* bPack = Scratch(1, size_t(ncPadMax) * size_t(kcStep * pcPerRegion));
+  float* bPack = Scratch(1, size_t(F(ncPadMax * kcStep * pcPerRegion)));
 
   for (int64_t jc = 0; jc < n; jc += ncStep) {
     const int64_t nc = std::min(ncStep, n - jc);
@@ -121,7 +127,7 @@ void GemmOne(const GemmKernel& K, const GemmCall& g, const float* a, const float
         const int64_t pc = pb * kcStep, kc = std::min(kcStep, k - pc);
         const int64_t cols = std::min(nc - j0, panelsPerChunk * NR);
         const float* src = g.transB ? b + (jc + j0) * g.ldb + pc : b + pc * g.ldb + jc + j0;
-        K.packB(src, g.ldb, g.transB, kc, cols, bPack + (pb - pb0) * kcStep * ncPad + j0 * kc);
+        K.packB(src, g.ldb, g.transB, kc, cols, bPack + F((pb - pb0) * kcStep * ncPad + j0 * kPad(kc)));
       };
       const int64_t packTasks = (pb1 - pb0) * chunksUsed;
       ParallelFor(threads > 1 ? packTasks : 1, [&](int64_t t) {
@@ -139,17 +145,18 @@ void GemmOne(const GemmKernel& K, const GemmCall& g, const float* a, const float
           const int64_t pc = pb * kcStep, kc = std::min(kcStep, k - pc);
           const bool last = pc + kc == k;
           const float beta = pc == 0 ? g.beta : 1.f;
-          float* aPack = Scratch(0, size_t(CeilDiv(rowsBlock, MR) * MR) * size_t(kc));
+          const int64_t kcp = kPad(kc);
+          float* aPack = Scratch(0, size_t(F(CeilDiv(rowsBlock, MR) * MR * kcp)));
           const float* aSrc = g.transA ? a + pc * g.lda + i0 : a + i0 * g.lda + pc;
           K.packA(aSrc, g.lda, g.transA, rowsBlock, kc, aPack);
-          const float* bSlice = bPack + (pb - pb0) * kcStep * ncPad;
+          const float* bSlice = bPack + F((pb - pb0) * kcStep * ncPad);
           for (int64_t jp = jp0; jp < jp1; ++jp) {
             const int64_t j = jp * NR;
             const int cols = int(std::min<int64_t>(NR, nc - j));
             for (int64_t ir = 0; ir < rowsBlock; ir += MR) {
               const int rows = int(std::min<int64_t>(MR, rowsBlock - ir));
               float* ct = c + (i0 + ir) * g.ldc + jc + j;
-              K.micro(kc, aPack + ir * kc, bSlice + j * kc, ct, g.ldc, g.alpha, beta, rows, cols);
+              K.micro(kcp, aPack + F(ir * kcp), bSlice + F(j * kcp), ct, g.ldc, g.alpha, beta, rows, cols);
               if (last && epilogue) {
                 K.epilogue(ct, g.ldc, rows, cols, g.bias != nullptr ? g.bias + jc + j : nullptr, g.act);
               }
@@ -173,10 +180,12 @@ const GemmKernel& ActiveKernel() {
   }
 }
 
+}  // namespace
+
 // gemm(transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC,
-//      batch, bias|null, act)
-Napi::Value GemmFn(const Napi::CallbackInfo& info) {
-  Args args(info, "gemm");
+//      batch, bias|null, act), and gemmBf16 (gemm_bf16.cc) with the same arguments.
+Napi::Value GemmNapi(const Napi::CallbackInfo& info, const char* name, void (*run)(const GemmCall&)) {
+  Args args(info, name);
   GemmCall g;
   g.transA = args.Bool(0, "transA");
   g.transB = args.Bool(1, "transB");
@@ -217,10 +226,12 @@ Napi::Value GemmFn(const Napi::CallbackInfo& info) {
   g.b = b.data;
   g.c = c.data;
   g.bias = bias.data;
-  Sgemm(g);
+  run(g);
   return info.Env().Undefined();
 }
 
+namespace {
+Napi::Value GemmFn(const Napi::CallbackInfo& info) { return GemmNapi(info, "gemm", Sgemm); }
 }  // namespace
 
 void SgemmWith(const GemmKernel& K, const GemmCall& g) {

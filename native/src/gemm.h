@@ -6,6 +6,11 @@
 
 #include <cstdint>
 
+namespace Napi {
+class CallbackInfo;
+class Value;
+}  // namespace Napi
+
 namespace dfx {
 
 /** Activation codes, the same numbers as Act in src/kernels/types.ts. */
@@ -45,6 +50,11 @@ struct GemmKernel {
   void (*micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
                 float beta, int rows, int cols);
   void (*epilogue)(float* c, int64_t ldc, int64_t rows, int64_t cols, const float* bias, int act);
+  // Packed k granularity and element size (the bf16 GEMM, gemm_bf16.cc): k slices are cut to
+  // multiples of kAlign and each slice's panels hold kc rounded up to kAlign steps (zero-padded),
+  // of elemBytes each; micro gets that padded kc. fp32 kernels: 1 and 4 (floats, as above).
+  int kAlign = 1;
+  int elemBytes = 4;
 };
 
 const GemmKernel& GemmKernelAvx512();
@@ -56,5 +66,9 @@ void Sgemm(const GemmCall& g);
 
 /** The same with an explicit kernel (tests/benchmarks of one path). */
 void SgemmWith(const GemmKernel& kernel, const GemmCall& g);
+
+/** The N-API body of `gemm`: checks the positional arguments (errors name the function `name`),
+ *  then runs `run` on them. */
+Napi::Value GemmNapi(const Napi::CallbackInfo& info, const char* name, void (*run)(const GemmCall&));
 
 }  // namespace dfx

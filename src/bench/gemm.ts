@@ -1,20 +1,23 @@
 // The GEMM benchmark behind `diffactor bench gemm`: GFLOP/s of the native SGEMM on the DiT
 // shapes, 1024^3 and 2048^3, of the TypeScript reference on small shapes, and of numpy/OpenBLAS
 // (scripts/numpy_gemm_peer.py) on the same shapes in the same run, interleaved shape by shape so
-// that load from other processes hits both alike. It measures and prints; it asserts nothing.
+// that load from other processes hits both alike; with backend 'bf16', the native bf16 GEMM
+// (gemmBf16: bf16 inputs, fp32 accumulation) interleaved with them too, and its ratio to our fp32
+// GEMM. It measures and prints; it asserts nothing.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { jsKernels, nativeKernels, backendInfo, type Kernels } from '../kernels/index.ts';
+import { loadAddon } from '../kernels/native.ts';
 
 export interface GemmShape { m: number; n: number; k: number }
-export interface GemmResult extends GemmShape { backend: 'native' | 'js' | 'numpy'; gflops: number }
+export interface GemmResult extends GemmShape { backend: 'native' | 'bf16' | 'js' | 'numpy'; gflops: number }
 export interface GemmBenchReport {
   results: GemmResult[];
   /** Machine state and the peer's BLAS (which OpenBLAS kernel ran), for the record. */
-  env: { loadavg: number[]; cpus: number; isa: string; threads: number; peer: unknown };
+  env: { loadavg: number[]; cpus: number; isa: string; threads: number; peer: unknown; bf16Path?: string };
 }
 
 /** m x k times k x n. DiT-S/B/L-like token GEMMs (4096 tokens), then square ones. */
@@ -40,7 +43,7 @@ function rand(len: number, seed: number): Float32Array {
 }
 
 /** Best-of-`reps` GFLOP/s, each rep averaging calls over at least `minMs`. */
-function timeGemm(kern: Kernels, { m, n, k }: GemmShape, minMs: number, reps: number): number {
+function timeGemm(kern: Pick<Kernels, 'gemm'>, { m, n, k }: GemmShape, minMs: number, reps: number): number {
   const a = rand(m * k, 1), b = rand(k * n, 2), c = new Float32Array(m * n);
   const run = () => kern.gemm({ transA: false, transB: false, m, n, k, a, lda: k, b, ldb: n, c, ldc: n });
   run(); // warm-up: pool threads, pages, packing buffers
@@ -78,8 +81,19 @@ function timeNumpy(py: string, { m, n, k }: GemmShape, minMs: number, reps: numb
   return { gflops: out.results[0].gflops, info: { python: py, numpy: out.numpy, blas: out.blas } };
 }
 
+/** The addon's bf16 GEMM as a Kernels-like gemm (same argument object), or null without it. */
+function bf16Kernels(): Pick<Kernels, 'gemm'> | null {
+  const { addon } = loadAddon();
+  const g = addon?.gemmBf16;
+  if (!addon || !g) return null;
+  return {
+    gemm: (a) => g(a.transA, a.transB, a.m, a.n, a.k, a.alpha ?? 1, a.a as Float32Array, a.lda, 0,
+      a.b as Float32Array, a.ldb, 0, a.beta ?? 0, a.c as Float32Array, a.ldc, 0, 1, null, 0),
+  };
+}
+
 export async function benchGemm(opts: {
-  backends: ('native' | 'js')[]; shapes?: GemmShape[]; json: boolean;
+  backends: ('native' | 'bf16' | 'js')[]; shapes?: GemmShape[]; json: boolean;
   /** Fewer, shorter repetitions (smoke runs). */
   quick?: boolean;
   /** Leave out the numpy peer. */
@@ -93,22 +107,26 @@ export async function benchGemm(opts: {
   let peer: unknown = opts.noPeer ? 'not requested' : 'no python3 with numpy found';
   const log = (s: string) => { if (!opts.json) process.stderr.write(s); };
 
+  const bf16 = opts.backends.includes('bf16') ? bf16Kernels() : null;
+  if (opts.backends.includes('bf16') && !bf16) throw new Error('bf16 backend requested but the addon has no gemmBf16 (npm run build:native)');
   if (opts.backends.includes('native')) {
     if (!nativeKernels) throw new Error(`native backend requested but not loaded: ${backendInfo.reason}`);
     for (const shape of opts.shapes ?? NATIVE_SHAPES) {
       log(`gemm ${shape.m}x${shape.k}x${shape.n} ...`);
-      // Alternate native and numpy `rounds` times and keep each one's best.
-      let nat = 0, np = 0;
+      // Alternate native, bf16 and numpy `rounds` times and keep each one's best.
+      let nat = 0, half = 0, np = 0;
       for (let r = 0; r < rounds; r++) {
         nat = Math.max(nat, timeGemm(nativeKernels, shape, minMs, reps));
+        if (bf16) half = Math.max(half, timeGemm(bf16, shape, minMs, reps));
         if (py) {
           const p = timeNumpy(py, shape, minMs, reps);
           if (p) { np = Math.max(np, p.gflops); peer = p.info; }
         }
       }
       results.push({ ...shape, backend: 'native', gflops: nat });
+      if (bf16) results.push({ ...shape, backend: 'bf16', gflops: half });
       if (np > 0) results.push({ ...shape, backend: 'numpy', gflops: np });
-      log(` native ${nat.toFixed(1)}${np > 0 ? `, numpy ${np.toFixed(1)}` : ''} GFLOP/s\n`);
+      log(` native ${nat.toFixed(1)}${bf16 ? `, bf16 ${half.toFixed(1)}` : ''}${np > 0 ? `, numpy ${np.toFixed(1)}` : ''} GFLOP/s\n`);
     }
   }
   if (opts.backends.includes('js')) {
@@ -118,23 +136,27 @@ export async function benchGemm(opts: {
   }
   const report: GemmBenchReport = {
     results,
-    env: { loadavg: os.loadavg(), cpus: os.cpus().length, isa: backendInfo.isa, threads: backendInfo.threads, peer },
+    env: {
+      loadavg: os.loadavg(), cpus: os.cpus().length, isa: backendInfo.isa, threads: backendInfo.threads, peer,
+      ...(bf16 ? { bf16Path: loadAddon().addon!.bf16Path!() } : {}),
+    },
   };
   if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else printGemmTable(results);
   return report;
 }
 
-/** Markdown table: one row per shape (m x k x n), GFLOP/s per backend and native/numpy. */
+/** Markdown table: one row per shape (m x k x n), GFLOP/s per backend, native/numpy, bf16/native. */
 export function printGemmTable(results: GemmResult[], write: (s: string) => void = (s) => process.stdout.write(s)): void {
   const key = (r: GemmShape) => `${r.m}x${r.k}x${r.n}`;
   const rows = new Map<string, Partial<Record<GemmResult['backend'], number>>>();
   for (const r of results) rows.set(key(r), { ...rows.get(key(r)), [r.backend]: r.gflops });
   const f = (v?: number) => (v === undefined ? '' : v.toFixed(1));
-  write('| shape m x k x n | native GFLOP/s | numpy GFLOP/s | native / numpy | js GFLOP/s |\n');
-  write('| --- | ---: | ---: | ---: | ---: |\n');
+  write('| shape m x k x n | native GFLOP/s | numpy GFLOP/s | native / numpy | js GFLOP/s | bf16 GFLOP/s | bf16 / native |\n');
+  write('| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n');
   for (const [shape, v] of rows) {
     const ratio = v.native !== undefined && v.numpy ? `${((100 * v.native) / v.numpy).toFixed(0)}%` : '';
-    write(`| ${shape.replaceAll('x', ' x ')} | ${f(v.native)} | ${f(v.numpy)} | ${ratio} | ${f(v.js)} |\n`);
+    const half = v.bf16 !== undefined && v.native ? `${(v.bf16 / v.native).toFixed(2)}x` : '';
+    write(`| ${shape.replaceAll('x', ' x ')} | ${f(v.native)} | ${f(v.numpy)} | ${ratio} | ${f(v.js)} | ${f(v.bf16)} | ${half} |\n`);
   }
 }

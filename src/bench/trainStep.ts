@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { backendInfo } from '../kernels/index.ts';
+import { loadAddon } from '../kernels/native.ts';
 import { sitPreset } from '../models/presets.ts';
 import { gridSize, outChannels, type SiTConfig } from '../models/config.ts';
 import { createTrainStep } from './trainStepCore.ts';
@@ -55,6 +56,13 @@ export interface TrainStepResult {
   /** Every timed step, seconds, in order (ours and the peers' alternate). */
   times: number[];
   torch_times: Partial<Record<PeerPolicy, number[]>>;
+  /** The same step with bf16 Linear products (createTrainStep precision 'bf16'), interleaved with
+   *  the others; null when not run (no native gemmBf16, or bf16: false). */
+  bf16_seconds_per_step?: number | null;
+  /** ours fp32 seconds / ours bf16 seconds, and torch fp32 seconds / ours bf16 seconds. */
+  bf16_speedup_vs_fp32?: number | null;
+  bf16_speedup_vs_torch?: number | null;
+  bf16_times?: number[];
 }
 
 /** OpenMP wait policies the peer runs with: libgomp's default (spin, then sleep) and PASSIVE. */
@@ -162,7 +170,10 @@ export async function benchTrainStep(opts: {
   configs?: TrainStepConfig[];
   /** Leave out the PyTorch peer. */
   noPeer?: boolean;
+  /** Also time the bf16 step (default: when the addon has gemmBf16). */
+  bf16?: boolean;
 }): Promise<TrainStepReport> {
+  const withBf16 = opts.bf16 ?? typeof loadAddon().addon?.gemmBf16 === 'function';
   const configs = opts.configs ?? TRAIN_STEP_CONFIGS;
   // >= 20 timed steps per side after 3 warm-up steps (quick: 3 after 1).
   const steps = opts.quick ? 3 : 20, warmup = opts.quick ? 1 : 3;
@@ -186,6 +197,9 @@ export async function benchTrainStep(opts: {
     const harness = createTrainStep(cfg, tc.batch, 0);
     for (let i = 0; i < warmup; i++) harness.step();
     const ours: number[] = [];
+    const half = withBf16 ? createTrainStep(cfg, tc.batch, 0, 'bf16') : null;
+    if (half) for (let i = 0; i < warmup; i++) half.step();
+    const halfTimes: number[] = [];
     // One round: ours and each live peer once, the order rotating from round to round. After
     // PRUNE_AFTER rounds a peer more than 1.5x slower than the best one stops (under load the
     // spinning policy can take 30 s a step; the winner still gets every step).
@@ -197,6 +211,11 @@ export async function benchTrainStep(opts: {
         ours.push((performance.now() - t0) / 1000);
       },
       ...peers.map((p) => async () => { if (live.has(p)) p.times.push(await p.peer.step()); }),
+      ...(half ? [async () => {
+        const t0 = performance.now();
+        half.step();
+        halfTimes.push((performance.now() - t0) / 1000);
+      }] : []),
     ];
     try {
       for (let i = 0; i < steps; i++) {
@@ -222,6 +241,10 @@ export async function benchTrainStep(opts: {
       torch_policy_seconds: Object.fromEntries(peers.map((p) => [p.policy, median(p.times)])),
       times: ours.map((t) => +t.toFixed(4)),
       torch_times: Object.fromEntries(peers.map((p) => [p.policy, p.times.map((t) => +t.toFixed(4))])),
+      ...(half ? {
+        bf16_seconds_per_step: median(halfTimes), bf16_speedup_vs_fp32: s / median(halfTimes),
+        bf16_speedup_vs_torch: ts ? ts / median(halfTimes) : null, bf16_times: halfTimes.map((t) => +t.toFixed(4)),
+      } : {}),
     });
     log(` ${s.toFixed(3)} s/step${ts ? `, torch ${ts.toFixed(3)} s/step (${best.policy} wait policy; x${(ts / s).toFixed(2)})` : ''}\n`);
   }
@@ -245,6 +268,12 @@ export function printTrainStepTable(r: TrainStepReport, write: (s: string) => vo
   write('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n');
   for (const x of r.results) {
     write(`| ${x.config} | ${x.batch} | ${f(x.seconds_per_step, 3)} | ${f(x.samples_per_s, 1)} | ${f(x.torch_seconds_per_step, 3)} | ${f(x.torch_samples_per_s, 1)} | ${f(x.speedup_vs_torch, 2)} | ${f(x.gflops, 0)} / ${f(x.torch_gflops, 0)} |\n`);
+  }
+  if (r.results.some((x) => x.bf16_seconds_per_step != null)) {
+    write('\n| config | bf16 s/step | fp32 s / bf16 s | torch fp32 s / bf16 s |\n| --- | ---: | ---: | ---: |\n');
+    for (const x of r.results) {
+      write(`| ${x.config} | ${f(x.bf16_seconds_per_step ?? null, 3)} | ${f(x.bf16_speedup_vs_fp32 ?? null, 2)} | ${f(x.bf16_speedup_vs_torch ?? null, 2)} |\n`);
+    }
   }
   const policies = r.results.map((x) => `${x.config}: ${x.torch_policy ?? 'n/a'}`).join(', ');
   write(`\nPyTorch OpenMP wait policy reported (the faster of default and PASSIVE): ${policies}\n`);

@@ -1,12 +1,15 @@
 // One SiT training step as the benchmark times it (and as scripts/torch_train_step_peer.py mirrors
 // it): linear-interpolant flow matching on a fixed synthetic batch, forward in training mode (label
 // dropout on), mean_flat velocity MSE, backward, AdamW, EMA update, zero grad. The batch is made once
-// (data loading is not part of the step). Not here: timing, the peer, printing (trainStep.ts).
+// (data loading is not part of the step). precision 'bf16': the Linear products (forward, dx, dW)
+// read bf16 operands with fp32 sums (setLinearPrecision); weights, AdamW and EMA stay fp32.
+// Not here: timing, the peer, printing (trainStep.ts).
 import { Rng } from '../tensor/rng.ts';
 import { tensor, type Tensor } from '../tensor/tensor.ts';
 import { tidy } from '../tensor/tidy.ts';
 import { untracked } from '../tensor/pool.ts';
 import { backward, noGrad } from '../autograd/tape.ts';
+import { setLinearPrecision } from '../autograd/ops/matmul.ts';
 import { createSiT, type SiT } from '../models/sit.ts';
 import type { SiTConfig } from '../models/config.ts';
 import { AdamW } from '../optim/adamw.ts';
@@ -22,7 +25,7 @@ export interface TrainStepHarness {
 }
 
 /** A model, optimiser, EMA and fixed batch of `batch` samples; every number is a function of seed. */
-export function createTrainStep(config: SiTConfig, batch: number, seed = 0): TrainStepHarness {
+export function createTrainStep(config: SiTConfig, batch: number, seed = 0, precision: 'fp32' | 'bf16' = 'fp32'): TrainStepHarness {
   const model = createSiT(config, seed).train();
   const params = model.namedParameters();
   const opt = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
@@ -37,13 +40,19 @@ export function createTrainStep(config: SiTConfig, batch: number, seed = 0): Tra
   }));
   const dropRng = rng.child('labels');
   const step = (): number => {
-    const loss = tidy(() => {
-      const { xt, target } = noGrad(() => flowTrainingPair(linear, x, eps, t));
-      const { out } = model.forward(xt, t, y, { rng: dropRng });
-      const l: Tensor = velocityLoss(out, target).loss;
-      backward(l);
-      return l.item();
-    });
+    const prev = setLinearPrecision(precision);
+    let loss: number;
+    try {
+      loss = tidy(() => {
+        const { xt, target } = noGrad(() => flowTrainingPair(linear, x, eps, t));
+        const { out } = model.forward(xt, t, y, { rng: dropRng });
+        const l: Tensor = velocityLoss(out, target).loss;
+        backward(l);
+        return l.item();
+      });
+    } finally {
+      setLinearPrecision(prev);
+    }
     opt.step();
     ema.update();
     opt.zeroGrad();

@@ -4,7 +4,9 @@ export async function bench(what: string, o: { json?: boolean; quick?: boolean }
   if (what === 'gemm') {
     const { benchGemm } = await import('../bench/gemm.ts');
     const { nativeKernels } = await import('../kernels/index.ts');
-    await benchGemm({ backends: nativeKernels ? ['native', 'js'] : ['js'], json: !!o.json, quick: o.quick });
+    const { loadAddon } = await import('../kernels/native.ts');
+    const bf16 = typeof loadAddon().addon?.gemmBf16 === 'function';
+    await benchGemm({ backends: nativeKernels ? ['native', ...(bf16 ? ['bf16' as const] : []), 'js'] : ['js'], json: !!o.json, quick: o.quick });
     return;
   }
   if (what === 'attention') {

@@ -32,6 +32,15 @@ export interface NativeAddon {
     beta: number, c: Float32Array, ldc: number, strideC: number, batch: number,
     bias: Float32Array | null, act: number,
   ): void;
+  /** The bf16 GEMM (native/src/gemm_bf16.cc): gemm's arguments; A and B rounded to bf16 while
+   *  packed, fp32 accumulation. Absent from addons built before it. */
+  gemmBf16?: NativeAddon['gemm'];
+  /** dst[i] = bf16 bits of src[i] (round to nearest even, denormals to zero, NaN quieted). */
+  bf16Round?(src: Float32Array, dst: Uint16Array): void;
+  /** The bf16 path now: 'avx512bf16' (VDPBF16PS) or the ISA that emulates it. */
+  bf16Path?(): 'avx512bf16' | 'avx512' | 'avx2' | 'scalar';
+  /** Process-wide: may the bf16 GEMM use VDPBF16PS (tests/benchmarks of the emulation)? */
+  setBf16Dot?(on: boolean): string;
   [name: string]: unknown;
 }
 
@@ -76,10 +85,12 @@ const positional: Method[] = [
  */
 export function wrapAddon(addon: NativeAddon): Kernels {
   const g = addon.gemm;
+  // precision 'bf16' goes to gemmBf16 (an addon built before it: the TypeScript reference).
+  const half = addon.gemmBf16 ?? ((...r: Parameters<NativeAddon['gemm']>) => jsGemmPositional(...r));
   const kernels = {
     name: 'native',
     gemm: (a) =>
-      g(
+      (a.precision === 'bf16' ? half : g)(
         a.transA, a.transB, a.m, a.n, a.k, a.alpha ?? 1,
         a.a as Float32Array, a.lda, a.strideA ?? 0, a.b as Float32Array, a.ldb, a.strideB ?? 0,
         a.beta ?? 0, a.c as Float32Array, a.ldc, a.strideC ?? 0, a.batch ?? 1,
@@ -101,6 +112,12 @@ export function wrapAddon(addon: NativeAddon): Kernels {
       (causal ? jsKernels.attentionBackward : bwd)(q, kk, v, o, lse, dout, dq, dk, dv, bh, n, d, scale, causal);
   }
   return k;
+}
+
+/** The TypeScript reference (bf16) from the addon's positional gemm arguments. */
+function jsGemmPositional(...r: Parameters<NativeAddon['gemm']>): void {
+  const [transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch, bias, act] = r;
+  jsKernels.gemm({ transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch, bias, act: act as 0, precision: 'bf16' });
 }
 
 /** Which Kernels methods the loaded addon implements natively (the rest use the TS reference). */

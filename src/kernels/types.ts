@@ -43,6 +43,11 @@ export interface GemmArgs {
   bias?: FArray | null;
   /** Optional activation applied last. */
   act?: ActCode;
+  /**
+   * 'bf16': A and B are rounded to bfloat16 (nearest even, denormals to zero) as they are read,
+   * products and sums stay fp32, C fp32 (src/kernels/js/bf16.ts; native gemmBf16). Default 'fp32'.
+   */
+  precision?: 'fp32' | 'bf16';
 }
 
 export interface Kernels {

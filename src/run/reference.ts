@@ -16,7 +16,7 @@ import { AdamW, Ema, clipGradNorm, type Schedule } from '../optim/index.ts';
 import { Rng } from '../tensor/rng.ts';
 import { tidy } from '../tensor/tidy.ts';
 import { ones, type Tensor } from '../tensor/tensor.ts';
-import { backward, detach, noGrad } from '../autograd/index.ts';
+import { backward, detach, noGrad, withLinearPrecision } from '../autograd/index.ts';
 import {
   interpolantByName, uniformTimesteps, DdpmSchedule, qSample, epsLoss, hybridLoss, type Interpolant,
 } from '../diffusion/index.ts';
@@ -125,7 +125,9 @@ export class Trainer {
   /** One optimisation step; returns what metrics.jsonl records. Throws NonFiniteLossError on NaN/Inf. */
   trainStep(): StepLog {
     const stepNo = this.step + 1;
-    const log = tidy(() => {
+    // train.precision bf16: the step's Linear products in bf16 (frozen encoders' too: unlike the
+    // actor run, where only the trained roles switch).
+    const log = withLinearPrecision(this.spec.train.precision, () => tidy(() => {
       const { x, y, indices } = this.loader.next(); // (B, C, H, W), (B)
       // A frozen latent space's input (B, L, h, w), as the Data actor's: cached per image unless mirrored.
       const z = this.latents ? this.latents.latents(indices) : this.space?.encode(x) ?? null;
@@ -151,7 +153,7 @@ export class Trainer {
       this.ema.update(emaDecay(this.spec, this.step));
       for (const [dst, src] of this.emaCopied) dst.data.set(src.data);
       return { step: stepNo, loss: value, terms: r.terms, lr: this.spec.train.lr * factor, grad_norm: gradNorm };
-    });
+    }));
     this.step = stepNo;
     return log;
   }

@@ -67,6 +67,13 @@ export const TrainSpec = z.strictObject({
    * checkpoint), none, or auto (fd when the run evaluates, else loss).
    */
   keep_best: z.enum(['auto', 'none', 'loss', 'fd', 'sfid', 'is', 'precision', 'recall', 'class_acc', 'class_conf', 'cknna', 'probe']).default('auto'),
+  /**
+   * Mixed precision of the training step: bf16 makes every Linear product (forward, dx, dW) of the
+   * trained roles read bf16 operands with fp32 sums (native gemmBf16: VDPBF16PS where the CPU has
+   * AVX512_BF16); weights, gradients, AdamW, EMA, norms and attention stay fp32. Sampling and
+   * evaluation run in fp32.
+   */
+  precision: z.enum(['fp32', 'bf16']).default('fp32'),
 });
 
 export const SampleSpec = z.strictObject({

@@ -4,10 +4,12 @@
 import { describe, it, expect } from 'vitest';
 import { benchGemm, printGemmTable, type GemmResult } from '../../src/bench/gemm.ts';
 import { nativeKernels } from '../../src/kernels/index.ts';
+import { loadAddon } from '../../src/kernels/native.ts';
 
 describe('benchGemm', () => {
   it('measures every requested backend on every shape', async () => {
-    const backends: ('native' | 'js')[] = nativeKernels ? ['native', 'js'] : ['js'];
+    const bf16 = typeof loadAddon().addon?.gemmBf16 === 'function';
+    const backends: ('native' | 'bf16' | 'js')[] = nativeKernels ? ['native', ...(bf16 ? ['bf16' as const] : []), 'js'] : ['js'];
     const shapes = [{ m: 17, n: 9, k: 33 }, { m: 40, n: 24, k: 8 }];
     const report = await benchGemm({ backends, shapes, json: true, quick: true, noPeer: true });
     expect(report.results.map((r) => `${r.backend} ${r.m}x${r.k}x${r.n}`).sort())
@@ -15,9 +17,10 @@ describe('benchGemm', () => {
     for (const r of report.results) expect(r.gflops, JSON.stringify(r)).toBeGreaterThan(0);
   });
 
-  it('prints one row per shape with native / numpy', () => {
+  it('prints one row per shape with native / numpy and bf16 / native', () => {
     const rows: GemmResult[] = [
       { m: 4, k: 5, n: 6, backend: 'native', gflops: 150 },
+      { m: 4, k: 5, n: 6, backend: 'bf16', gflops: 270 },
       { m: 4, k: 5, n: 6, backend: 'numpy', gflops: 200 },
       { m: 7, k: 7, n: 7, backend: 'js', gflops: 1.25 },
     ];
@@ -25,7 +28,7 @@ describe('benchGemm', () => {
     printGemmTable(rows, (s) => { out += s; });
     const lines = out.trim().split('\n');
     expect(lines).toHaveLength(4);
-    expect(lines[2]).toBe('| 4 x 5 x 6 | 150.0 | 200.0 | 75% |  |');
-    expect(lines[3]).toBe('| 7 x 7 x 7 |  |  |  | 1.3 |');
+    expect(lines[2]).toBe('| 4 x 5 x 6 | 150.0 | 200.0 | 75% |  | 270.0 | 1.80x |');
+    expect(lines[3]).toBe('| 7 x 7 x 7 |  |  |  | 1.3 |  |  |');
   });
 });

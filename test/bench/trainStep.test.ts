@@ -25,6 +25,24 @@ describe('train step harness', () => {
     expect(la[5]).toBeLessThan(la[0]);
   });
 
+  it('bf16 harness: bit-identical run to run, losses within 1e-4 relative of fp32 over 6 steps (yet not equal), and benchmark bf16 fields', async () => {
+    const cfg = sitPreset('SiT-T/1');
+    const f = createTrainStep(cfg, 4, 3), a = createTrainStep(cfg, 4, 3, 'bf16'), b = createTrainStep(cfg, 4, 3, 'bf16');
+    const lf: number[] = [], la: number[] = [], lb: number[] = [];
+    for (let i = 0; i < 6; i++) { lf.push(f.step()); la.push(a.step()); lb.push(b.step()); }
+    expect(lb).toEqual(la);
+    // Step 0 matches exactly (adaLN and the final layer start at zero: the output is 0 either way).
+    for (let i = 0; i < 6; i++) expect(Math.abs(la[i] - lf[i]) / lf[i]).toBeLessThan(1e-4);
+    expect(la.slice(1).some((v, i) => v !== lf[i + 1])).toBe(true);
+    expect(la[5]).toBeLessThan(la[0]);
+    const r = await benchTrainStep({ json: true, quick: true, noPeer: true, bf16: true, configs: [{ config: 'T', preset: 'SiT-T/1', batch: 2 }] });
+    const x = r.results[0];
+    expect(x.bf16_times).toHaveLength(3);
+    expect(x.bf16_seconds_per_step).toBeGreaterThan(0);
+    expect(x.bf16_speedup_vs_fp32).toBeCloseTo(x.seconds_per_step / x.bf16_seconds_per_step!, 6);
+    expect(x.bf16_speedup_vs_torch).toBeNull();
+  });
+
   it('counts P1 flops as 3x (6 blocks of qkv/proj/fc1/fc2/adaLN + attention, embedders, final layer)', () => {
     const rows = 64 * 64, d = 192;
     const block = 2 * rows * d * (3 * d + d + 4 * d + 4 * d) + 2 * 64 * d * 6 * d + 4 * 64 * 64 * 64 * d;

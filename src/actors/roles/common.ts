@@ -2,6 +2,7 @@
 // (AdamW with the spec's hyperparameters over its own parameters, clipped by the coordinator's
 // global factor), and state dicts as plain objects (they cross threads) copied for `save`.
 import { AdamW } from '../../optim/adamw.ts';
+import { withLinearPrecision } from '../../autograd/ops/matmul.ts';
 import { gradSumSquares, gradsOf, scaleGrads } from '../../optim/clip.ts';
 import { clone, type Tensor } from '../../tensor/tensor.ts';
 import { untracked } from '../../tensor/pool.ts';
@@ -28,6 +29,22 @@ export const toMap = (d: TensorDict): Map<string, Tensor> => new Map(Object.entr
 /** Copies (outside the step's arena) of named tensors: what a `save` reply sends. */
 export function copyDict(entries: Iterable<readonly [string, Tensor]>): TensorDict {
   return untracked(() => Object.fromEntries([...entries].map(([k, t]) => [k, clone(t)])));
+}
+
+/**
+ * A trained role's behaviour at the spec's train.precision: with bf16 every method runs with this
+ * thread's Linear products in bf16 (withLinearPrecision), so a role sharing the thread with others
+ * (in-thread actors) changes only its own calls. fp32 returns the behaviour as it is. The methods
+ * must be synchronous (they are: a reply is computed before the handler returns).
+ */
+export function atTrainPrecision<B extends object>(spec: RunSpec, behaviour: B): B {
+  const p = spec.train.precision;
+  if (p === 'fp32') return behaviour;
+  const out: Record<string, unknown> = {};
+  for (const [name, v] of Object.entries(behaviour)) {
+    out[name] = typeof v === 'function' ? (...args: unknown[]) => withLinearPrecision(p, () => (v as (...a: unknown[]) => unknown).apply(behaviour, args)) : v;
+  }
+  return out as B;
 }
 
 /** A trainable role's optimiser: the reference trainer's AdamW restricted to this role's parameters. */

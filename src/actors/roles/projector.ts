@@ -12,7 +12,7 @@ import { methodByName } from '../../methods/registry.ts';
 import type { AlignTerm } from '../../methods/method.ts';
 import { buildHeads, methodsOf, prefixTokens } from '../../build/parts.ts';
 import type { MessageContext } from '../core.ts';
-import { RoleOptimizer, copyDict, toMap, type RoleInit, type TensorDict } from './common.ts';
+import { RoleOptimizer, atTrainPrecision, copyDict, toMap, type RoleInit, type TensorDict } from './common.ts';
 
 export interface AlignRequest {
   /** The method whose term this is, and the term: an index into its alignTerms, or 'vae'. */
@@ -45,7 +45,7 @@ export function projectorRole(init: RoleInit) {
     return t;
   }
 
-  return {
+  return atTrainPrecision(spec, {
     align(b: AlignRequest, ctx: MessageContext): { loss: number; grad: Tensor; sumSq: number } {
       if (!sections.has(b.method)) throw new Error(`align: method '${b.method}' is not one of this run's (${[...sections.keys()].join(', ')})`);
       const term = termOf(b), head = heads.of(b.method), s = sections.get(b.method);
@@ -87,5 +87,5 @@ export function projectorRole(init: RoleInit) {
       if (b.opt) opt.load(b.opt);
       return null;
     },
-  };
+  });
 }

@@ -18,7 +18,7 @@ import type { EncoderFeatures } from '../../methods/encoder.ts';
 import { backboneHook, buildBackbone, emaTensors, hiddenAt } from '../../build/parts.ts';
 import { ownTerms, stepPlan, weightedSum } from '../../build/stepPlan.ts';
 import type { MessageContext } from '../core.ts';
-import { RoleOptimizer, copyDict, toDict, toMap, type RoleInit, type TensorDict } from './common.ts';
+import { RoleOptimizer, atTrainPrecision, copyDict, toDict, toMap, type RoleInit, type TensorDict } from './common.ts';
 
 export interface StudentForward {
   /** (B, C, H, W) what the student is noised from: clean data, or a joint VAE's latent z, detached. */
@@ -62,7 +62,7 @@ export function studentRole(init: RoleInit) {
   const emaSources = (): TensorDict => toDict([...ema.averaged, ...ema.copied]);
   const ddpm = spec.diffusion.objective === 'ddpm' ? DdpmSchedule.linear() : null;
 
-  return {
+  return atTrainPrecision(spec, {
     forward(b: StudentForward, ctx: MessageContext): StudentForwardReply {
       return withTape(ctx.tape(), () => {
         const terms: Record<string, number> = {};
@@ -169,5 +169,5 @@ export function studentRole(init: RoleInit) {
     params(): { params: TensorDict } {
       return { params: emaSources() };
     },
-  };
+  });
 }

@@ -20,7 +20,7 @@ import { checkDiscState } from '../../build/checkpoint.ts';
 import type { VAEConfig } from '../../models/vae.ts';
 import type { MessageContext } from '../core.ts';
 import type { VaeLossParts } from '../../methods/method.ts';
-import { RoleOptimizer, copyDict, toMap, type RoleInit, type TensorDict } from './common.ts';
+import { RoleOptimizer, atTrainPrecision, copyDict, toMap, type RoleInit, type TensorDict } from './common.ts';
 
 export function vaeRole(init: RoleInit & { vaeConfig: VAEConfig }) {
   const { spec } = init;
@@ -36,7 +36,7 @@ export function vaeRole(init: RoleInit & { vaeConfig: VAEConfig }) {
   }) ?? {};
   const disc = parts.disc ?? null;
 
-  return {
+  return atTrainPrecision(spec, {
     encode(b: { x: Tensor }, ctx: MessageContext): { z: Tensor; regLoss: number; terms: Record<string, number> } {
       return withTape(ctx.tape(), () => {
         const post = vae.forward(b.x, posterior); // z (B, L, h, w), recon (B, C, H, W)
@@ -87,5 +87,5 @@ export function vaeRole(init: RoleInit & { vaeConfig: VAEConfig }) {
       }
       return null;
     },
-  };
+  });
 }

@@ -2,11 +2,34 @@
 // linear (y = x W^T + b with PyTorch's (out, in) weight). Every product is a K.gemm call; the
 // transposes of the backward are gemm flags, never copies. Not here: attention (its own fused
 // kernel), convolutions, elementwise arithmetic.
+// Mixed precision: setLinearPrecision('bf16') makes linear's three products (y, dx, dW) read
+// their float32 operands as bf16 (fp32 sums, fp32 results; the stored weights stay fp32).
 import { uninit, zeros, type Tensor } from '../../tensor/tensor.ts';
 import { broadcastShapes, broadcastStrides, fmtShape, sizeOf, type Shape } from '../../tensor/shape.ts';
 import { K, type FArray } from '../../kernels/index.ts';
 import { record } from '../tape.ts';
 import { resultDtype, walk } from './broadcast.ts';
+
+/** How linear's products read float32 operands on this thread: 'fp32' (default) or 'bf16'. */
+let linearPrecision: 'fp32' | 'bf16' = 'fp32';
+
+/** Sets this thread's linear precision (train.precision); returns the previous one. */
+export function setLinearPrecision(p: 'fp32' | 'bf16'): 'fp32' | 'bf16' {
+  if (p !== 'fp32' && p !== 'bf16') throw new Error(`setLinearPrecision: expected 'fp32' or 'bf16', got '${String(p)}'`);
+  const prev = linearPrecision;
+  linearPrecision = p;
+  return prev;
+}
+
+export function getLinearPrecision(): 'fp32' | 'bf16' {
+  return linearPrecision;
+}
+
+/** Runs fn (synchronous) with this thread's linear precision set to p, then restores it. */
+export function withLinearPrecision<T>(p: 'fp32' | 'bf16', fn: () => T): T {
+  const prev = setLinearPrecision(p);
+  try { return fn(); } finally { linearPrecision = prev; }
+}
 
 /** One operand of a batch of products: matrix j lives at data[idx[j] * size ...], leading dim ld. */
 interface Operand { data: FArray; idx: ArrayLike<number>; size: number; ld: number; trans: boolean }
@@ -27,11 +50,11 @@ function stepOf(idx: ArrayLike<number>): number | null {
  * One strided gemm when the layout allows; otherwise one gemm per product over subarray views,
  * accumulating (beta = 1) when several products land on the same C (a broadcast operand's gradient).
  */
-function gemmBatches(m: number, n: number, k: number, a: Operand, b: Operand, c: Omit<Operand, 'trans'>): void {
+function gemmBatches(m: number, n: number, k: number, a: Operand, b: Operand, c: Omit<Operand, 'trans'>, precision: 'fp32' | 'bf16' = 'fp32'): void {
   const count = c.idx.length;
   if (count === 0 || m === 0 || n === 0 || k === 0) return; // C stays zero
   const sa = stepOf(a.idx), sb = stepOf(b.idx), sc = stepOf(c.idx);
-  const base = { transA: a.trans, transB: b.trans, m, n, k, lda: a.ld, ldb: b.ld, ldc: c.ld };
+  const base = { transA: a.trans, transB: b.trans, m, n, k, lda: a.ld, ldb: b.ld, ldc: c.ld, precision };
   if (sa !== null && sb !== null && sc !== null && (sc > 0 || count === 1)) {
     K.gemm({
       ...base,
@@ -126,20 +149,22 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) throw new Error(`linear: bias must be (${outF}), got ${fmtShape(bias.shape)}`);
   const rowsOf = x.shape.slice(0, -1);
   const rows = sizeOf(rowsOf);
+  // bf16 only for float32 (float64 is the gradcheck path); read once: the backward uses the same.
+  const precision = dtype === 'float32' ? linearPrecision : 'fp32';
   const full = rows > 0 && outF > 0 && inF > 0; // every product below runs and overwrites its output
   const y = full ? uninit([...rowsOf, outF], dtype) : zeros([...rowsOf, outF], dtype); // (rows, out)
   if (inF === 0) {
     if (bias) for (let r = 0; r < rows; r++) y.data.set(bias.data, r * outF);
   } else if (rows > 0 && outF > 0) {
-    K.gemm({ transA: false, transB: true, m: rows, n: outF, k: inF, a: x.data, lda: inF, b: weight.data, ldb: inF, c: y.data, ldc: outF, bias: bias?.data ?? null });
+    K.gemm({ transA: false, transB: true, m: rows, n: outF, k: inF, a: x.data, lda: inF, b: weight.data, ldb: inF, c: y.data, ldc: outF, bias: bias?.data ?? null, precision });
   }
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record('linear', inputs, y, (g) => {
     const grads: (Tensor | null)[] = [
       // dx (rows, in) = dy (rows, out) @ W (out, in)
-      x.requiresGrad ? withGrad(x, (dx) => gemmBatches(rows, inF, outF, single(g.data, outF), single(weight.data, inF), single(dx, inF)), full) : null,
+      x.requiresGrad ? withGrad(x, (dx) => gemmBatches(rows, inF, outF, single(g.data, outF), single(weight.data, inF), single(dx, inF), precision), full) : null,
       // dW (out, in) = dy^T (out, rows) @ x (rows, in)
-      weight.requiresGrad ? withGrad(weight, (dw) => gemmBatches(outF, inF, rows, single(g.data, outF, true), single(x.data, inF), single(dw, inF)), full) : null,
+      weight.requiresGrad ? withGrad(weight, (dw) => gemmBatches(outF, inF, rows, single(g.data, outF, true), single(x.data, inF), single(dw, inF), precision), full) : null,
     ];
     // db (out) = sum of dy over rows
     if (bias) grads.push(bias.requiresGrad ? withGrad(bias, (db) => K.reduceSum(g.data, db, 1, rows, outF), true) : null);

@@ -3,8 +3,10 @@
 // not tuned beyond that. Accumulates in the array's own precision (float64 for gradcheck).
 import { Act, type GemmArgs } from '../types.ts';
 import { applyAct } from './activations.ts';
+import { gemmBf16 } from './bf16.ts';
 
 export function gemm(g: GemmArgs): void {
+  if (g.precision === 'bf16') return gemmBf16(g);
   const { transA, transB, m, n, k, a, lda, b, ldb, c, ldc } = g;
   const alpha = g.alpha ?? 1;
   const beta = g.beta ?? 0;
