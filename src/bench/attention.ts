@@ -7,6 +7,10 @@
 // GFLOP/s counts matmul flops only and the same for every backend: forward 4·B·H·N²·D (QKᵀ, PV),
 // backward 8·B·H·N²·D (dV, dP, dQ, dK; the native backward's recomputation of QKᵀ is not counted),
 // over fwd_ms + bwd_ms.
+//
+// The GEMM yardstick: in the same rotation as the native kernel, the native SGEMM on the shape's
+// qkv projection (batch·tokens × heads·headDim → 3·heads·headDim, the GEMM that feeds this
+// attention in a SiT block); native rows carry its GFLOP/s and attention / GEMM.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -20,6 +24,10 @@ export interface AttentionResult extends AttentionShape {
   fwd_ms: number;
   bwd_ms: number;
   gflops: number;
+  /** Native rows: the SGEMM's GFLOP/s on the qkv projection GEMM, timed in the same rotation. */
+  gemm?: { m: number; k: number; n: number; gflops: number };
+  /** Native rows: gflops / gemm.gflops. */
+  gemm_ratio?: number;
 }
 export interface AttentionBenchReport {
   results: AttentionResult[];
@@ -70,6 +78,19 @@ function bestMs(run: () => void, minMs: number, reps: number): number {
   return best;
 }
 
+/** The qkv projection GEMM of a shape: (batch·tokens, heads·headDim) @ (heads·headDim, 3·heads·headDim). */
+export function qkvGemmShape(s: AttentionShape): { m: number; k: number; n: number } {
+  const c = s.heads * s.headDim;
+  return { m: s.batch * s.tokens, k: c, n: 3 * c };
+}
+
+/** The native SGEMM's GFLOP/s on `shape` (best of `reps`, each ≥ minMs). */
+function timeGemm(kern: Kernels, { m, k, n }: { m: number; k: number; n: number }, minMs: number, reps: number): number {
+  const a = rand(m * k, 5), b = rand(k * n, 6), c = new Float32Array(m * n);
+  const ms = bestMs(() => kern.gemm({ transA: false, transB: false, m, n, k, a, lda: k, b, ldb: n, c, ldc: n }), minMs, reps);
+  return (2 * m * n * k) / (ms * 1e6);
+}
+
 function timeKernels(kern: Kernels, s: AttentionShape, minMs: number, reps: number): { fwd: number; bwd: number } {
   const bh = s.batch * s.heads, n = s.tokens, d = s.headDim, len = bh * n * d, scale = 1 / Math.sqrt(d);
   const q = rand(len, 1), k = rand(len, 2), v = rand(len, 3), dout = rand(len, 4);
@@ -115,19 +136,22 @@ export async function benchAttention(opts: {
     if (backends.includes('native')) {
       if (!nativeKernels) throw new Error(`native backend requested but not loaded: ${backendInfo.reason}`);
       // Alternate native and torch `rounds` times and keep each one's best.
-      let nat = { fwd: Infinity, bwd: Infinity }, tor = { fwd: Infinity, bwd: Infinity };
+      let nat = { fwd: Infinity, bwd: Infinity }, tor = { fwd: Infinity, bwd: Infinity }, gemm = 0;
+      const gs = qkvGemmShape(s);
       for (let r = 0; r < rounds; r++) {
         const t = timeKernels(nativeKernels, s, minMs, reps);
         nat = { fwd: Math.min(nat.fwd, t.fwd), bwd: Math.min(nat.bwd, t.bwd) };
+        gemm = Math.max(gemm, timeGemm(nativeKernels, gs, minMs, reps));
         if (!opts.noPeer) {
           const p = timeTorch(s, minMs, reps, threads);
           if (typeof p === 'string') peer = p;
           else { tor = { fwd: Math.min(tor.fwd, p.fwd), bwd: Math.min(tor.bwd, p.bwd) }; peer = p.info; }
         }
       }
-      results.push(result(s, 'native', nat.fwd, nat.bwd));
+      const nr = result(s, 'native', nat.fwd, nat.bwd);
+      results.push({ ...nr, gemm: { ...gs, gflops: gemm }, gemm_ratio: nr.gflops / gemm });
       if (Number.isFinite(tor.fwd)) results.push(result(s, 'torch', tor.fwd, tor.bwd));
-      log(` native ${nat.fwd.toFixed(2)} / ${nat.bwd.toFixed(2)} ms`);
+      log(` native ${nat.fwd.toFixed(2)} / ${nat.bwd.toFixed(2)} ms (${(nr.gflops / gemm).toFixed(2)}× the GEMM's ${gemm.toFixed(0)} GFLOP/s)`);
       if (Number.isFinite(tor.fwd)) log(`, torch ${tor.fwd.toFixed(2)} / ${tor.bwd.toFixed(2)} ms`);
     }
     if (backends.includes('js')) {
@@ -150,9 +174,11 @@ export async function benchAttention(opts: {
 
 /** Markdown table: one row per shape and backend. */
 export function printAttentionTable(results: AttentionResult[], write: (s: string) => void = (s) => process.stdout.write(s)): void {
-  write('| batch | heads | tokens | head dim | backend | fwd ms | bwd ms | GFLOP/s |\n');
-  write('| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |\n');
+  write('| batch | heads | tokens | head dim | backend | fwd ms | bwd ms | GFLOP/s | GEMM GFLOP/s (qkv shape) | / GEMM |\n');
+  write('| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n');
   for (const r of results) {
-    write(`| ${r.batch} | ${r.heads} | ${r.tokens} | ${r.headDim} | ${r.backend} | ${r.fwd_ms.toFixed(2)} | ${r.bwd_ms.toFixed(2)} | ${r.gflops.toFixed(1)} |\n`);
+    const g = r.gemm ? `${r.gemm.gflops.toFixed(1)} (${r.gemm.m}×${r.gemm.k}×${r.gemm.n})` : '';
+    const ratio = r.gemm_ratio !== undefined ? r.gemm_ratio.toFixed(2) : '';
+    write(`| ${r.batch} | ${r.heads} | ${r.tokens} | ${r.headDim} | ${r.backend} | ${r.fwd_ms.toFixed(2)} | ${r.bwd_ms.toFixed(2)} | ${r.gflops.toFixed(1)} | ${g} | ${ratio} |\n`);
   }
 }

@@ -7,7 +7,11 @@
 // steps after warm-up. Two peers run side by side, OpenMP's default (spinning) wait policy and
 // OMP_WAIT_POLICY=PASSIVE: the first is faster on a quiet machine, the second several times faster
 // when another job holds a core; the report keeps the faster (a clearly slower one stops after 5
-// steps). It measures and prints; it asserts nothing.
+// steps). A second pair of peers runs the same step under torch.autocast('cpu', bfloat16) (PyTorch's
+// CPU mixed precision) in the same rotation, reported as its own row. Right after the interleaved
+// steps, the fastest fp32 peer and the fastest bf16 peer each run `aloneSteps` more steps alone
+// (nothing of ours in between), reported beside the interleaved medians. It measures and prints;
+// it asserts nothing.
 //
 // GFLOP/s uses one analytic count for both sides (matmul and attention products, forward plus
 // twice that for the backward), so it is a rate comparison, not a profile.
@@ -62,7 +66,23 @@ export interface TrainStepResult {
   /** ours fp32 seconds / ours bf16 seconds, and torch fp32 seconds / ours bf16 seconds. */
   bf16_speedup_vs_fp32?: number | null;
   bf16_speedup_vs_torch?: number | null;
+  /** torch bf16 autocast seconds / ours bf16 seconds (the issue's "faster than PyTorch bf16 autocast"). */
+  bf16_speedup_vs_torch_bf16?: number | null;
   bf16_times?: number[];
+  /** The fastest fp32 peer's median over steps run alone right after the interleaved ones. */
+  torch_alone_seconds_per_step: number | null;
+  torch_alone_times: number[];
+  /** torch alone seconds / our (interleaved) seconds. */
+  speedup_vs_torch_alone: number | null;
+  /** The bf16 autocast peer: interleaved median of its faster policy, and alone. */
+  torch_bf16_seconds_per_step: number | null;
+  torch_bf16_policy: PeerPolicy | null;
+  torch_bf16_policy_seconds: Partial<Record<PeerPolicy, number>>;
+  torch_bf16_times: Partial<Record<PeerPolicy, number[]>>;
+  torch_bf16_alone_seconds_per_step: number | null;
+  torch_bf16_alone_times: number[];
+  /** torch bf16 (interleaved) seconds / our seconds. */
+  speedup_vs_torch_bf16: number | null;
 }
 
 /** OpenMP wait policies the peer runs with: libgomp's default (spin, then sleep) and PASSIVE. */
@@ -83,9 +103,15 @@ export interface TrainStepReport {
     isa: string;
     threads: number;
     node: string;
+    /** The fp32 peers ({default, passive}: torch, threads, model, BLAS) or why there is none. */
     peer: unknown;
+    /** The bf16 autocast peers, likewise. */
+    peer_bf16: unknown;
   };
 }
+
+/** fp32: the plain step; bf16: the same step under torch.autocast('cpu', dtype=torch.bfloat16). */
+export type PeerPrecision = 'fp32' | 'bf16';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const peerScript = path.join(root, 'scripts/torch_train_step_peer.py');
@@ -102,6 +128,11 @@ export function trainStepFlops(c: SiTConfig, batch: number): number {
   const fwd = c.depth * block + linear(rows, c.inChannels * p2, d) + linear(rows, d, p2 * outChannels(c))
     + linear(batch, 256, d) + linear(batch, d, d) + linear(batch, d, 2 * d);
   return 3 * fwd;
+}
+
+/** The peer with the lowest median step among `group` (undefined when empty). */
+function fastestPeer<P extends { times: number[] }>(group: P[]): P | undefined {
+  return [...group].sort((a, b) => median(a.times) - median(b.times))[0];
 }
 
 const median = (xs: number[]): number => {
@@ -143,7 +174,7 @@ class Peer {
   close(): void { if (!this.proc.stdin.writableEnded) this.proc.stdin.end(); }
 
   /** Starts the peer for one config and waits until it has warmed up; or the reason it cannot run. */
-  static async start(cfg: SiTConfig, tc: TrainStepConfig, warmup: number, threads: number, policy: PeerPolicy): Promise<{ peer: Peer; info: unknown } | string> {
+  static async start(cfg: SiTConfig, tc: TrainStepConfig, warmup: number, threads: number, policy: PeerPolicy, precision: PeerPrecision = 'fp32'): Promise<{ peer: Peer; info: unknown } | string> {
     if (!existsSync(TORCH_PYTHON)) return `${TORCH_PYTHON} missing`;
     if (spawnSync(TORCH_PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0) return 'no torch for /usr/bin/python3 (apt install python3-torch)';
     // The peer at its best on this CPU: OpenBLAS's AVX-512 kernels (Debian's 0.3.21 detects the CPU
@@ -152,11 +183,12 @@ class Peer {
     if (policy === 'passive') env.OMP_WAIT_POLICY = 'PASSIVE';
     else delete env.OMP_WAIT_POLICY;
     if (existsSync(OPENMP_BLAS_DIR)) env.LD_LIBRARY_PATH = [OPENMP_BLAS_DIR, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
-    const args = [peerScript, '--config', JSON.stringify(cfg), '--batch', String(tc.batch), '--warmup', String(warmup), '--threads', String(threads)];
+    const args = [peerScript, '--config', JSON.stringify(cfg), '--batch', String(tc.batch), '--warmup', String(warmup), '--threads', String(threads),
+      '--autocast', precision === 'bf16' ? 'bf16' : 'none'];
     const peer = new Peer(spawn(TORCH_PYTHON, args, { env, stdio: ['pipe', 'pipe', 'pipe'] }));
     try {
-      const ready = await peer.next<{ torch: string; threads: number; blas: unknown }>();
-      return { peer, info: { python: TORCH_PYTHON, torch: ready.torch, threads: ready.threads, blas: ready.blas } };
+      const ready = await peer.next<{ torch: string; threads: number; model: string; autocast: string; cpu_capability: string | null; blas: unknown }>();
+      return { peer, info: { python: TORCH_PYTHON, torch: ready.torch, threads: ready.threads, model: ready.model, autocast: ready.autocast, cpu_capability: ready.cpu_capability, blas: ready.blas } };
     } catch (e) {
       return (e as Error).message;
     }
@@ -172,27 +204,38 @@ export async function benchTrainStep(opts: {
   noPeer?: boolean;
   /** Also time the bf16 step (default: when the addon has gemmBf16). */
   bf16?: boolean;
+  /** Leave out the bf16 autocast peer (the fp32 one still runs). */
+  noBf16Peer?: boolean;
+  /** Steps each fastest peer runs alone after the interleaved ones (default 10, quick 2). */
+  aloneSteps?: number;
 }): Promise<TrainStepReport> {
   const withBf16 = opts.bf16 ?? typeof loadAddon().addon?.gemmBf16 === 'function';
   const configs = opts.configs ?? TRAIN_STEP_CONFIGS;
   // >= 20 timed steps per side after 3 warm-up steps (quick: 3 after 1).
   const steps = opts.quick ? 3 : 20, warmup = opts.quick ? 1 : 3;
+  const aloneSteps = opts.aloneSteps ?? (opts.quick ? 2 : 10);
+  const precisions: PeerPrecision[] = opts.noPeer ? [] : opts.noBf16Peer ? ['fp32'] : ['fp32', 'bf16'];
   const threads = Math.max(1, backendInfo.threads || os.cpus().length);
   const log = (s: string) => { if (!opts.json) process.stderr.write(s); };
   const loadStart = os.loadavg();
   let peerInfo: unknown = opts.noPeer ? 'not requested' : 'not run';
+  let peerBf16Info: unknown = opts.noPeer || opts.noBf16Peer ? 'not requested' : 'not run';
   const results: TrainStepResult[] = [];
 
   for (const tc of configs) {
     const cfg = sitPreset(tc.preset);
     const flops = trainStepFlops(cfg, tc.batch);
     log(`train step ${tc.config} (${tc.preset}, batch ${tc.batch}) `);
-    const peers: { policy: PeerPolicy; peer: Peer; times: number[] }[] = [];
-    for (const policy of opts.noPeer ? [] : POLICIES) {
-      const started = await Peer.start(cfg, tc, warmup, threads, policy);
-      if (typeof started === 'string') { peerInfo = started; continue; }
-      peers.push({ policy, peer: started.peer, times: [] });
-      peerInfo = { ...(typeof peerInfo === 'object' && peerInfo !== null ? peerInfo : {}), [policy]: started.info };
+    const peers: { precision: PeerPrecision; policy: PeerPolicy; peer: Peer; times: number[] }[] = [];
+    for (const precision of precisions) {
+      for (const policy of POLICIES) {
+        const started = await Peer.start(cfg, tc, warmup, threads, policy, precision);
+        const prev = precision === 'fp32' ? peerInfo : peerBf16Info;
+        const info = typeof started === 'string' ? started
+          : { ...(typeof prev === 'object' && prev !== null ? prev : {}), [policy]: started.info };
+        if (precision === 'fp32') peerInfo = info; else peerBf16Info = info;
+        if (typeof started !== 'string') peers.push({ precision, policy, peer: started.peer, times: [] });
+      }
     }
     const harness = createTrainStep(cfg, tc.batch, 0);
     for (let i = 0; i < warmup; i++) harness.step();
@@ -200,9 +243,10 @@ export async function benchTrainStep(opts: {
     const half = withBf16 ? createTrainStep(cfg, tc.batch, 0, 'bf16') : null;
     if (half) for (let i = 0; i < warmup; i++) half.step();
     const halfTimes: number[] = [];
+    const aloneTimes: Partial<Record<PeerPrecision, number[]>> = {};
     // One round: ours and each live peer once, the order rotating from round to round. After
-    // PRUNE_AFTER rounds a peer more than 1.5x slower than the best one stops (under load the
-    // spinning policy can take 30 s a step; the winner still gets every step).
+    // PRUNE_AFTER rounds a peer more than 1.5x slower than the best one of its precision stops
+    // (under load the spinning policy can take 30 s a step; the winner still gets every step).
     const live = new Set(peers);
     const runners: (() => Promise<void>)[] = [
       async () => {
@@ -220,40 +264,76 @@ export async function benchTrainStep(opts: {
     try {
       for (let i = 0; i < steps; i++) {
         for (let j = 0; j < runners.length; j++) await runners[(i + j) % runners.length]();
-        if (i + 1 === PRUNE_AFTER && peers.length > 1) {
-          const fastest = Math.min(...peers.map((p) => median(p.times)));
-          for (const p of peers) if (median(p.times) > 1.5 * fastest) { live.delete(p); p.peer.close(); }
+        if (i + 1 === PRUNE_AFTER) {
+          for (const precision of precisions) {
+            const group = peers.filter((p) => p.precision === precision);
+            if (group.length < 2) continue;
+            const fastest = Math.min(...group.map((p) => median(p.times)));
+            for (const p of group) if (median(p.times) > 1.5 * fastest) { live.delete(p); p.peer.close(); }
+          }
         }
         if (i % 5 === 4) log('.');
+      }
+      // Alone, right after: the fastest peer of each precision, nothing of ours in between.
+      for (const precision of precisions) {
+        const winner = fastestPeer(peers.filter((p) => p.precision === precision));
+        if (!winner) continue;
+        const alone: number[] = [];
+        for (let i = 0; i < aloneSteps; i++) alone.push(await winner.peer.step());
+        aloneTimes[precision] = alone;
       }
     } finally {
       for (const p of peers) p.peer.close();
     }
     const s = median(ours);
-    const best = peers.map((p) => ({ policy: p.policy, sec: median(p.times) })).sort((a, b) => a.sec - b.sec)[0];
-    const ts = best ? best.sec : null;
+    const best = fastestPeer(peers.filter((p) => p.precision === 'fp32'));
+    const bestBf16 = fastestPeer(peers.filter((p) => p.precision === 'bf16'));
+    const ts = best ? median(best.times) : null, tb = bestBf16 ? median(bestBf16.times) : null;
+    const alone = aloneTimes.fp32 ?? [], aloneBf16 = aloneTimes.bf16 ?? [];
+    const ta = alone.length ? median(alone) : null;
+    const of = (precision: PeerPrecision, f: (p: (typeof peers)[number]) => unknown) =>
+      Object.fromEntries(peers.filter((p) => p.precision === precision).map((p) => [p.policy, f(p)]));
     results.push({
       config: tc.config, seconds_per_step: s, samples_per_s: tc.batch / s, batch: tc.batch, steps: ours.length,
       gflop_per_step: flops / 1e9, gflops: flops / s / 1e9,
       torch_seconds_per_step: ts, torch_samples_per_s: ts ? tc.batch / ts : null, torch_gflops: ts ? flops / ts / 1e9 : null,
       speedup_vs_torch: ts ? ts / s : null,
       torch_policy: best?.policy ?? null,
-      torch_policy_seconds: Object.fromEntries(peers.map((p) => [p.policy, median(p.times)])),
+      torch_policy_seconds: of('fp32', (p) => median(p.times)),
       times: ours.map((t) => +t.toFixed(4)),
-      torch_times: Object.fromEntries(peers.map((p) => [p.policy, p.times.map((t) => +t.toFixed(4))])),
+      torch_times: of('fp32', (p) => p.times.map((t) => +t.toFixed(4))),
+      torch_alone_seconds_per_step: ta,
+      torch_alone_times: alone.map((t) => +t.toFixed(4)),
+      speedup_vs_torch_alone: ta ? ta / s : null,
+      torch_bf16_seconds_per_step: tb,
+      torch_bf16_policy: bestBf16?.policy ?? null,
+      torch_bf16_policy_seconds: of('bf16', (p) => median(p.times)),
+      torch_bf16_times: of('bf16', (p) => p.times.map((t) => +t.toFixed(4))),
+      torch_bf16_alone_seconds_per_step: aloneBf16.length ? median(aloneBf16) : null,
+      torch_bf16_alone_times: aloneBf16.map((t) => +t.toFixed(4)),
+      speedup_vs_torch_bf16: tb ? tb / s : null,
       ...(half ? {
         bf16_seconds_per_step: median(halfTimes), bf16_speedup_vs_fp32: s / median(halfTimes),
-        bf16_speedup_vs_torch: ts ? ts / median(halfTimes) : null, bf16_times: halfTimes.map((t) => +t.toFixed(4)),
+        bf16_speedup_vs_torch: ts ? ts / median(halfTimes) : null, bf16_speedup_vs_torch_bf16: tb ? tb / median(halfTimes) : null,
+        bf16_times: halfTimes.map((t) => +t.toFixed(4)),
       } : {}),
     });
-    log(` ${s.toFixed(3)} s/step${ts ? `, torch ${ts.toFixed(3)} s/step (${best.policy} wait policy; x${(ts / s).toFixed(2)})` : ''}\n`);
+    log(` ${s.toFixed(3)} s/step${ts && best ? `, torch ${ts.toFixed(3)} s/step (${best.policy} wait policy; x${(ts / s).toFixed(2)}; alone ${ta?.toFixed(3)})` : ''}`
+      + `${tb && bestBf16 ? `, torch bf16 ${tb.toFixed(3)} s/step (x${(tb / s).toFixed(2)})` : ''}\n`);
+  }
+  // A torch peer on the reference BLAS (no OpenBLAS installed: libblas3 alone) runs its matmuls
+  // ~50x slower (measured: 1024^3 in 1.4 s); such a peer is no peer: say so loudly.
+  const blasOf = (info: unknown) => Object.values(typeof info === 'object' && info !== null ? info : {})
+    .map((i) => (i as { blas?: { library?: string | null } }).blas?.library ?? null);
+  if (!opts.noPeer && [...blasOf(peerInfo), ...blasOf(peerBf16Info)].some((l) => !l || !l.includes('openblas'))) {
+    process.stderr.write('warning: the PyTorch peer runs without OpenBLAS (reference BLAS): its times are not a fair peer; apt-get install libopenblas0-openmp\n');
   }
   const report: TrainStepReport = {
     results,
     command: `npx diffactor bench train-step${opts.json ? ' --json' : ''}${opts.quick ? ' --quick' : ''}`,
     env: {
       loadavg_start: loadStart, loadavg_end: os.loadavg(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown',
-      backend: backendInfo.backend, isa: backendInfo.isa, threads, node: process.version, peer: peerInfo,
+      backend: backendInfo.backend, isa: backendInfo.isa, threads, node: process.version, peer: peerInfo, peer_bf16: peerBf16Info,
     },
   };
   if (opts.json) process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -264,18 +344,19 @@ export async function benchTrainStep(opts: {
 /** Markdown table: one row per config, ours and PyTorch side by side. */
 export function printTrainStepTable(r: TrainStepReport, write: (s: string) => void = (s) => process.stdout.write(s)): void {
   const f = (v: number | null, digits: number) => (v === null ? 'n/a' : v.toFixed(digits));
-  write('| config | batch | diffactor s/step | diffactor samples/s | PyTorch s/step | PyTorch samples/s | speedup (torch s / ours s) | GFLOP/s ours / torch |\n');
-  write('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n');
+  write('| config | batch | diffactor s/step | diffactor samples/s | PyTorch s/step | PyTorch samples/s | speedup (torch s / ours s) | GFLOP/s ours / torch | PyTorch alone s/step | speedup vs alone | PyTorch bf16 autocast s/step | speedup vs bf16 | PyTorch bf16 alone s/step |\n');
+  write('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n');
   for (const x of r.results) {
-    write(`| ${x.config} | ${x.batch} | ${f(x.seconds_per_step, 3)} | ${f(x.samples_per_s, 1)} | ${f(x.torch_seconds_per_step, 3)} | ${f(x.torch_samples_per_s, 1)} | ${f(x.speedup_vs_torch, 2)} | ${f(x.gflops, 0)} / ${f(x.torch_gflops, 0)} |\n`);
+    write(`| ${x.config} | ${x.batch} | ${f(x.seconds_per_step, 3)} | ${f(x.samples_per_s, 1)} | ${f(x.torch_seconds_per_step, 3)} | ${f(x.torch_samples_per_s, 1)} | ${f(x.speedup_vs_torch, 2)} | ${f(x.gflops, 0)} / ${f(x.torch_gflops, 0)}`
+      + ` | ${f(x.torch_alone_seconds_per_step, 3)} | ${f(x.speedup_vs_torch_alone, 2)} | ${f(x.torch_bf16_seconds_per_step, 3)} | ${f(x.speedup_vs_torch_bf16, 2)} | ${f(x.torch_bf16_alone_seconds_per_step, 3)} |\n`);
   }
   if (r.results.some((x) => x.bf16_seconds_per_step != null)) {
-    write('\n| config | bf16 s/step | fp32 s / bf16 s | torch fp32 s / bf16 s |\n| --- | ---: | ---: | ---: |\n');
+    write('\n| config | bf16 s/step | fp32 s / bf16 s | torch fp32 s / bf16 s | torch bf16 autocast s / bf16 s |\n| --- | ---: | ---: | ---: | ---: |\n');
     for (const x of r.results) {
-      write(`| ${x.config} | ${f(x.bf16_seconds_per_step ?? null, 3)} | ${f(x.bf16_speedup_vs_fp32 ?? null, 2)} | ${f(x.bf16_speedup_vs_torch ?? null, 2)} |\n`);
+      write(`| ${x.config} | ${f(x.bf16_seconds_per_step ?? null, 3)} | ${f(x.bf16_speedup_vs_fp32 ?? null, 2)} | ${f(x.bf16_speedup_vs_torch ?? null, 2)} | ${f(x.bf16_speedup_vs_torch_bf16 ?? null, 2)} |\n`);
     }
   }
-  const policies = r.results.map((x) => `${x.config}: ${x.torch_policy ?? 'n/a'}`).join(', ');
-  write(`\nPyTorch OpenMP wait policy reported (the faster of default and PASSIVE): ${policies}\n`);
+  const policies = r.results.map((x) => `${x.config}: ${x.torch_policy ?? 'n/a'} / bf16 ${x.torch_bf16_policy ?? 'n/a'}`).join(', ');
+  write(`\nPyTorch OpenMP wait policy reported (the faster of default and PASSIVE; fp32 / bf16): ${policies}\n`);
   write(`load average ${r.env.loadavg_start.map((v) => v.toFixed(2)).join(' ')} (start), ${r.env.loadavg_end.map((v) => v.toFixed(2)).join(' ')} (end); ${r.env.cpus} cpus; ${r.env.backend} ${r.env.isa}, ${r.env.threads} threads\n`);
 }

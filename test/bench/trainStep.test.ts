@@ -2,9 +2,12 @@
 // and parameters step after step (the determinism the fused kernels promise), the loss falls on
 // the fixed batch, the analytic flop count matches a hand count for P1, and the benchmark runs on
 // a tiny config and reports the issue's fields, with the PyTorch peer when /usr/bin/python3 has
-// torch (the step-by-step protocol, both OpenMP wait policies, the faster one reported).
+// torch (the step-by-step protocol, both OpenMP wait policies, the faster one reported; the bf16
+// autocast peers; the winners alone afterwards), and the peer's fast SiT computes the reference's
+// step.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { createTrainStep } from '../../src/bench/trainStepCore.ts';
 import { benchTrainStep, trainStepFlops } from '../../src/bench/trainStep.ts';
 import { sitPreset } from '../../src/models/presets.ts';
@@ -76,5 +79,30 @@ describe('train step harness', () => {
     expect(peer.default.threads).toBeGreaterThan(0);
     expect(peer.default.blas.omp_wait_policy).toBeNull();
     expect(peer.passive.blas.omp_wait_policy).toBe('PASSIVE');
-  }, 60_000);
+    // alone right after: the winning fp32 policy's steps, nothing of ours in between
+    expect(x.torch_alone_times).toHaveLength(2);
+    expect(x.torch_alone_seconds_per_step).toBeCloseTo((x.torch_alone_times[0] + x.torch_alone_times[1]) / 2, 3);
+    expect(x.speedup_vs_torch_alone).toBeCloseTo(x.torch_alone_seconds_per_step! / x.seconds_per_step, 6);
+    // the bf16 autocast peer: its own pair of policies in the same rotation, and alone
+    expect(x.torch_bf16_times.default).toHaveLength(3);
+    expect(x.torch_bf16_times.passive).toHaveLength(3);
+    expect(x.torch_bf16_seconds_per_step).toBe(Math.min(x.torch_bf16_policy_seconds.default!, x.torch_bf16_policy_seconds.passive!));
+    expect(x.speedup_vs_torch_bf16).toBeCloseTo(x.torch_bf16_seconds_per_step! / x.seconds_per_step, 6);
+    expect(x.torch_bf16_alone_times).toHaveLength(2);
+    const bf16 = r.env.peer_bf16 as Record<'default' | 'passive', { autocast: string; model: string }>;
+    expect(bf16.default.autocast).toBe('bf16');
+    expect(peer.default).toMatchObject({ autocast: 'none', model: 'fast' });
+  }, 300_000);
+
+  it.runIf(hasTorch)("the peer's fast SiT computes the reference's step (output, loss, every gradient)", () => {
+    // scripts/torch_train_step_peer.py --check: scripts/torch_sit_fast.py against
+    // test/fixtures/sit_reference.py on one set of perturbed weights; exit 1 past 1e-4 relative.
+    for (const [preset, batch] of [['SiT-P1', 4], ['SiT-P2', 1]] as const) {
+      const r = spawnSync('/usr/bin/python3', [fileURLToPath(new URL('../../scripts/torch_train_step_peer.py', import.meta.url)), '--config', JSON.stringify(sitPreset(preset)), '--batch', String(batch), '--check'], { encoding: 'utf8' });
+      expect(r.status, `${preset}: ${r.stdout}${r.stderr}`).toBe(0);
+      const d = JSON.parse(r.stdout) as { out: number; loss: number; grad: number; params_with_grad: number };
+      expect(d.params_with_grad).toBeGreaterThan(60);
+      expect(Math.max(d.out, d.loss, d.grad)).toBeLessThanOrEqual(1e-4);
+    }
+  }, 300_000);
 });

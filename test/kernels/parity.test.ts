@@ -81,6 +81,19 @@ describe.runIf(addon !== null)(`native kernel parity (addon: ${reason ?? 'loaded
         attentionCase(3, 64, 64, 9);
       });
 
+      // kernels_attention.cc's fast paths: 16 x 16 register transposes of K/V blocks on AVX-512
+      // (full tiles plus key-row and head-dim edges), and the backward in place (D a multiple of
+      // the vector width, N of 4) against padded copies (N or D off those multiples).
+      it('attention on the transpose tiles and in-place backward shapes', () => {
+        use();
+        attentionCase(2, 48, 32, 10);   // tiles only, in place
+        attentionCase(1, 100, 48, 11);  // key rows past the last tile (100 = 6*16 + 4), in place
+        attentionCase(2, 64, 80, 12);   // 5 tiles along D
+        attentionCase(1, 35, 40, 13);   // N off 4: padded copies; D = 2.5 tiles on AVX-512
+        attentionCase(2, 16, 24, 14);   // D a multiple of 8 (AVX2 in place), not of 16
+        attentionCase(1, 272, 16, 15);  // two key blocks in place, the second 16 rows
+      });
+
       it('layer norm forward/backward (affine or null weight/bias, dweight/dbias or null)', () => {
         use();
         fc.assert(fc.property(

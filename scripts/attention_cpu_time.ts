@@ -1,0 +1,51 @@
+// Attention vs GEMM by CPU time on one thread: the native attention kernels (kernels_attention.cc
+// and the qkv-layout kernels_qkv_attention.cc the SiT blocks use) forward + backward, and the
+// native SGEMM on the shape's qkv projection GEMM, interleaved 15 times, the best of each. CPU time
+// of this thread (process.cpuUsage, with DIFFACTOR_THREADS=1 the pool runs inline) does not count
+// the time other jobs hold the core, so the ratio holds on a loaded machine better than wall time
+// (caches and the other hyperthread are still shared). Measures and prints; asserts nothing.
+//   DIFFACTOR_THREADS=1 npx tsx scripts/attention_cpu_time.ts
+import os from 'node:os';
+import { nativeKernels } from '../src/kernels/index.ts';
+import { ATTENTION_SHAPES, qkvGemmShape } from '../src/bench/attention.ts';
+
+if (!nativeKernels) throw new Error('the native addon is not loaded');
+const K = nativeKernels;
+function rand(len: number, seed: number): Float32Array {
+  const a = new Float32Array(len);
+  let s = seed >>> 0;
+  for (let i = 0; i < len; i++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; a[i] = s / 2147483648 - 1; }
+  return a;
+}
+/** CPU milliseconds per call, calls repeated over ≥ 40 ms of wall time. */
+function cpuMs(run: () => void): number {
+  let calls = 0;
+  const t0 = performance.now(), u0 = process.cpuUsage().user;
+  do { run(); calls++; } while (performance.now() - t0 < 40);
+  return (process.cpuUsage().user - u0) / 1000 / calls;
+}
+console.log(`load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}, threads ${process.env.DIFFACTOR_THREADS ?? 'all (CPU time then sums threads)'}`);
+console.log('| batch×heads×tokens×dim | attention fwd / bwd CPU ms | GFLOP/s | qkv attention fwd / bwd | GFLOP/s | GEMM (qkv shape) GFLOP/s | attention / GEMM | qkv / GEMM |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+for (const s of ATTENTION_SHAPES) {
+  const { batch: B, heads: H, tokens: N, headDim: D } = s;
+  const bh = B * H, len = bh * N * D, scale = 1 / Math.sqrt(D);
+  const q = rand(len, 1), k = rand(len, 2), v = rand(len, 3), dout = rand(len, 4);
+  const out = new Float32Array(len), lse = new Float32Array(bh * N), dq = new Float32Array(len), dk = new Float32Array(len), dv = new Float32Array(len);
+  const qkv = rand(3 * len, 5), o2 = new Float32Array(len), l2 = new Float32Array(bh * N), dqkv = new Float32Array(3 * len);
+  const g = qkvGemmShape(s), A = rand(g.m * g.k, 6), Bm = rand(g.k * g.n, 7), C = new Float32Array(g.m * g.n);
+  const runs: Record<string, () => void> = {
+    fwd: () => K.attentionForward(q, k, v, out, lse, bh, N, D, scale),
+    bwd: () => K.attentionBackward(q, k, v, out, lse, dout, dq, dk, dv, bh, N, D, scale),
+    qfwd: () => K.qkvAttentionForward(qkv, o2, l2, B, N, H, D, scale),
+    qbwd: () => K.qkvAttentionBackward(qkv, o2, l2, dout, dqkv, B, N, H, D, scale),
+    gemm: () => K.gemm({ transA: false, transB: false, m: g.m, n: g.n, k: g.k, a: A, lda: g.k, b: Bm, ldb: g.n, c: C, ldc: g.n }),
+  };
+  for (const r of Object.values(runs)) r();
+  const best: Record<string, number> = {};
+  for (let rep = 0; rep < 15; rep++) for (const [name, r] of Object.entries(runs)) best[name] = Math.min(best[name] ?? Infinity, cpuMs(r));
+  const flops = 12 * bh * N * N * D, gf = (2 * g.m * g.n * g.k) / (best.gemm * 1e6);
+  const a = flops / ((best.fwd + best.bwd) * 1e6), qa = flops / ((best.qfwd + best.qbwd) * 1e6);
+  console.log(`| ${B}×${H}×${N}×${D} | ${best.fwd.toFixed(2)} / ${best.bwd.toFixed(2)} | ${a.toFixed(1)} | ${best.qfwd.toFixed(2)} / ${best.qbwd.toFixed(2)} | ${qa.toFixed(1)} | ${gf.toFixed(1)} | ${(a / gf).toFixed(2)} | ${(qa / gf).toFixed(2)} |`);
+}
+console.log(`load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
