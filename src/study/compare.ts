@@ -115,8 +115,8 @@ export async function compare(o: CompareOptions): Promise<Study> {
     const inputs = runInputs(spec, o.data);
     // A run's records suffice to report it: a study kept without its checkpoints (they are large)
     // is still finished. A checkpoint short of the steps and the budget is a run to continue.
-    const state = savedState(dir);
-    const done = existsSync(path.join(dir, FINISHED_FILE)) || (state !== null && (state.step >= steps || state.wallSeconds >= o.budgetSeconds));
+    const finished = existsSync(path.join(dir, FINISHED_FILE)), state = finished ? null : savedState(dir);
+    const done = finished || (state !== null && (state.step >= steps || state.wallSeconds >= o.budgetSeconds));
     return { base, k, seed, spec, dir, inputs, done, resumeAt: done ? null : state?.step ?? null };
   }));
   for (const p of plan.filter((q) => q.done || q.resumeAt !== null)) {
