@@ -11,9 +11,12 @@
 //   npx tsx scripts/ddt-sharing.ts --checkpoint runs/ddt/checkpoint.safetensors \
 //     [--steps 40] [--periods 1,2,4,5,8,10] [--samples 1000] [--out docs/img/ddt-sharing]
 // One CFG pair counts as one evaluation (DDT always runs the doubled batch; docs/methods.md).
+// Several checkpoints (seeds) measured this way make one plot, the mean over seeds with their range
+// shaded, one line per schedule:
+//   npx tsx scripts/ddt-sharing.ts --combine a.json,b.json --out docs/studies/ddt/sharing-seeds
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { evaluateCheckpoint } from '../src/cli/eval.ts';
 import { writeFileAtomic } from '../src/io/atomic.ts';
@@ -50,17 +53,52 @@ export function ddtSharing(o: DdtSharingOptions): SharingPoint[] {
   const full = points.find((p) => p.period === 1);
   const series: Series[] = (['uniform', 'dp'] as const).map((s) => {
     const line = [...(full ? [full] : []), ...points.filter((p) => p.schedule === s && p.period > 1)].sort((a, b) => a.encoderEvals - b.encoderEvals);
-    return { name: s === 'uniform' ? 'uniform schedule' : 'statistical DP schedule', x: line.map((p) => p.encoderEvals), y: line.map((p) => p.metrics.fd) };
+    return { name: s === 'uniform' ? 'uniform schedule' : 'statistical DP schedule', markers: true, x: line.map((p) => p.encoderEvals), y: line.map((p) => p.metrics.fd) };
   });
   writeLinePlot(`${o.out}.svg`, series, { title: `DDT encoder sharing: FD (${o.samples} samples, Euler ${o.steps} steps) at step ${c.state.step}`, xLabel: 'encoder evaluations per image', yLabel: 'FD' });
   return points;
 }
 
+interface SharingFile { checkpoint: string; step: number; steps: number; samples: number; points: SharingPoint[] }
+
+/** One plot of several ddtSharing results (seeds): per schedule, FD's mean over the files and its range. */
+export function combineSharing(files: string[], out: string): Series[] {
+  const runs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as SharingFile);
+  const first = runs[0];
+  for (const [i, r] of runs.entries()) {
+    if (r.steps !== first.steps || r.samples !== first.samples || r.step !== first.step) {
+      throw new Error(`--combine: ${files[i]} measured ${r.samples} samples at ${r.steps} sampler steps on a step-${r.step} checkpoint, ${files[0]} ${first.samples} at ${first.steps} on step ${first.step}; only like measurements combine`);
+    }
+  }
+  const series: Series[] = (['uniform', 'dp'] as const).map((s) => {
+    // Period 1 starts both lines (the same configuration under either schedule).
+    const keys = [...new Set(first.points.filter((p) => p.period === 1 || p.schedule === s).map((p) => p.period))].sort((a, b) => b - a);
+    const cols = keys.map((period) => runs.map((r, i) => {
+      const p = r.points.find((q) => q.period === period && (period === 1 || q.schedule === s));
+      if (!p) throw new Error(`--combine: ${files[i]} has no ${s} point at period ${period}`);
+      return p;
+    }));
+    const fds = cols.map((c) => c.map((p) => p.metrics.fd));
+    return {
+      name: `${s === 'uniform' ? 'uniform schedule' : 'statistical DP schedule'} (${runs.length} seeds)`, markers: true,
+      x: cols.map((c) => c[0].encoderEvals), y: fds.map((v) => v.reduce((a, b) => a + b, 0) / v.length),
+      lo: fds.map((v) => Math.min(...v)), hi: fds.map((v) => Math.max(...v)),
+    };
+  });
+  mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+  writeLinePlot(`${out}.svg`, series, { title: `DDT encoder sharing: FD (${first.samples} samples, Euler ${first.steps} steps) at step ${first.step}, mean and range over ${runs.length} seeds`, xLabel: 'encoder evaluations per image', yLabel: 'FD', width: 760 });
+  return series;
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const { values } = parseArgs({ options: {
     checkpoint: { type: 'string' }, steps: { type: 'string', default: '40' }, periods: { type: 'string', default: '1,2,4,5,8,10' },
-    samples: { type: 'string', default: '1000' }, out: { type: 'string', default: 'docs/img/ddt-sharing' },
+    samples: { type: 'string', default: '1000' }, out: { type: 'string', default: 'docs/img/ddt-sharing' }, combine: { type: 'string' },
   } });
+  if (values.combine) {
+    combineSharing(values.combine.split(','), values.out!);
+    process.exit(0);
+  }
   if (!values.checkpoint) throw new Error('ddt-sharing: --checkpoint FILE (a DDT run\'s checkpoint.safetensors) is required');
   ddtSharing({ checkpoint: values.checkpoint, steps: Number(values.steps), periods: values.periods!.split(',').map(Number), samples: Number(values.samples), out: values.out! });
 }

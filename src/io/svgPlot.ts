@@ -7,6 +7,8 @@ export interface Series {
   name: string; x: number[]; y: number[]; color?: string;
   /** Lower and upper edge of a shaded band at each x (both or neither). */
   lo?: number[]; hi?: number[];
+  /** Draw a dot at every point (for sparse series, where the line's corners are the data). */
+  markers?: boolean;
 }
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];
@@ -25,7 +27,9 @@ export function linePlotSvg(series: Series[], o: { title: string; xLabel: string
   const fy = (v: number) => (o.logY ? Math.log10(v) : v);
   const xs = series.flatMap((s) => s.x);
   const ys = series.flatMap((s) => [...s.y, ...(s.lo ?? []), ...(s.hi ?? [])].map(fy)).filter(Number.isFinite);
-  const [x0, x1] = [Math.min(...xs), Math.max(...xs)], [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  const [yMin, yMax] = [Math.min(...ys), Math.max(...ys)], pad = (yMax - yMin) * 0.04; // the extremes stay off the frame
+  const [y0, y1] = [!o.logY && yMin >= 0 ? Math.max(0, yMin - pad) : yMin - pad, yMax + pad];
   const px = (x: number) => L + ((x - x0) / (x1 - x0 || 1)) * (W - L - R);
   const py = (y: number) => H - B - ((fy(y) - y0) / (y1 - y0 || 1)) * (H - T - B);
   const parts: string[] = [
@@ -50,6 +54,7 @@ export function linePlotSvg(series: Series[], o: { title: string; xLabel: string
     }
     const pts = s.x.map((x, j) => `${px(x).toFixed(1)},${py(s.y[j]).toFixed(1)}`).join(' ');
     parts.push(`<polyline fill="none" stroke="${c}" stroke-width="1.5" points="${pts}"/>`);
+    if (s.markers) for (let j = 0; j < s.x.length; j++) parts.push(`<circle cx="${px(s.x[j]).toFixed(1)}" cy="${py(s.y[j]).toFixed(1)}" r="3" fill="${c}"/>`);
     parts.push(`<rect x="${W - R - 150}" y="${T + 4 + 16 * i}" width="12" height="3" fill="${c}"/><text x="${W - R - 132}" y="${T + 9 + 16 * i}">${s.name}</text>`);
   });
   parts.push('</svg>');

@@ -163,7 +163,11 @@ export function writeReport(study: Study, o: { docs: string; command: string; ma
   lines.push('## The papers\' orderings at this scale', '');
   if (step === null) lines.push('No evaluation step was reached by every run; nothing can be compared.');
   else {
-    for (const c of CLAIMS) lines.push(ordering(methods, step, c.better, c.than, c.claim));
+    // A claim naming none of this study's specs is listed by its pair only: a claim study of two
+    // specs would otherwise bury its one verdict under every other paper's "not measured".
+    const elsewhere = CLAIMS.filter((c) => !methods.has(c.better) && !methods.has(c.than));
+    for (const c of CLAIMS) if (!elsewhere.includes(c)) lines.push(ordering(methods, step, c.better, c.than, c.claim));
+    if (elsewhere.length) lines.push(`- Not measured here (neither spec in this study): ${elsewhere.map((c) => `${c.better} vs ${c.than}`).join('; ')}.`);
   }
   lines.push('', `Claims are checked on FD only; "holds" needs every seed of the first method to beat every seed of the second, "does not hold" the reverse, each with ≥ ${MIN_SEEDS} seeds; anything else is "inconclusive".`, '');
   const file = path.join(o.docs, 'results.md');

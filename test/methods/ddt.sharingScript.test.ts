@@ -4,10 +4,10 @@
 // checkpoint of another method is refused, naming what it is.
 import { describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { runActors } from '../../src/run/actorRun.ts';
 import { evaluateCheckpoint } from '../../src/cli/eval.ts';
-import { ddtSharing } from '../../scripts/ddt-sharing.ts';
+import { combineSharing, ddtSharing } from '../../scripts/ddt-sharing.ts';
 import { tinySpec } from '../actors/specs.ts';
 import { writeTestStandins } from '../eval/standinFiles.ts';
 import { tmpDir } from '../run/methodRun.ts';
@@ -37,4 +37,21 @@ describe('scripts/ddt-sharing.ts', () => {
     expect(() => ddtSharing({ checkpoint: path.join(dir, 'sit', 'checkpoint.safetensors'), steps: 5, periods: [1], samples: 20, out, quiet: true })).toThrow(/not a DDT checkpoint/);
     expect(existsSync(`${out}.svg`)).toBe(true);
   }, 240_000);
+
+  it('--combine: per schedule, FD\'s mean over seeds with its range; unlike measurements refused', () => {
+    const dir = tmpDir('ddt', 'combine');
+    mkdirSync(dir, { recursive: true });
+    const pt = (schedule: string, period: number, encoderEvals: number, fd: number) => ({ schedule, period, encoderEvals, decoderEvals: 8, seconds: 1, metrics: { fd } });
+    const file = (name: string, fds: number[], samples = 64) => {
+      const f = path.join(dir, `${name}.json`);
+      writeFileSync(f, JSON.stringify({ checkpoint: name, step: 100, steps: 8, samples, points: [pt('uniform', 1, 8, fds[0]), pt('uniform', 2, 4, fds[1]), pt('dp', 2, 4, fds[2]), pt('uniform', 4, 2, fds[3]), pt('dp', 4, 2, fds[4])] }));
+      return f;
+    };
+    const a = file('a', [3, 4, 3.5, 6, 5]), b = file('b', [5, 6, 4.5, 8, 9]);
+    const [uniform, dp] = combineSharing([a, b], path.join(dir, 'both'));
+    expect(uniform).toMatchObject({ x: [2, 4, 8], y: [7, 5, 4], lo: [6, 4, 3], hi: [8, 6, 5], markers: true });
+    expect(dp).toMatchObject({ x: [2, 4, 8], y: [7, 4, 4], lo: [5, 3.5, 3], hi: [9, 4.5, 5] });
+    expect(readFileSync(path.join(dir, 'both.svg'), 'utf8')).toMatch(/mean and range over 2 seeds/);
+    expect(() => combineSharing([a, file('c', [1, 2, 3, 4, 5], 256)], path.join(dir, 'x'))).toThrow(/only like measurements combine/);
+  });
 });

@@ -76,6 +76,9 @@ describe('compare', () => {
     expect(md).toContain(`(${describeMachine()}).`);
     expect(md).not.toMatch(/two shared CPU cores/);
     expect(md).toMatch(/REG better than REPA: not measured/);
+    // A claim naming neither of the study's specs is listed by its pair only, on one line.
+    expect(md).toMatch(/- Not measured here \(neither spec in this study\): .*digit vs digit-raw/);
+    expect(md).not.toMatch(/DiGIT: k-means tokens/);
     for (const f of ['fd-vs-steps.svg', 'fd-vs-wall.svg', 'loss.svg', 'repa.png', 'sit-baseline.png']) expect(existsSync(path.join(docs, 'img', 'results', f)), f).toBe(true);
   }, 180_000);
 
