@@ -5,6 +5,8 @@
 // the stream's own N(0, I) draw and is discarded at the end). A backbone with a sampler of its own
 // for the spec's sampler (OwnSampler: DDT's Euler with encoder sharing) gets the noise and labels
 // drawn here and draws itself.
+import { noGrad } from '../autograd/tape.ts';
+import { tidy } from '../tensor/tidy.ts';
 import { sampleOde, sampleSde, sampleDdpm, sampleDdim, DdpmSchedule, spacedTimesteps, ddimTimesteps, type ModelFn } from '../diffusion/index.ts';
 import { Rng } from '../tensor/rng.ts';
 import { tensor, type Tensor } from '../tensor/tensor.ts';
@@ -94,8 +96,10 @@ export function drawBatch(model: SiT | RegSiT | Backbone, s: SampleSettings, lab
   const guidance = s.cfg > 1 ? { scale: s.cfg, nullClass: c.numClasses, interval: [s.guidance_low, s.guidance_high] as const, channels: state?.guidedChannels } : undefined;
   const noise = rng.normal([labels.length, c.inChannels, c.inputSize, c.inputSize]);
   const y = tensor(labels, [labels.length]);
-  // A backbone with its own sampler for this one (DDT's Euler with encoder sharing) draws itself.
-  if (isOwnSampler(model) && model.ownsSampler(s.sampler)) return model.drawOwn(noise, y, s, onStep);
+  // A backbone with its own sampler for this one (DDT's Euler with encoder sharing) draws itself,
+  // never on a tape.
+  // tidy: whatever a sampler leaves untracked goes back to the pool with the batch.
+  if (isOwnSampler(model) && model.ownsSampler(s.sampler)) return noGrad(() => tidy(() => model.drawOwn(noise, y, s, onStep)));
   const drawn = ((): Tensor => {
     switch (s.sampler) {
       case 'euler': return sampleOde(fn, noise, y, { steps: s.steps, guidance, onStep });

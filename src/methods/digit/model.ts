@@ -16,6 +16,7 @@ import type { Tensor } from '../../tensor/tensor.ts';
 import type { Rng } from '../../tensor/rng.ts';
 import { fromData } from '../../tensor/tensor.ts';
 import { noGrad } from '../../autograd/tape.ts';
+import { tidy } from '../../tensor/tidy.ts';
 import { Module } from '../../nn/module.ts';
 import { gridSize, type SiTConfig } from '../../models/config.ts';
 import type { OwnSampleSettings } from '../method.ts';
@@ -96,7 +97,8 @@ export class DigitModel extends Module implements NotProbeable, OwnForward {
     const codes = new Int32Array(b * n);
     return noGrad(() => {
       for (let i = 0; i < n; i++) {
-        const logits = this.gpt.forwardIds(this.gpt.inputIds(prefix(codes, b, n, i), y, i + 1), b, i + 1).data; // (B, i+1, K)
+        // tidy: the pool takes each token's forward back (untracked, every call's buffers stayed).
+        const logits = tidy(() => this.gpt.forwardIds(this.gpt.inputIds(prefix(codes, b, n, i), y, i + 1), b, i + 1)).data; // (B, i+1, K)
         for (let r = 0; r < b; r++) {
           const row = logits.subarray((r * (i + 1) + i) * k, (r * (i + 1) + i + 1) * k);
           codes[r * n + i] = drawFrom(filteredProbs(row, this.sampling), normalCdf(noise.data[r * per + i]));
