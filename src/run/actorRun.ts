@@ -15,7 +15,7 @@ import type { Tensor } from '../tensor/tensor.ts';
 import { runContext, type RunContext, type StepFailure } from '../protocols/context.ts';
 import { protocolFor, runMachine } from '../protocols/index.ts';
 import { RunInterrupted, openRun, recordFailure, samplesGridLabels, saveCheckedCheckpoint, writeEvalGrid, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
-import { RunLog } from './runLog.ts';
+import { RunLog, hasEvaluation } from './runLog.ts';
 import { expectedWork } from './estimate.ts';
 import { Retention } from './retention.ts';
 import { loadCheckpoint, type Checkpoint } from '../build/checkpoint.ts';
@@ -217,6 +217,10 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
     await sys.spawn(specs);
     run = runContext(spec, config, info.count, encoderDim);
     const step = resumeFrom ? await restore(resumeFrom) : (await syncTeacher(), 0);
+    // An evaluation runs beside the steps after it, so a run stopped then (Ctrl-C, a lost session,
+    // a kill) saved the checkpoint of that step without its metrics: take them now, from the same
+    // restored weights, or the study's tables would lack that step.
+    if (resumeFrom && step > 0 && !hasEvaluation(files.metrics, step)) evaluate(step);
     log.startBar(`train ${spec.protocol} on actors`, step, o.quiet, wallSeconds, expectedWork(spec, config.numClasses, o.samples));
     o.onStarted?.(sys);
     stepStart = performance.now();

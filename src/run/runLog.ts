@@ -36,6 +36,16 @@ export function truncateMetrics(file: string, step: number, warn: (line: string)
   writeFileAtomic(file, keep.map((l) => `${l}\n`).join(''));
 }
 
+/** Whether metrics.jsonl holds an evaluation at `step` (after truncateMetrics: its lines are JSON). */
+export function hasEvaluation(file: string, step: number): boolean {
+  if (!existsSync(file)) return false;
+  return readFileSync(file, 'utf8').split('\n').some((l) => {
+    if (!l.includes('"eval":true')) return false;
+    const rec = JSON.parse(l) as { step?: number; eval?: boolean };
+    return rec.eval === true && rec.step === step;
+  });
+}
+
 /** Append one line, naming the file when the disk refuses (ENOSPC and the like). */
 function appendLine(file: string, line: string): void {
   try {

@@ -1,9 +1,10 @@
 // What a run directory records for its readers (`diffactor serve`, issue 17): a sample grid per
 // evaluation step (evals/step-<N>.png) drawn from the same EMA weights the evaluation measured —
 // byte-equal to a grid drawn in process from the checkpoint of that step — and failure.json when a
-// run stops on an error (not when it is interrupted), removed when the directory is opened again.
+// run stops on an error (not when it is interrupted), removed when the directory is opened again;
+// an evaluation lost with a stopped run is taken when it resumes.
 import { describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
@@ -92,4 +93,35 @@ describe('failure.json', () => {
     expect(() => runTraining({ spec: tiny({ train: { steps: 10, batch_size: 8, lr: 1e-3, checkpoint_every: 5, warmup_steps: 0 } }), out, quiet: true, samples: false, signal: ctl.signal })).toThrow(RunInterrupted);
     expect(existsSync(path.join(out, FAILURE_FILE))).toBe(false);
   });
+});
+
+describe('an evaluation lost with its run', () => {
+  it('a run stopped while the evaluation at its checkpoint step was in flight takes it on resume, once', async () => {
+    const dir = tmp('evalresume-');
+    const { classifier, encoder } = writeTestStandins(dir);
+    const base = tinySpec('sit-baseline');
+    const spec = tinySpec('sit-baseline', {
+      train: { ...base.train, steps: 6, checkpoint_every: 3, eval_every: 3 },
+      eval: { samples: 20, steps: 2, reference: 30, probe_train: 30, probe_test: 20, classifier, encoder, sfid_channels: 2 },
+    });
+    const out = path.join(dir, 'run');
+    const stop = new AbortController();
+    await expect(runActors({ spec, out, quiet: true, samples: false, signal: stop.signal, onStep: (l) => { if (l.step === 3) stop.abort(); } })).rejects.toBeInstanceOf(RunInterrupted);
+    const metrics = path.join(out, 'metrics.jsonl');
+    // As when the process dies before the step-3 evaluation lands (the claim run killed mid-evaluation).
+    writeFileSync(metrics, readFileSync(metrics, 'utf8').split('\n').filter((l) => !l.includes('"eval":true')).join('\n'));
+    expect(loadCheckpoint(path.join(out, 'checkpoint.safetensors')).state.step).toBe(3);
+    await runActors({ out, resume: true, quiet: true, samples: false });
+    const evals = readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.eval);
+    expect(evals.map((r) => r.step)).toEqual([3, 6]);
+    expect(Number.isFinite(evals[0].fd)).toBe(true);
+    // Resuming a run whose evaluation at the checkpoint step landed adds none.
+    const again = tmp('evalresume2-');
+    const out2 = path.join(again, 'run');
+    const stop2 = new AbortController();
+    await expect(runActors({ spec, out: out2, quiet: true, samples: false, signal: stop2.signal, onStep: (l) => { if (l.step === 3) stop2.abort(); } })).rejects.toBeInstanceOf(RunInterrupted);
+    await runActors({ out: out2, resume: true, quiet: true, samples: false });
+    const steps2 = readFileSync(path.join(out2, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.eval).map((r) => r.step);
+    expect(steps2).toEqual([3, 6]); // step 3 once: before the stop or on resume, never both
+  }, 180_000);
 });
