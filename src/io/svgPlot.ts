@@ -45,6 +45,8 @@ export function linePlotSvg(series: Series[], o: { title: string; xLabel: string
   }
   parts.push(`<text x="${W / 2}" y="${H - 10}" text-anchor="middle">${o.xLabel}</text>`);
   parts.push(`<text transform="translate(16 ${H / 2}) rotate(-90)" text-anchor="middle">${o.yLabel}</text>`);
+  // The legend's left edge leaves room for its longest name (≈ 7 px a character at 12 px sans-serif).
+  const legendX = W - R - Math.max(150, 18 + 7 * Math.max(...series.map((s) => s.name.length)));
   series.forEach((s, i) => {
     const c = s.color ?? PALETTE[i % PALETTE.length];
     if (s.lo && s.hi) {
@@ -55,7 +57,7 @@ export function linePlotSvg(series: Series[], o: { title: string; xLabel: string
     const pts = s.x.map((x, j) => `${px(x).toFixed(1)},${py(s.y[j]).toFixed(1)}`).join(' ');
     parts.push(`<polyline fill="none" stroke="${c}" stroke-width="1.5" points="${pts}"/>`);
     if (s.markers) for (let j = 0; j < s.x.length; j++) parts.push(`<circle cx="${px(s.x[j]).toFixed(1)}" cy="${py(s.y[j]).toFixed(1)}" r="3" fill="${c}"/>`);
-    parts.push(`<rect x="${W - R - 150}" y="${T + 4 + 16 * i}" width="12" height="3" fill="${c}"/><text x="${W - R - 132}" y="${T + 9 + 16 * i}">${s.name}</text>`);
+    parts.push(`<rect x="${legendX}" y="${T + 4 + 16 * i}" width="12" height="3" fill="${c}"/><text x="${legendX + 18}" y="${T + 9 + 16 * i}">${s.name}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');
