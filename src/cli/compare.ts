@@ -9,10 +9,12 @@ import { RunInterrupted } from '../run/runDir.ts';
 
 export interface CompareCliOptions {
   specs: string; budget: string; seeds: number; steps?: number; evalEvery: number; evalSamples?: number; evalNfe?: number; out: string; docs?: string; data?: string; set?: string[];
+  finalSamples?: number; finalCfg?: number;
 }
 
 export async function compareCli(o: CompareCliOptions): Promise<void> {
   const specs = o.specs.split(',').map((s) => s.trim()).filter(Boolean);
+  if (o.finalCfg !== undefined && o.finalSamples === undefined) throw new Error('compare: --final-cfg applies to the final evaluation: give --final-samples too');
   if (specs.length < 2) throw new Error('compare: --specs needs at least two comma-separated spec files');
   const stop = stopOnSignals();
   let study: Awaited<ReturnType<typeof compare>>;
@@ -20,6 +22,7 @@ export async function compareCli(o: CompareCliOptions): Promise<void> {
     study = await compare({
       specs, budgetSeconds: parseBudget(o.budget), seeds: o.seeds, steps: o.steps, evalEvery: o.evalEvery,
       evalSamples: o.evalSamples, evalNfe: o.evalNfe, out: o.out, data: o.data, sets: o.set, signal: stop.signal,
+      ...(o.finalSamples !== undefined && { final: { samples: o.finalSamples, cfg: o.finalCfg ?? 1 } }),
     });
   } catch (e) {
     // The run's own message names `train --resume`; a study continues by running compare again.

@@ -12,6 +12,7 @@ import { loadCheckpoint } from '../build/checkpoint.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { runInputs, staleReasons, writeRunInputs } from './runInputs.ts';
 import { MIN_SEEDS } from './report.ts';
+import { evaluateCheckpoint } from '../eval/checkpointEval.ts';
 
 /**
  * Written in a run's directory when the study finished it: with it, the run is reused from its records
@@ -30,6 +31,12 @@ export interface CompareOptions {
   evalSamples?: number;
   /** Equal-cost evaluation: model evaluations per sample for every method's sampler (sets eval.nfe). */
   evalNfe?: number;
+  /**
+   * One more evaluation of each run's final checkpoint, with more samples (FD from a few hundred is
+   * biased and noisy) and its own guidance; the report's headline table and the claims then read it.
+   * Stored per setting in the run's directory, so a reused run is measured once per setting.
+   */
+  final?: FinalEvalSettings;
   out: string;
   data?: string;
   /**
@@ -44,7 +51,11 @@ export interface CompareOptions {
   onStep?: ActorRunOptions['onStep'];
 }
 
+export interface FinalEvalSettings { samples: number; cfg: number }
+
 export interface RunRecord {
+  /** The final evaluation (CompareOptions.final), when the study asked for one. */
+  final?: { samples: number; cfg: number; step: number; metrics: Record<string, number> };
   method: string;
   protocol: string;
   seed: number;
@@ -86,6 +97,26 @@ export function readRun(dir: string, method: string, protocol: string, seed: num
   return { method, protocol, seed, dir, steps: last?.step ?? 0, wallSeconds: last?.wall_s ?? 0, losses, evals };
 }
 
+/** The file of a run's final evaluation at these settings. */
+export const finalEvalFile = (dir: string, f: FinalEvalSettings): string => path.join(dir, `final-eval-${f.samples}-cfg${f.cfg}.json`);
+
+/**
+ * The final evaluation of the run in `dir` at settings `f`: read when measured before, else measured
+ * on its checkpoint's EMA weights (`diffactor eval`'s Evaluation; the run's own eval section, with
+ * eval.samples and eval.cfg from `f`) and saved beside it.
+ */
+export function finalEvaluation(dir: string, f: FinalEvalSettings, o: { data?: string; quiet?: boolean; tag?: string } = {}): NonNullable<RunRecord['final']> {
+  const file = finalEvalFile(dir, f);
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as NonNullable<RunRecord['final']>;
+  const checkpoint = path.join(dir, 'checkpoint.safetensors');
+  if (!existsSync(checkpoint)) throw new Error(`compare: the final evaluation (${f.samples} samples, cfg ${f.cfg}) of ${dir} needs its checkpoint ${checkpoint}, which is gone; restore it, or drop --final-samples`);
+  if (!o.quiet) console.error(`${o.tag ?? 'compare'}: final evaluation of ${dir}: ${f.samples} samples, cfg ${f.cfg}`);
+  const metrics = evaluateCheckpoint({ checkpoint, samples: f.samples, data: o.data, json: false, quiet: true, set: [`eval.cfg=${f.cfg}`] });
+  const rec = { samples: f.samples, cfg: f.cfg, step: loadCheckpoint(checkpoint).state.step, metrics: { ...metrics } };
+  writeFileAtomic(file, `${JSON.stringify(rec, null, 1)}\n`);
+  return rec;
+}
+
 export async function compare(o: CompareOptions): Promise<Study> {
   if (!Number.isInteger(o.seeds) || o.seeds < MIN_SEEDS) throw new Error(`compare: --seeds ${o.seeds}: needs at least ${MIN_SEEDS} (a claim is decided only when every seed of one method beats every seed of the other)`);
   const sets = (o.sets ?? []).map(parseStudySet);
@@ -125,6 +156,10 @@ export async function compare(o: CompareOptions): Promise<Study> {
       throw new Error(`compare: ${p.dir} holds a ${p.done ? 'finished' : 'started'} run made from other inputs (${stale.slice(0, 5).join('; ')}${stale.length > 5 ? `; and ${stale.length - 5} more` : ''}); pass another --out or delete that directory to retrain it`);
     }
   }
+  if (o.final) {
+    if (!Number.isInteger(o.final.samples) || o.final.samples < 1) throw new Error(`compare: --final-samples ${o.final.samples}: expected a positive integer`);
+    if (!(o.final.cfg >= 1)) throw new Error(`compare: --final-cfg ${o.final.cfg}: expected a guidance scale ≥ 1 (1: unguided)`);
+  }
   const runs: RunRecord[] = [];
   for (const [i, p] of plan.entries()) {
     const tag = `compare [${i + 1}/${plan.length}]`;
@@ -143,6 +178,7 @@ export async function compare(o: CompareOptions): Promise<Study> {
     }
     const run = readRun(p.dir, p.base.name, p.base.protocol, p.seed);
     if (!p.done) writeFileAtomic(path.join(p.dir, FINISHED_FILE), `${JSON.stringify({ steps: run.steps, wall_s: run.wallSeconds, time: new Date().toISOString() })}\n`);
+    if (o.final) run.final = finalEvaluation(p.dir, o.final, { data: o.data, quiet: o.quiet, tag });
     runs.push(run);
   }
   return { options: { ...o, steps }, runs, specs };

@@ -1,7 +1,8 @@
 // results.md for a study: per method (mean ± half-range over seeds) the metrics at the last
 // evaluation step every run reached, the steps and wall time used, SVG plots (FD versus steps and
 // versus wall time, training loss), each method's sample grid, and the papers' orderings checked
-// against the measured FD — decided only when the seed ranges do not overlap. Text a
+// against the measured FD — decided only when the seed ranges do not overlap; with a final evaluation
+// (compare --final-samples), its table, and the claims decided on its FD instead. Text a
 // person wrote below the NOTES marker of an existing results.md is kept when the report is rewritten.
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -61,15 +62,18 @@ export const MIN_SEEDS = 2;
  * B's worst beats A's best, each with ≥ MIN_SEEDS seeds; anything else is inconclusive (a gap
  * between single seeds, or between overlapping ranges, is within seed noise).
  */
-export function ordering(methods: Map<string, RunRecord[]>, step: number, a: string, b: string, claim: string): string {
+export function ordering(methods: Map<string, RunRecord[]>, step: number, a: string, b: string, claim: string, useFinal = false): string {
   const ra = methods.get(a), rb = methods.get(b);
   if (!ra || !rb) return `- ${claim}: not measured (needs specs named ${a} and ${b}).`;
-  const fa = spread(at(ra, step, 'fd')), fb = spread(at(rb, step, 'fd'));
+  const fdOf = (rs: RunRecord[]) => (useFinal ? rs.map((r) => r.final?.metrics.fd ?? NaN) : at(rs, step, 'fd'));
+  const fa = spread(fdOf(ra)), fb = spread(fdOf(rb));
   const verdict = Math.min(fa.n, fb.n) < MIN_SEEDS ? `**inconclusive** (needs ≥ ${MIN_SEEDS} seeds of each; has ${fa.n} and ${fb.n})`
     : fa.hi < fb.lo ? '**holds**'
     : fb.hi < fa.lo ? '**does not hold**'
     : '**inconclusive** (the seed ranges overlap)';
-  return `- ${claim}: ${verdict} — FD at step ${step}: ${a} ${fmt(fa, 2)} vs ${b} ${fmt(fb, 2)}.`;
+  const f = useFinal ? ra[0].final : undefined;
+  const where = f ? `final FD (${f.samples} samples, cfg ${f.cfg})` : `FD at step ${step}`;
+  return `- ${claim}: ${verdict} — ${where}: ${a} ${fmt(fa, 2)} vs ${b} ${fmt(fb, 2)}.`;
 }
 
 /** The machine a report was made on, read from it (the study runs on the CPU only: no GPU is used). */
@@ -108,6 +112,17 @@ export function writeReport(study: Study, o: { docs: string; command: string; ma
   const ceiling = study.runs.flatMap((r) => r.evals.map((e) => e.metrics.class_acc_real)).find(Number.isFinite);
   if (ceiling !== undefined) lines.push(`class_acc: the evaluation classifier's top-1 agreement with the class each sample was drawn for; on the real test images with their labels it scores ${ceiling.toFixed(3)} (the ceiling).`);
   lines.push('');
+  // The final evaluation (compare --final-samples): more samples, its own guidance; the claims read it.
+  const final = study.runs.length > 0 && study.runs.every((r) => r.final) ? study.runs[0].final! : null;
+  if (final) {
+    lines.push(`## Final evaluation: ${final.samples} samples, cfg ${final.cfg}, each run's last checkpoint (mean ± half-range over seeds)`, '');
+    lines.push(`The same metrics from ${final.samples} generated images per run (the draws above, at guidance scale ${final.cfg}); the claims below are decided on this FD.`, '');
+    lines.push(`| method | step | ${METRICS.join(' | ')} |`, `| --- | --- | ${METRICS.map(() => '---').join(' | ')} |`);
+    for (const [m, rs] of methods) lines.push(`| ${m} | ${fmt(spread(rs.map((r) => r.final!.step)), 0)} | ${METRICS.map((k) => fmt(spread(rs.map((r) => r.final!.metrics[k] ?? NaN)), k === 'fd' || k === 'sfid' ? 2 : 3)).join(' | ')} |`);
+    lines.push('', `| method | seed | ${METRICS.join(' | ')} |`, `| --- | --- | ${METRICS.map(() => '---').join(' | ')} |`);
+    for (const r of study.runs) lines.push(`| ${r.method} | ${r.seed} | ${METRICS.map((k) => (Number.isFinite(r.final!.metrics[k]) ? r.final!.metrics[k].toFixed(k === 'fd' || k === 'sfid' ? 2 : 3) : '–')).join(' | ')} |`);
+    lines.push('');
+  }
   // FD at every evaluation step all runs reached, then every seed on its own.
   const steps = commonEvalSteps(study.runs);
   if (steps.length) {
@@ -166,7 +181,7 @@ export function writeReport(study: Study, o: { docs: string; command: string; ma
     // A claim naming none of this study's specs is listed by its pair only: a claim study of two
     // specs would otherwise bury its one verdict under every other paper's "not measured".
     const elsewhere = CLAIMS.filter((c) => !methods.has(c.better) && !methods.has(c.than));
-    for (const c of CLAIMS) if (!elsewhere.includes(c)) lines.push(ordering(methods, step, c.better, c.than, c.claim));
+    for (const c of CLAIMS) if (!elsewhere.includes(c)) lines.push(ordering(methods, step, c.better, c.than, c.claim, !!final));
     if (elsewhere.length) lines.push(`- Not measured here (neither spec in this study): ${elsewhere.map((c) => `${c.better} vs ${c.than}`).join('; ')}.`);
   }
   lines.push('', `Claims are checked on FD only; "holds" needs every seed of the first method to beat every seed of the second, "does not hold" the reverse, each with ≥ ${MIN_SEEDS} seeds; anything else is "inconclusive".`, '');

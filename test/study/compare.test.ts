@@ -4,11 +4,12 @@
 // `diffactor compare` under <out>/docs unless --docs says otherwise, with the machine it ran on).
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { FINISHED_FILE, compare, parseBudget } from '../../src/study/compare.ts';
+import { FINISHED_FILE, compare, finalEvalFile, parseBudget } from '../../src/study/compare.ts';
+import { evaluateCheckpoint } from '../../src/eval/checkpointEval.ts';
 import { writeReport, commonEvalStep, describeMachine, ordering, NOTES_MARKER } from '../../src/study/report.ts';
 import type { RunRecord, Study } from '../../src/study/compare.ts';
 import { writeTestStandins } from '../eval/standinFiles.ts';
@@ -41,6 +42,23 @@ describe('compare', () => {
     // A second call reuses the finished runs (same records, no training).
     const again = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true });
     expect(again.runs.map((r) => r.evals)).toEqual(study.runs.map((r) => r.evals));
+    // The final evaluation: each run's last checkpoint once more (more samples, its own guidance),
+    // stored in the run's directory and read, not remeasured, by the next call.
+    const withFinal = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true, final: { samples: 30, cfg: 2 } });
+    const first = withFinal.runs[0];
+    expect(first.final).toMatchObject({ samples: 30, cfg: 2, step: 6 });
+    const direct = evaluateCheckpoint({ checkpoint: path.join(first.dir, 'checkpoint.safetensors'), samples: 30, quiet: true, set: ['eval.cfg=2'] });
+    expect(first.final!.metrics).toEqual({ ...direct });
+    expect(first.final!.metrics.fd).not.toBe(first.evals.at(-1)!.metrics.fd); // 30 guided samples, not the 20 unguided ones
+    const stamp = statSync(finalEvalFile(first.dir, { samples: 30, cfg: 2 })).mtimeMs;
+    const finalAgain = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true, final: { samples: 30, cfg: 2 } });
+    expect(finalAgain.runs.map((r) => r.final)).toEqual(withFinal.runs.map((r) => r.final));
+    expect(statSync(finalEvalFile(first.dir, { samples: 30, cfg: 2 })).mtimeMs).toBe(stamp);
+    const finalMd = readFileSync(writeReport(withFinal, { docs: path.join(dir, 'docs-final'), command: 'test' }), 'utf8');
+    expect(finalMd).toMatch(/## Final evaluation: 30 samples, cfg 2, each run's last checkpoint/);
+    expect(finalMd).toMatch(/\| repa \| 6 \| \d+\.\d\d/);
+    expect(finalMd).toMatch(/REPA better than the baseline at equal steps: \*\*(holds|inconclusive|does not hold)[^\n]*final FD \(30 samples, cfg 2\)/);
+    await expect(compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true, final: { samples: 0, cfg: 2 } })).rejects.toThrow(/--final-samples 0: expected a positive integer/);
     // ... and so does a study kept without its checkpoints (their records suffice).
     for (const r of study.runs) {
       expect(existsSync(path.join(r.dir, FINISHED_FILE))).toBe(true);
@@ -48,6 +66,10 @@ describe('compare', () => {
     }
     const records = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true });
     expect(records.runs.map((r) => r.evals)).toEqual(study.runs.map((r) => r.evals));
+    // A measured final evaluation survives its checkpoint; a new setting needs the checkpoint back.
+    expect((await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true, final: { samples: 30, cfg: 2 } })).runs.map((r) => r.final)).toEqual(withFinal.runs.map((r) => r.final));
+    await expect(compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true, final: { samples: 40, cfg: 2 } }))
+      .rejects.toThrow(/the final evaluation \(40 samples, cfg 2\) of .*sit-baseline-seed5 needs its checkpoint .*checkpoint\.safetensors, which is gone/);
     // The command writes the report beside the runs by default, never into the working directory's docs/.
     const bin = path.resolve(import.meta.dirname, '../../bin/diffactor.js');
     const cli = spawnSync(process.execPath, [bin, 'compare', '--specs', files.join(','), '--budget', '1h', '--seeds', '2', '--steps', '6', '--eval-every', '3', '--eval-nfe', '3', '--out', 'runs'], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
