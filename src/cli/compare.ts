@@ -8,8 +8,22 @@ import { stopOnSignals } from './stopOnSignals.ts';
 import { RunInterrupted } from '../run/runDir.ts';
 
 export interface CompareCliOptions {
-  specs: string; budget: string; seeds: number; steps?: number; evalEvery: number; evalSamples?: number; evalNfe?: number; out: string; docs?: string; data?: string; set?: string[];
+  specs: string; budget: string; seeds: string; steps?: number; evalEvery: number; evalSamples?: number; evalNfe?: number; out: string; docs?: string; data?: string; set?: string[];
   finalSamples?: number; finalCfg?: number;
+}
+
+/** `--seeds 2` or `--seeds 2,repa:3,sra:3`: the seeds of every spec, then of the specs named. */
+export function parseSeeds(v: string): { seeds: number; seedsFor: Record<string, number> } {
+  let seeds: number | null = null;
+  const seedsFor: Record<string, number> = {};
+  for (const part of v.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = /^(?:([A-Za-z0-9_-]+):)?(\d+)$/.exec(part);
+    if (!m) throw new Error(`compare: --seeds '${v}': expected N or N,name:M,... (e.g. 2,repa:3), got '${part}'`);
+    if (m[1]) seedsFor[m[1]] = Number(m[2]);
+    else if (seeds !== null) throw new Error(`compare: --seeds '${v}': two default counts (${seeds} and ${m[2]})`);
+    else seeds = Number(m[2]);
+  }
+  return { seeds: seeds ?? 2, seedsFor };
 }
 
 export async function compareCli(o: CompareCliOptions): Promise<void> {
@@ -20,7 +34,7 @@ export async function compareCli(o: CompareCliOptions): Promise<void> {
   let study: Awaited<ReturnType<typeof compare>>;
   try {
     study = await compare({
-      specs, budgetSeconds: parseBudget(o.budget), seeds: o.seeds, steps: o.steps, evalEvery: o.evalEvery,
+      specs, budgetSeconds: parseBudget(o.budget), ...parseSeeds(o.seeds), steps: o.steps, evalEvery: o.evalEvery,
       evalSamples: o.evalSamples, evalNfe: o.evalNfe, out: o.out, data: o.data, sets: o.set, signal: stop.signal,
       ...(o.finalSamples !== undefined && { final: { samples: o.finalSamples, cfg: o.finalCfg ?? 1 } }),
     });

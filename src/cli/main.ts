@@ -84,7 +84,7 @@ program
   .description('the reproduction study: train each spec for the same budget and steps (>= 2 seeds), evaluate, write <out>/docs/results.md')
   .requiredOption('--specs <list>', 'comma-separated spec files, e.g. specs/sit-baseline.yaml,specs/repa.yaml')
   .requiredOption('--budget <time>', 'training wall time per run, e.g. 30m')
-  .option('--seeds <n>', 'seeds per method (at least 2: a claim is decided only when every seed of one method beats every seed of the other)', int, 2)
+  .option('--seeds <n[,name:m]>', 'seeds per method, and of particular specs, e.g. 2,repa:3 (at least 2: a claim is decided only when every seed of one method beats every seed of the other)', '2')
   .option('--steps <n>', 'steps per run (default: the smallest train.steps of the specs)', int)
   .option('--eval-every <n>', 'evaluate the EMA teacher every N steps', int, 250)
   .option('--eval-samples <n>', 'generated images per evaluation (overrides eval.samples)', int)

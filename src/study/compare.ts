@@ -24,6 +24,8 @@ export interface CompareOptions {
   specs: string[];
   budgetSeconds: number;
   seeds: number;
+  /** Seeds of particular specs, by spec name (issue 15: 3 for the headline methods, 2 for the rest). */
+  seedsFor?: Record<string, number>;
   /** Step count of every run (default: the smallest train.steps of the specs). */
   steps?: number;
   evalEvery: number;
@@ -131,7 +133,11 @@ export async function compare(o: CompareOptions): Promise<Study> {
   const steps = o.steps ?? Math.min(...specs.map((s) => s.train.steps));
   mkdirSync(o.out, { recursive: true });
   // Plan every run first: a finished run made from other inputs stops the study before any training.
-  const plan = specs.flatMap((base) => Array.from({ length: o.seeds }, (_, k) => {
+  for (const [name, n] of Object.entries(o.seedsFor ?? {})) {
+    if (!specs.some((p) => p.name === name)) throw new Error(`compare: --seeds ${name}:${n}: no spec named '${name}' (the specs are ${specs.map((p) => p.name).join(', ')})`);
+    if (!Number.isInteger(n) || n < MIN_SEEDS) throw new Error(`compare: --seeds ${name}:${n}: needs at least ${MIN_SEEDS}`);
+  }
+  const plan = specs.flatMap((base) => Array.from({ length: o.seedsFor?.[base.name] ?? o.seeds }, (_, k) => {
     const seed = base.seed + k;
     const spec: RunSpec = {
       ...base,

@@ -92,7 +92,8 @@ export function writeReport(study: Study, o: { docs: string; command: string; ma
   const lines: string[] = [];
   lines.push('# Results: the reproduction study', '');
   lines.push(`Made by \`${o.command}\` on ${new Date().toISOString().slice(0, 10)} (${o.machine ?? describeMachine()}).`);
-  const seeds = `${study.options.seeds} seed${study.options.seeds === 1 ? '' : 's'}`;
+  const extra = Object.entries(study.options.seedsFor ?? {});
+  const seeds = `${study.options.seeds} seed${study.options.seeds === 1 ? '' : 's'}${extra.length ? ` (${extra.map(([m, n]) => `${m} ${n}`).join(', ')})` : ''}`;
   lines.push(`Every run: ${study.options.steps} steps or ${(study.options.budgetSeconds / 60).toFixed(1)} min of training wall time, whichever came first; ${seeds} per method; the Evaluator measured the EMA teacher every ${study.options.evalEvery} steps beside training (FD, sFID, IS, precision/recall through the evaluation classifier; CKNNA and linear probe of the hidden state against the stand-in encoder — src/eval, docs/models/).`);
   const nfe = study.options.evalNfe ?? ev?.nfe;
   const cost = nfe ? `each method's sampler at the most steps within ${nfe} model evaluations per image (equal cost; column "draws")` : `${ev?.steps} sampler steps (column "draws": the model evaluations per image differ between samplers)`;

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { FINISHED_FILE, compare, finalEvalFile, parseBudget } from '../../src/study/compare.ts';
 import { evaluateCheckpoint } from '../../src/eval/checkpointEval.ts';
+import { parseSeeds } from '../../src/cli/compare.ts';
 import { writeReport, commonEvalStep, describeMachine, ordering, NOTES_MARKER } from '../../src/study/report.ts';
 import type { RunRecord, Study } from '../../src/study/compare.ts';
 import { writeTestStandins } from '../eval/standinFiles.ts';
@@ -21,6 +22,21 @@ describe('compare', () => {
     expect(parseBudget('90s')).toBe(90);
     expect(parseBudget('1.5h')).toBe(5400);
     expect(() => parseBudget('soon')).toThrow(/--budget 'soon'/);
+  });
+
+  it('--seeds N,name:M: a default count and counts for named specs; a name that is no spec is refused before training', async () => {
+    expect(parseSeeds('2')).toEqual({ seeds: 2, seedsFor: {} });
+    expect(parseSeeds('2,repa:3, sra:4')).toEqual({ seeds: 2, seedsFor: { repa: 3, sra: 4 } });
+    expect(parseSeeds('repa:3')).toEqual({ seeds: 2, seedsFor: { repa: 3 } });
+    expect(() => parseSeeds('2,3')).toThrow(/two default counts \(2 and 3\)/);
+    expect(() => parseSeeds('2,repa=3')).toThrow(/expected N or N,name:M.*got 'repa=3'/);
+    const dir = mkdtempSync(path.join(tmpdir(), 'seeds-'));
+    const f = path.join(dir, 'a.yaml');
+    writeFileSync(f, stringify({ ...tinySpec('sit-baseline'), name: 'a' }));
+    const o = { specs: [f, f], budgetSeconds: 60, seeds: 2, steps: 1, evalEvery: 0, out: path.join(dir, 'runs'), quiet: true };
+    await expect(compare({ ...o, seedsFor: { repa: 3 } })).rejects.toThrow(/--seeds repa:3: no spec named 'repa' \(the specs are a, a\)/);
+    await expect(compare({ ...o, seedsFor: { a: 1 } })).rejects.toThrow(/--seeds a:1: needs at least 2/);
+    expect(existsSync(path.join(dir, 'runs', 'a-seed0'))).toBe(false);
   });
 
   it('trains, evaluates and writes results.md', async () => {
