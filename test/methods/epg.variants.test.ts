@@ -237,10 +237,11 @@ describe("stage 'consistency'", () => {
     const noise = new Rng(60).normal([2, 1, 4, 4], 0, 1, 'float64'), y = Int32Array.from([0, 1]);
     const grid = EDM, shift = 0.5;
     fc.assert(fc.property(fc.integer({ min: 1, max: 6 }), (steps) => {
-      const seen: number[] = [], inputs: Tensor[] = [];
-      const den = (x: Tensor, sig: Float64Array) => { seen.push(sig[0]); inputs.push(x); return mul(x, 0.01); };
-      const zs: Tensor[] = [];
-      const out = sampleConsistency(den, noise, y, { steps, shift, grid, renoise: (i) => { const z = new Rng(100 + i).normal([2, 1, 4, 4], 0, 1, 'float64'); zs.push(z); return z; } });
+      // Copies: the sampler returns each step's tensors to the pool when the step ends.
+      const seen: number[] = [], inputs: { data: Float64Array }[] = [];
+      const den = (x: Tensor, sig: Float64Array) => { seen.push(sig[0]); inputs.push({ data: Float64Array.from(x.data) }); return mul(x, 0.01); };
+      const zs: { data: Float64Array }[] = [];
+      const out = sampleConsistency(den, noise, y, { steps, shift, grid, renoise: (i) => { const z = new Rng(100 + i).normal([2, 1, 4, 4], 0, 1, 'float64'); zs.push({ data: Float64Array.from(z.data) }); return z; } });
       const sig = consistencySigmas(steps, shift, grid);
       expect(seen).toEqual(Array.from(sig));
       expect(sig[0]).toBe(80 * shift);
