@@ -22,7 +22,6 @@ void RegisterReduce(Napi::Env env, Napi::Object exports);
 void RegisterOptim(Napi::Env env, Napi::Object exports);
 void RegisterBinary(Napi::Env env, Napi::Object exports);
 void RegisterAdaLN(Napi::Env env, Napi::Object exports);
-void RegisterQkvAttention(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -62,7 +61,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterOptim(env, exports);
   RegisterBinary(env, exports);
   RegisterAdaLN(env, exports);
-  RegisterQkvAttention(env, exports);
   return exports;
 }
 
