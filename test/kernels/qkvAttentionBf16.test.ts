@@ -12,9 +12,10 @@
 // operand; measured ≤ 0.006 · max). VDPBF16PS vs emulation: bit for bit.
 import { afterAll, describe, it, expect } from 'vitest';
 import fc from 'fast-check';
+import { spawnSync } from 'node:child_process';
 import { jsKernels } from '../../src/kernels/js/index.ts';
 import { roundBf16 } from '../../src/kernels/js/bf16.ts';
-import { loadAddon, wrapAddon } from '../../src/kernels/native.ts';
+import { addonPath, loadAddon, wrapAddon } from '../../src/kernels/native.ts';
 import { nativeKernels } from '../../src/kernels/index.ts';
 import { Rng } from '../../src/tensor/rng.ts';
 import { qkvAttention } from '../../src/autograd/ops/attention.ts';
@@ -102,6 +103,24 @@ describe.runIf(hasBf16)(`qkvAttention bf16 native (addon: ${reason ?? 'loaded'})
         expect(Buffer.from(dot[k].buffer).equals(Buffer.from(emu[k].buffer)), `${dotPath} vs emulation ${k} (b ${b}, n ${n}, h ${h}, d ${d})`).toBe(true);
       }
     }
+  });
+
+  it('bit-identical with a one-thread pool (child process)', () => {
+    const script = `
+      const a = require(${JSON.stringify(addonPath)});
+      const rnd = (n, s) => { const x = new Float32Array(n); let t = s >>> 0;
+        for (let i = 0; i < n; i++) { t = (Math.imul(t, 1664525) + 1013904223) >>> 0; x[i] = t / 2 ** 31 - 1; } return x; };
+      const h = (x) => { let s = 0; const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+        for (let i = 0; i < u.length; i++) s = (Math.imul(s, 31) + u[i]) >>> 0; return s; };
+      const b = 2, n = 150, H = 3, d = 40, c = H * d, qkv = rnd(b * n * 3 * c, 1), go = rnd(b * n * c, 2);
+      const o = new Float32Array(b * n * c), lse = new Float32Array(b * H * n), dq = new Float32Array(b * n * 3 * c);
+      a.qkvAttentionForwardBf16(qkv, o, lse, b, n, H, d, 0.15);
+      a.qkvAttentionBackwardBf16(qkv, o, lse, go, dq, b, n, H, d, 0.15);
+      console.log(JSON.stringify([o, lse, dq].map(h)));`;
+    const run = (threads: string) => spawnSync(process.execPath, ['-e', script], { env: { ...process.env, DIFFACTOR_THREADS: threads }, encoding: 'utf8' }).stdout.trim();
+    const one = run('1');
+    expect(one).toMatch(/^\[/);
+    expect(run('2')).toBe(one);
   });
 
   it('bf16 against the fp32 op: |bf16 - fp32| <= 2^-6 max|fp32| for out and dqkv, and not equal', () => {
