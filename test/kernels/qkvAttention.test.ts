@@ -2,9 +2,10 @@
 // explicitly gathered q, k, v (the permute/slice composite), then the native kernel (the flash
 // kernel of kernels_attention.cc reading q, k, v in place through row strides) against the
 // reference on every SIMD path: random shapes, N over several 64-row query blocks and off
-// multiples of 16, D = 64 as in SiT, the transpose-tile edges and both backward paths (in place,
-// padded copies), 64 and 256 tokens and odd token counts; bit-identity with the same kernel on the
-// plain (B*H, N, D) layout and with a one-thread pool. The PyTorch fixture is
+// multiples of 16, D = 64 as in SiT, the transpose-tile edges, 64 and 256 tokens and odd token
+// counts; bit-identity with the same kernel on the plain (B*H, N, D) layout (where these shapes
+// take the in-place backward or the padded copies; the packed layout always copies) and with a
+// one-thread pool. The PyTorch fixture is
 // test/autograd/qkvAttentionTorch.test.ts.
 // Tolerances: native float32 vs float64 reference out/dqkv 5e-6 abs + 1e-5 rel, lse 1e-5 abs
 // (the generic attention kernel's, parity.test.ts).
@@ -87,10 +88,10 @@ describe.runIf(addon !== null)(`qkvAttention native (addon: ${reason ?? 'loaded'
     });
   }
 
-  // Shapes that steer the strided kernel into each of its paths (the tile and block sizes are
+  // Shapes that steer the kernel into each of its paths (the tile and block sizes are
   // kernels_attention.cc's: 16 x 16 transposes on AVX-512, key blocks of 256, 64-query forward
-  // tasks, 4-row register blocks; in-place backward when D is a multiple of the vector width and
-  // N of 4, padded copies otherwise).
+  // tasks, 4-row register blocks; the labels' "in place" / "padded" name the plain layout's
+  // backward path, which the bit-identity check below runs against the packed one's copies).
   const edgeShapes: [number, number, number, number, string][] = [
     [2, 64, 3, 64, 'SiT-S/2 at 64 tokens: tiles only, in place'],
     [1, 256, 2, 64, '256 tokens: one full key block, four query tasks'],
