@@ -22,7 +22,7 @@
         "src/kernels_optim.cc",
         "src/kernels_binary.cc",
         "src/kernels_adaln.cc",
-        "src/kernels_qkv_attention.cc",
+        "src/kernels_qkv_attention_bf16.cc",
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

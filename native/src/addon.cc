@@ -22,7 +22,7 @@ void RegisterReduce(Napi::Env env, Napi::Object exports);
 void RegisterOptim(Napi::Env env, Napi::Object exports);
 void RegisterBinary(Napi::Env env, Napi::Object exports);
 void RegisterAdaLN(Napi::Env env, Napi::Object exports);
-void RegisterQkvAttention(Napi::Env env, Napi::Object exports);
+void RegisterQkvAttentionBf16(Napi::Env env, Napi::Object exports);
 
 namespace {
 
@@ -62,7 +62,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterOptim(env, exports);
   RegisterBinary(env, exports);
   RegisterAdaLN(env, exports);
-  RegisterQkvAttention(env, exports);
+  RegisterQkvAttentionBf16(env, exports);
   return exports;
 }
 

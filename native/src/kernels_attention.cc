@@ -2,7 +2,12 @@
 // FlashAttention style: keys are processed in blocks of up to 256 whose logits live in a small
 // per-task buffer (for N <= 256 that is the whole row), with the online-softmax rescaling across
 // blocks; no N x N matrix is kept. The backward recomputes probabilities from the saved lse.
-// Semantics are src/kernels/types.ts; the reference is src/kernels/js/attention.ts.
+// Semantics are src/kernels/types.ts; the references are src/kernels/js/attention.ts and, for
+// timm's packed layout, src/kernels/js/qkvAttention.ts.
+// Two layouts through one pair of task bodies (Layout below): the plain (B*H, N, D) arrays of
+// attentionForward/Backward, and qkvAttentionForward/Backward, which read q, k, v in place from
+// the packed projection qkv (B, N, 3, H, D) (row stride 3*H*D), write out (B, N, H, D) and
+// dq, dk, dv into dqkv (B, N, 3, H, D): the SiT blocks' attention with no permute/slice copies.
 // Optional causal mask (autoregressive GPTs such as DiGIT's, arXiv 2410.12490): query i attends to
 // keys j <= i only. Logits with j > i become -inf before the softmax (probability 0); forward tasks
 // stop at the last key block a query of theirs can see, and the backward skips the query rows
@@ -68,30 +73,31 @@ DFX_TARGET_AVX512 inline void Transpose16x16(const float* src, int64_t lds, floa
   }
 }
 
-// dst (d, ld) = src (kb, d)^T, columns kb..ld zero. On AVX-512, 16 x 16 tiles in registers (the
-// scalar loop cost about a fifth of the forward at 64 tokens); edges and other ISAs scalar.
+// dst (d, ld) = src (kb, d; row stride lds)^T, columns kb..ld zero. On AVX-512, 16 x 16 tiles in
+// registers (the scalar loop cost about a fifth of the forward at 64 tokens); edges and other ISAs
+// scalar.
 template <class V>
-inline void TransposeBlock(const float* src, int64_t kb, int64_t d, float* dst, int64_t ld) {
+inline void TransposeBlock(const float* src, int64_t lds, int64_t kb, int64_t d, float* dst, int64_t ld) {
   int64_t c0 = 0, j0 = 0;
   if constexpr (V::W == 16) {
     j0 = kb / 16 * 16;
     c0 = d / 16 * 16;
     for (int64_t c = 0; c < c0; c += 16)
-      for (int64_t j = 0; j < j0; j += 16) Transpose16x16(src + j * d + c, d, dst + c * ld + j, ld);
+      for (int64_t j = 0; j < j0; j += 16) Transpose16x16(src + j * lds + c, lds, dst + c * ld + j, ld);
     for (int64_t c = 0; c < c0; c++)  // key rows past the last full tile
-      for (int64_t j = j0; j < kb; j++) dst[c * ld + j] = src[j * d + c];
+      for (int64_t j = j0; j < kb; j++) dst[c * ld + j] = src[j * lds + c];
   }
   for (int64_t c = c0; c < d; c++) {  // head-dim columns past the last full tile (all, off AVX-512)
     float* row = dst + c * ld;
-    for (int64_t j = 0; j < kb; j++) row[j] = src[j * d + c];
+    for (int64_t j = 0; j < kb; j++) row[j] = src[j * lds + c];
   }
   for (int64_t c = 0; c < d; c++) std::fill(dst + c * ld + kb, dst + (c + 1) * ld, 0.0f);
 }
 
-// dst (rows, dp) = src (rows, d) with columns d..dp zero.
-inline void PadRows(const float* src, int64_t rows, int64_t d, float* dst, int64_t dp) {
+// dst (rows, dp) = src (rows, d; row stride lds) with columns d..dp zero.
+inline void PadRows(const float* src, int64_t lds, int64_t rows, int64_t d, float* dst, int64_t dp) {
   for (int64_t r = 0; r < rows; r++) {
-    std::memcpy(dst + r * dp, src + r * d, sizeof(float) * d);
+    std::memcpy(dst + r * dp, src + r * lds, sizeof(float) * d);
     for (int64_t c = d; c < dp; c++) dst[r * dp + c] = 0.0f;
   }
 }
@@ -129,61 +135,65 @@ inline void Logits(const float* const* a, int64_t d, const float* bt, int64_t ld
   for (; j < ld; j += 2 * W) LogitsChunk<V, 2>(a, d, bt, ld, scale, s, j);
 }
 
-// acc (kRows, dp) += p (kRows, ldp)[:, :kb] @ b (kb, dp), columns cv0 .. cv0 + NV*W.
+// acc (kRows, dp; row stride lda) += p (kRows, ldp)[:, :kb] @ b (kb, dp; row stride ldb),
+// columns cv0 .. cv0 + NV*W.
 template <class V, int NV>
-inline void RowsAxpyChunk(const float* p, int64_t ldp, int64_t kb, const float* b, int64_t dp,
-                          float* acc, int64_t cv0) {
+inline void RowsAxpyChunk(const float* p, int64_t ldp, int64_t kb, const float* b, int64_t ldb,
+                          float* acc, int64_t lda, int64_t cv0) {
   using T = typename V::T;
   constexpr int W = V::W;
   T a[kRows][NV];
   for (int r = 0; r < kRows; r++)
-    for (int v = 0; v < NV; v++) a[r][v] = V::load(acc + r * dp + cv0 + v * W);
+    for (int v = 0; v < NV; v++) a[r][v] = V::load(acc + r * lda + cv0 + v * W);
   for (int64_t j = 0; j < kb; j++) {
     T bv[NV];
-    for (int v = 0; v < NV; v++) bv[v] = V::load(b + j * dp + cv0 + v * W);
+    for (int v = 0; v < NV; v++) bv[v] = V::load(b + j * ldb + cv0 + v * W);
     for (int r = 0; r < kRows; r++) {
       const T pr = V::set1(p[r * ldp + j]);
       for (int v = 0; v < NV; v++) a[r][v] = V::fma(pr, bv[v], a[r][v]);
     }
   }
   for (int r = 0; r < kRows; r++)
-    for (int v = 0; v < NV; v++) V::store(acc + r * dp + cv0 + v * W, a[r][v]);
+    for (int v = 0; v < NV; v++) V::store(acc + r * lda + cv0 + v * W, a[r][v]);
 }
 
 template <class V>
-inline void RowsAxpy(const float* p, int64_t ldp, int64_t kb, const float* b, int64_t dp, float* acc) {
+inline void RowsAxpy(const float* p, int64_t ldp, int64_t kb, const float* b, int64_t ldb, int64_t dp, float* acc,
+                     int64_t lda) {
   constexpr int W = V::W, NV = MaxNv<V>();
   int64_t cv0 = 0;
-  for (; cv0 + NV * W <= dp; cv0 += NV * W) RowsAxpyChunk<V, NV>(p, ldp, kb, b, dp, acc, cv0);
-  for (; cv0 < dp; cv0 += W) RowsAxpyChunk<V, 1>(p, ldp, kb, b, dp, acc, cv0);
+  for (; cv0 + NV * W <= dp; cv0 += NV * W) RowsAxpyChunk<V, NV>(p, ldp, kb, b, ldb, acc, lda, cv0);
+  for (; cv0 < dp; cv0 += W) RowsAxpyChunk<V, 1>(p, ldp, kb, b, ldb, acc, lda, cv0);
 }
 
-// c (kb, dp) += p (kRows, ldp)[:, :kb]^T @ a (kRows, dp), columns cv0 .. cv0 + NV*W.
+// c (kb, dp; row stride ldc) += p (kRows, ldp)[:, :kb]^T @ a (kRows, dp; row stride lda),
+// columns cv0 .. cv0 + NV*W.
 template <class V, int NV>
-inline void OuterAccumChunk(const float* p, int64_t ldp, int64_t kb, const float* a, int64_t dp,
-                            float* c, int64_t cv0) {
+inline void OuterAccumChunk(const float* p, int64_t ldp, int64_t kb, const float* a, int64_t lda,
+                            float* c, int64_t ldc, int64_t cv0) {
   using T = typename V::T;
   constexpr int W = V::W;
   T ar[kRows][NV];
   for (int r = 0; r < kRows; r++)
-    for (int v = 0; v < NV; v++) ar[r][v] = V::load(a + r * dp + cv0 + v * W);
+    for (int v = 0; v < NV; v++) ar[r][v] = V::load(a + r * lda + cv0 + v * W);
   for (int64_t j = 0; j < kb; j++) {
     T cj[NV];
-    for (int v = 0; v < NV; v++) cj[v] = V::load(c + j * dp + cv0 + v * W);
+    for (int v = 0; v < NV; v++) cj[v] = V::load(c + j * ldc + cv0 + v * W);
     for (int r = 0; r < kRows; r++) {
       const T pr = V::set1(p[r * ldp + j]);
       for (int v = 0; v < NV; v++) cj[v] = V::fma(pr, ar[r][v], cj[v]);
     }
-    for (int v = 0; v < NV; v++) V::store(c + j * dp + cv0 + v * W, cj[v]);
+    for (int v = 0; v < NV; v++) V::store(c + j * ldc + cv0 + v * W, cj[v]);
   }
 }
 
 template <class V>
-inline void OuterAccum(const float* p, int64_t ldp, int64_t kb, const float* a, int64_t dp, float* c) {
+inline void OuterAccum(const float* p, int64_t ldp, int64_t kb, const float* a, int64_t lda, int64_t dp, float* c,
+                       int64_t ldc) {
   constexpr int W = V::W, NV = MaxNv<V>();
   int64_t cv0 = 0;
-  for (; cv0 + NV * W <= dp; cv0 += NV * W) OuterAccumChunk<V, NV>(p, ldp, kb, a, dp, c, cv0);
-  for (; cv0 < dp; cv0 += W) OuterAccumChunk<V, 1>(p, ldp, kb, a, dp, c, cv0);
+  for (; cv0 + NV * W <= dp; cv0 += NV * W) OuterAccumChunk<V, NV>(p, ldp, kb, a, lda, c, ldc, cv0);
+  for (; cv0 < dp; cv0 += W) OuterAccumChunk<V, 1>(p, ldp, kb, a, lda, c, ldc, cv0);
 }
 
 // row[j] = exp(row[j] - shift) for j < ld; returns the sum. Entries of -inf give 0.
@@ -207,10 +217,21 @@ inline float RowMax(const float* row, int64_t ld) {
   return V::hmax(m);
 }
 
+// Where head hh's (N, D) matrices live. Inputs q, k, v (and the gradients dq, dk, dv) have row
+// stride ldIn, out and dout ldOut; heads come in groups of hPer per batch element, side by side
+// along a row. The plain layout (B*H, N, D) is hPer 1, ldIn = ldOut = D; timm's packed
+// projection qkv (B, N, 3, H, D) with out (B, N, H, D) is hPer H, ldIn 3*H*D, ldOut H*D (and q, k, v
+// the qkv pointer plus 0, H*D, 2*H*D).
+struct Layout {
+  int64_t n, d, hPer, ldIn, ldOut;
+  int64_t In(int64_t hh) const { return (hh / hPer) * n * ldIn + (hh % hPer) * d; }
+  int64_t Out(int64_t hh) const { return (hh / hPer) * n * ldOut + (hh % hPer) * d; }
+};
+
 struct FwdParams {
   const float *q, *k, *v;
   float *out, *lse;
-  int64_t n, d;
+  Layout l;
   float scale;
   int64_t qBlocks;  // query blocks per head
   bool causal;      // mask keys j > i
@@ -225,13 +246,14 @@ inline int64_t VisibleKeys(bool causal, int64_t i, int64_t j0, int64_t kb) {
 template <class V>
 void AttnFwdTask(const FwdParams& p, int64_t task) {
   constexpr int W = V::W;
-  const int64_t n = p.n, d = p.d, h = task / p.qBlocks;
+  const Layout& L = p.l;
+  const int64_t n = L.n, d = L.d, ldi = L.ldIn, h = task / p.qBlocks;
   const int64_t i0 = (task % p.qBlocks) * kQueryBlock, nq = std::min(kQueryBlock, n - i0);
   const int64_t dp = RoundUp(d, W), ldk = RoundUp(std::min(n, kKeyBlock), 2 * W);
   const int64_t nqPad = RoundUp(nq, kRows);
-  const float* q = p.q + (h * n + i0) * d;   // (nq, D)
-  const float* k = p.k + h * n * d;          // (N, D)
-  const float* v = p.v + h * n * d;          // (N, D)
+  const float* q = p.q + L.In(h) + i0 * ldi;  // (nq, D)
+  const float* k = p.k + L.In(h);             // (N, D)
+  const float* v = p.v + L.In(h);             // (N, D)
   float* buf = Scratch(d * ldk + std::min(n, kKeyBlock) * dp + kRows * ldk + nqPad * dp + 2 * nqPad);
   float* kt = buf;                          // (D, ldk) transposed key block
   float* vp = kt + d * ldk;                 // (kb, dp) padded value block
@@ -245,16 +267,20 @@ void AttnFwdTask(const FwdParams& p, int64_t task) {
   const int64_t jEnd = p.causal ? std::min(n, i0 + nq) : n;  // keys any of these queries sees
   for (int64_t j0 = 0; j0 < jEnd; j0 += kKeyBlock) {
     const int64_t kb = std::min(kKeyBlock, n - j0);
-    TransposeBlock<V>(k + j0 * d, kb, d, kt, ldk);
-    const float* vb = v + j0 * d;  // (kb, dp): in place when D is a multiple of the vector width
-    if (dp != d) {
-      PadRows(vb, kb, d, vp, dp);
+    TransposeBlock<V>(k + j0 * ldi, ldi, kb, d, kt, ldk);
+    // (kb, dp): in place when D is a multiple of the vector width and rows are contiguous (a
+    // packed copy when they are rows of qkv: RowsAxpy walks the block once per 4 queries)
+    const float* vb = v + j0 * ldi;
+    int64_t ldv = ldi;
+    if (dp != d || ldi != d) {
+      PadRows(vb, ldi, kb, d, vp, dp);
       vb = vp;
+      ldv = dp;
     }
     for (int64_t r0 = 0; r0 < nq; r0 += kRows) {
       const int64_t rr = std::min(kRows, nq - r0);
       const float* rows[kRows];
-      for (int r = 0; r < kRows; r++) rows[r] = q + (r0 + std::min<int64_t>(r, rr - 1)) * d;
+      for (int r = 0; r < kRows; r++) rows[r] = q + (r0 + std::min<int64_t>(r, rr - 1)) * ldi;
       Logits<V>(rows, d, kt, ldk, p.scale, s);
       for (int64_t r = 0; r < kRows; r++) {
         float* row = s + r * ldk;
@@ -275,12 +301,13 @@ void AttnFwdTask(const FwdParams& p, int64_t task) {
         }
         m[i] = mNew;
       }
-      RowsAxpy<V>(s, ldk, kb, vb, dp, acc + r0 * dp);
+      RowsAxpy<V>(s, ldk, kb, vb, ldv, dp, acc + r0 * dp, dp);
     }
   }
+  float* out = p.out + L.Out(h) + i0 * L.ldOut;  // (nq, D)
   for (int64_t i = 0; i < nq; i++) {
     const float inv = 1.0f / l[i];
-    float* o = p.out + (h * n + i0 + i) * d;
+    float* o = out + i * L.ldOut;
     for (int64_t c = 0; c < d; c++) o[c] = acc[i * dp + c] * inv;
     p.lse[h * n + i0 + i] = m[i] + std::log(l[i]);
   }
@@ -290,7 +317,7 @@ DFX_ISA_VARIANTS(AttnFwdTask, FwdParams)
 struct BwdParams {
   const float *q, *k, *v, *out, *lse, *dout;
   float *dq, *dk, *dv;
-  int64_t n, d;
+  Layout l;
   float scale;
   bool causal;
 };
@@ -299,19 +326,23 @@ struct BwdParams {
 template <class V>
 void AttnBwdTask(const BwdParams& p, int64_t h) {
   constexpr int W = V::W;
-  const int64_t n = p.n, d = p.d, kbMax = std::min(n, kKeyBlock);
+  const Layout& L = p.l;
+  const int64_t n = L.n, d = L.d, ldi = L.ldIn, ldo = L.ldOut, kbMax = std::min(n, kKeyBlock);
   const int64_t dp = RoundUp(d, W), ldk = RoundUp(kbMax, 2 * W), nPad = RoundUp(n, kRows);
-  const int64_t base = h * n * d;
-  const float* q = p.q + base;     // (N, D)
-  const float* k = p.k + base;
-  const float* v = p.v + base;
-  const float* o = p.out + base;
-  const float* dout = p.dout + base;
+  const int64_t inBase = L.In(h), outBase = L.Out(h);
+  const float* q = p.q + inBase;       // (N, D), row stride ldi
+  const float* k = p.k + inBase;
+  const float* v = p.v + inBase;
+  const float* o = p.out + outBase;    // (N, D), row stride ldo
+  const float* dout = p.dout + outBase;
+  float* dqOut = p.dq + inBase;        // (N, D), row stride ldi
+  float* dkOut = p.dk + inBase;
+  float* dvOut = p.dv + inBase;
   const float* lse = p.lse + h * n;  // (N)
   // In place: when D is a multiple of the vector width and N of kRows, Q, dO and K are read and
   // dQ, dK, dV accumulated where they live (no padded copies; every row a register block touches
   // belongs to this head). Otherwise padded copies in scratch, copied out at the end.
-  const bool direct = dp == d && n % kRows == 0;
+  const bool direct = dp == d && n % kRows == 0 && ldi == d && ldo == d;
   float* buf = Scratch(direct ? nPad + 2 * d * ldk + 2 * kRows * ldk
                               : 3 * nPad * dp + nPad + 2 * d * ldk + 3 * kbMax * dp + 2 * kRows * ldk);
   float* delta = buf;                // (nPad) rowsum(dO * O)
@@ -320,12 +351,13 @@ void AttnBwdTask(const BwdParams& p, int64_t h) {
   float* sP = vt + d * ldk;          // (kRows, ldk) probabilities
   float* sdP = sP + kRows * ldk;     // (kRows, ldk) dP, then dS
   float* pad = sdP + kRows * ldk;    // padded copies (not direct)
-  const float* qp = q;               // (nPad, dp) Q
-  const float* dop = dout;           // (nPad, dp) dO
-  float* dqAcc = p.dq + base;        // (nPad, dp) dQ
+  const float* qp = q;               // (nPad, dp) Q, row stride ldq
+  const float* dop = dout;           // (nPad, dp) dO, row stride lddo
+  float* dqAcc = dqOut;              // (nPad, dp) dQ, row stride ldq
+  int64_t ldq = ldi, lddo = ldo, ldkv = ldi;  // ldkv: K block, dK and dV blocks
   float* kpBuf = nullptr, *dkBuf = nullptr, *dvBuf = nullptr;
   if (direct) {
-    std::fill(dqAcc, dqAcc + n * d, 0.0f);
+    for (int64_t i = 0; i < n; i++) std::fill(dqAcc + i * ldi, dqAcc + i * ldi + d, 0.0f);
   } else {
     float* qpad = pad;
     float* dopad = qpad + nPad * dp;
@@ -333,46 +365,51 @@ void AttnBwdTask(const BwdParams& p, int64_t h) {
     kpBuf = dqAcc + nPad * dp;
     dkBuf = kpBuf + kbMax * dp;
     dvBuf = dkBuf + kbMax * dp;
-    PadRows(q, n, d, qpad, dp);
-    PadRows(dout, n, d, dopad, dp);
+    PadRows(q, ldi, n, d, qpad, dp);
+    PadRows(dout, ldo, n, d, dopad, dp);
     std::fill(qpad + n * dp, qpad + nPad * dp, 0.0f);
     std::fill(dopad + n * dp, dopad + nPad * dp, 0.0f);
     std::fill(dqAcc, dqAcc + nPad * dp, 0.0f);
     qp = qpad;
     dop = dopad;
+    ldq = lddo = ldkv = dp;
   }
   for (int64_t i = 0; i < n; i++) {  // W partial sums, no serial dependency chain over D
     using T = typename V::T;
+    const float* dr = dout + i * ldo;
+    const float* orow = o + i * ldo;
     T acc = V::zero();
     int64_t c = 0;
-    for (; c + W <= d; c += W) acc = V::fma(V::load(dout + i * d + c), V::load(o + i * d + c), acc);
+    for (; c + W <= d; c += W) acc = V::fma(V::load(dr + c), V::load(orow + c), acc);
     float s = V::hsum(acc);
-    for (; c < d; c++) s += dout[i * d + c] * o[i * d + c];
+    for (; c < d; c++) s += dr[c] * orow[c];
     delta[i] = s;
   }
   const typename V::T vscale = V::set1(p.scale);
   for (int64_t j0 = 0; j0 < n; j0 += kKeyBlock) {
     const int64_t kb = std::min(kKeyBlock, n - j0);
-    TransposeBlock<V>(k + j0 * d, kb, d, kt, ldk);
-    TransposeBlock<V>(v + j0 * d, kb, d, vt, ldk);
-    const float* kp = k + j0 * d;    // (kb, dp) K block
-    float* dkb = p.dk + base + j0 * d;  // (kb, dp) dK of the block
-    float* dvb = p.dv + base + j0 * d;  // (kb, dp) dV of the block
+    TransposeBlock<V>(k + j0 * ldi, ldi, kb, d, kt, ldk);
+    TransposeBlock<V>(v + j0 * ldi, ldi, kb, d, vt, ldk);
+    const float* kp = k + j0 * ldi;   // (kb, dp) K block
+    float* dkb = dkOut + j0 * ldi;    // (kb, dp) dK of the block
+    float* dvb = dvOut + j0 * ldi;    // (kb, dp) dV of the block
     if (!direct) {
-      PadRows(kp, kb, d, kpBuf, dp);
+      PadRows(kp, ldi, kb, d, kpBuf, dp);
       kp = kpBuf;
       dkb = dkBuf;
       dvb = dvBuf;
     }
-    std::fill(dkb, dkb + kb * dp, 0.0f);
-    std::fill(dvb, dvb + kb * dp, 0.0f);
+    for (int64_t j = 0; j < kb; j++) {
+      std::fill(dkb + j * ldkv, dkb + j * ldkv + dp, 0.0f);
+      std::fill(dvb + j * ldkv, dvb + j * ldkv + dp, 0.0f);
+    }
     // causal: query rows < j0 see no key of this block (j0 is a multiple of kRows)
     for (int64_t r0 = p.causal ? j0 : 0; r0 < n; r0 += kRows) {
       const int64_t rr = std::min(kRows, n - r0);
       const float* rows[kRows];
-      for (int r = 0; r < kRows; r++) rows[r] = q + (r0 + std::min<int64_t>(r, rr - 1)) * d;
+      for (int r = 0; r < kRows; r++) rows[r] = q + (r0 + std::min<int64_t>(r, rr - 1)) * ldi;
       Logits<V>(rows, d, kt, ldk, p.scale, sP);
-      for (int r = 0; r < kRows; r++) rows[r] = dout + (r0 + std::min<int64_t>(r, rr - 1)) * d;
+      for (int r = 0; r < kRows; r++) rows[r] = dout + (r0 + std::min<int64_t>(r, rr - 1)) * ldo;
       Logits<V>(rows, d, vt, ldk, 1.0f, sdP);
       for (int64_t r = 0; r < kRows; r++) {
         float* pr = sP + r * ldk;
@@ -388,19 +425,19 @@ void AttnBwdTask(const BwdParams& p, int64_t h) {
         for (int64_t j = 0; j < ldk; j += W)  // dS = P (dP - delta) scale
           V::store(dr + j, V::mul(V::mul(V::load(pr + j), V::sub(V::load(dr + j), dl)), vscale));
       }
-      OuterAccum<V>(sP, ldk, kb, dop + r0 * dp, dp, dvb);    // dV += P^T dO
-      OuterAccum<V>(sdP, ldk, kb, qp + r0 * dp, dp, dkb);    // dK += dS^T Q
-      RowsAxpy<V>(sdP, ldk, kb, kp, dp, dqAcc + r0 * dp);    // dQ += dS K
+      OuterAccum<V>(sP, ldk, kb, dop + r0 * lddo, lddo, dp, dvb, ldkv);   // dV += P^T dO
+      OuterAccum<V>(sdP, ldk, kb, qp + r0 * ldq, ldq, dp, dkb, ldkv);     // dK += dS^T Q
+      RowsAxpy<V>(sdP, ldk, kb, kp, ldkv, dp, dqAcc + r0 * ldq, ldq);     // dQ += dS K
     }
     if (!direct) {
       for (int64_t j = 0; j < kb; j++) {
-        std::memcpy(p.dk + base + (j0 + j) * d, dkb + j * dp, sizeof(float) * d);
-        std::memcpy(p.dv + base + (j0 + j) * d, dvb + j * dp, sizeof(float) * d);
+        std::memcpy(dkOut + (j0 + j) * ldi, dkb + j * dp, sizeof(float) * d);
+        std::memcpy(dvOut + (j0 + j) * ldi, dvb + j * dp, sizeof(float) * d);
       }
     }
   }
   if (!direct)
-    for (int64_t i = 0; i < n; i++) std::memcpy(p.dq + base + i * d, dqAcc + i * dp, sizeof(float) * d);
+    for (int64_t i = 0; i < n; i++) std::memcpy(dqOut + i * ldi, dqAcc + i * dp, sizeof(float) * d);
 }
 DFX_ISA_VARIANTS(AttnBwdTask, BwdParams)
 
@@ -424,7 +461,7 @@ Napi::Value AttentionForward(const Napi::CallbackInfo& info) {
   args.NeedLen(lse, bh * n, "lse");
   if (len == 0) return info.Env().Undefined();
   const bool causal = CausalArg(info, args, 9);
-  FwdParams p{q.data, k.data, v.data, out.data, lse.data, n, d, float(scale), (n + kQueryBlock - 1) / kQueryBlock, causal};
+  FwdParams p{q.data, k.data, v.data, out.data, lse.data, Layout{n, d, 1, d, d}, float(scale), Chunks(n, kQueryBlock), causal};
   auto task = AttnFwdTaskFor();
   ParallelFor(bh * p.qBlocks, [&](int64_t t) { task(p, t); });
   return info.Env().Undefined();
@@ -450,9 +487,50 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
   args.NeedLen(dv, len, "dv");
   if (len == 0) return info.Env().Undefined();
   const bool causal = CausalArg(info, args, 13);
-  BwdParams p{q.data, k.data, v.data, out.data, lse.data, dout.data, dq.data, dk.data, dv.data, n, d, float(scale), causal};
+  BwdParams p{q.data, k.data, v.data, out.data, lse.data, dout.data, dq.data, dk.data, dv.data, Layout{n, d, 1, d, d}, float(scale), causal};
   auto task = AttnBwdTaskFor();
   ParallelFor(bh, [&](int64_t t) { task(p, t); });
+  return info.Env().Undefined();
+}
+
+// qkvAttentionForward(qkv, out, lse, b, n, h, d, scale): the same kernel on timm's packed
+// projection, q, k, v read in place from qkv (B, N, 3, H, D), out (B, N, H, D), lse (B, H, N).
+Napi::Value QkvAttentionForward(const Napi::CallbackInfo& info) {
+  Args args(info, "qkvAttentionForward");
+  const F32 qkv = args.Floats(0, "qkv"), out = args.Floats(1, "out"), lse = args.Floats(2, "lse");
+  const int64_t b = args.Int(3, "b"), n = args.Int(4, "n"), h = args.Int(5, "h"), d = args.Int(6, "d");
+  const double scale = args.Num(7, "scale");
+  const int64_t c = h * d, len = b * n * c;
+  args.NeedLen(qkv, 3 * len, "qkv");
+  args.NeedLen(out, len, "out");
+  args.NeedLen(lse, b * h * n, "lse");
+  if (len == 0) return info.Env().Undefined();
+  FwdParams p{qkv.data, qkv.data + c, qkv.data + 2 * c, out.data, lse.data, Layout{n, d, h, 3 * c, c}, float(scale),
+              Chunks(n, kQueryBlock), false};
+  auto task = AttnFwdTaskFor();
+  ParallelFor(b * h * p.qBlocks, [&](int64_t t) { task(p, t); });
+  return info.Env().Undefined();
+}
+
+// qkvAttentionBackward(qkv, out, lse, dout, dqkv, b, n, h, d, scale): dq, dk, dv written into
+// dqkv (B, N, 3, H, D), every element overwritten.
+Napi::Value QkvAttentionBackward(const Napi::CallbackInfo& info) {
+  Args args(info, "qkvAttentionBackward");
+  const F32 qkv = args.Floats(0, "qkv"), out = args.Floats(1, "out"), lse = args.Floats(2, "lse");
+  const F32 dout = args.Floats(3, "dout"), dqkv = args.Floats(4, "dqkv");
+  const int64_t b = args.Int(5, "b"), n = args.Int(6, "n"), h = args.Int(7, "h"), d = args.Int(8, "d");
+  const double scale = args.Num(9, "scale");
+  const int64_t c = h * d, len = b * n * c;
+  args.NeedLen(qkv, 3 * len, "qkv");
+  args.NeedLen(out, len, "out");
+  args.NeedLen(lse, b * h * n, "lse");
+  args.NeedLen(dout, len, "dout");
+  args.NeedLen(dqkv, 3 * len, "dqkv");
+  if (len == 0) return info.Env().Undefined();
+  BwdParams p{qkv.data, qkv.data + c, qkv.data + 2 * c, out.data, lse.data, dout.data, dqkv.data, dqkv.data + c,
+              dqkv.data + 2 * c, Layout{n, d, h, 3 * c, c}, float(scale), false};
+  auto task = AttnBwdTaskFor();
+  ParallelFor(b * h, [&](int64_t t) { task(p, t); });
   return info.Env().Undefined();
 }
 
@@ -462,6 +540,8 @@ Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
 void RegisterAttention(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionForward", Napi::Function::New(env, dfx::AttentionForward, "attentionForward"));
   exports.Set("attentionBackward", Napi::Function::New(env, dfx::AttentionBackward, "attentionBackward"));
+  exports.Set("qkvAttentionForward", Napi::Function::New(env, dfx::QkvAttentionForward, "qkvAttentionForward"));
+  exports.Set("qkvAttentionBackward", Napi::Function::New(env, dfx::QkvAttentionBackward, "qkvAttentionBackward"));
   // Capability flag: this addon reads the trailing `causal` argument (an older build ignores it,
   // so src/kernels/native.ts sends causal calls to the TypeScript reference when the flag is absent).
   exports.Set("attentionCausal", Napi::Boolean::New(env, true));

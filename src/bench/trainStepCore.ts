@@ -2,7 +2,8 @@
 // it): linear-interpolant flow matching on a fixed synthetic batch, forward in training mode (label
 // dropout on), mean_flat velocity MSE, backward, AdamW, EMA update, zero grad. The batch is made once
 // (data loading is not part of the step). precision 'bf16': the Linear products (forward, dx, dW)
-// read bf16 operands with fp32 sums (setLinearPrecision); weights, AdamW and EMA stay fp32.
+// and the qkv attention's products read bf16 operands with fp32 sums (setLinearPrecision);
+// weights, AdamW, EMA and softmax statistics stay fp32.
 // Not here: timing, the peer, printing (trainStep.ts).
 import { Rng } from '../tensor/rng.ts';
 import { tensor, type Tensor } from '../tensor/tensor.ts';

@@ -37,6 +37,10 @@ export interface NativeAddon {
   gemmBf16?: NativeAddon['gemm'];
   /** dst[i] = bf16 bits of src[i] (round to nearest even, denormals to zero, NaN quieted). */
   bf16Round?(src: Float32Array, dst: Uint16Array): void;
+  /** qkvAttentionForward/Backward with bf16 products (kernels_qkv_attention_bf16.cc). */
+  qkvAttentionForwardBf16?(qkv: Float32Array, out: Float32Array, lse: Float32Array, b: number, n: number, h: number, d: number, scale: number): void;
+  qkvAttentionBackwardBf16?(qkv: Float32Array, out: Float32Array, lse: Float32Array, dout: Float32Array, dqkv: Float32Array,
+    b: number, n: number, h: number, d: number, scale: number): void;
   /** The bf16 path now: 'avx512bf16' (VDPBF16PS) or the ISA that emulates it. */
   bf16Path?(): 'avx512bf16' | 'avx512' | 'avx2' | 'scalar';
   /** Process-wide: may the bf16 GEMM use VDPBF16PS (tests/benchmarks of the emulation)? */
@@ -102,6 +106,21 @@ export function wrapAddon(addon: NativeAddon): Kernels {
     kernels[name] = typeof fn === 'function' ? fn : jsKernels[name];
   }
   const k = kernels as Kernels;
+  {
+    // precision 'bf16' goes to the addon's bf16 attention (an addon built before it: the TS reference).
+    const fwd = k.qkvAttentionForward, bwd = k.qkvAttentionBackward;
+    const fwdBf16 = addon.qkvAttentionForwardBf16, bwdBf16 = addon.qkvAttentionBackwardBf16;
+    k.qkvAttentionForward = (qkv, o, lse, b, n, h, d, scale, precision) => {
+      if (precision !== 'bf16') return fwd(qkv, o, lse, b, n, h, d, scale);
+      if (fwdBf16) return fwdBf16(qkv as Float32Array, o as Float32Array, lse as Float32Array, b, n, h, d, scale);
+      return jsKernels.qkvAttentionForward(qkv, o, lse, b, n, h, d, scale, 'bf16');
+    };
+    k.qkvAttentionBackward = (qkv, o, lse, dout, dqkv, b, n, h, d, scale, precision) => {
+      if (precision !== 'bf16') return bwd(qkv, o, lse, dout, dqkv, b, n, h, d, scale);
+      if (bwdBf16) return bwdBf16(qkv as Float32Array, o as Float32Array, lse as Float32Array, dout as Float32Array, dqkv as Float32Array, b, n, h, d, scale);
+      return jsKernels.qkvAttentionBackward(qkv, o, lse, dout, dqkv, b, n, h, d, scale, 'bf16');
+    };
+  }
   if (addon.attentionCausal !== true) {
     // An addon built before the causal flag ignores the extra argument: causal calls go to the TS
     // reference until it is rebuilt (npm run build:native).

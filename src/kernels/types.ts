@@ -170,13 +170,20 @@ export interface Kernels {
    * Multi-head attention on timm's packed projection: qkv (B, N, 3, H, D) (q, k, v of head h at
    * columns [s*H*D + h*D, +D) of each token row, s = 0, 1, 2) -> out (B, N, H, D) (heads merged);
    * lse (B, H, N) as in attentionForward. Equals permute/slice + attentionForward + permute.
+   * precision 'bf16' (train.precision bf16; default 'fp32'): every product (QK^T, PV) reads its
+   * operands rounded to bf16 (round to nearest even) and sums in fp32; softmax statistics fp32.
    */
   qkvAttentionForward(
     qkv: FArray, out: FArray, lse: FArray, b: number, n: number, h: number, d: number, scale: number,
+    precision?: 'fp32' | 'bf16',
   ): void;
-  /** dqkv (B, N, 3, H, D) overwritten from dout (B, N, H, D), the saved out and lse. */
+  /**
+   * dqkv (B, N, 3, H, D) overwritten from dout (B, N, H, D), the saved out and lse. precision
+   * 'bf16': the products dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q (and the recomputed
+   * QK^T) on bf16-rounded operands with fp32 sums; P, dS, delta fp32. Use the forward's precision.
+   */
   qkvAttentionBackward(
     qkv: FArray, out: FArray, lse: FArray, dout: FArray, dqkv: FArray,
-    b: number, n: number, h: number, d: number, scale: number,
+    b: number, n: number, h: number, d: number, scale: number, precision?: 'fp32' | 'bf16',
   ): void;
 }

@@ -68,9 +68,10 @@ export const TrainSpec = z.strictObject({
    */
   keep_best: z.enum(['auto', 'none', 'loss', 'fd', 'sfid', 'is', 'precision', 'recall', 'class_acc', 'class_conf', 'cknna', 'probe']).default('auto'),
   /**
-   * Mixed precision of the training step: bf16 makes every Linear product (forward, dx, dW) of the
-   * trained roles read bf16 operands with fp32 sums (native gemmBf16: VDPBF16PS where the CPU has
-   * AVX512_BF16); weights, gradients, AdamW, EMA, norms and attention stay fp32. Sampling and
+   * Mixed precision of the training step: bf16 makes every Linear product (forward, dx, dW) and
+   * the products of the blocks' qkv attention (QK^T, PV and their gradients) of the trained roles
+   * read bf16 operands with fp32 sums (native gemmBf16: VDPBF16PS where the CPU has AVX512_BF16);
+   * weights, gradients, AdamW, EMA, norms and softmax statistics stay fp32. Sampling and
    * evaluation run in fp32.
    */
   precision: z.enum(['fp32', 'bf16']).default('fp32'),

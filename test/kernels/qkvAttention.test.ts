@@ -1,8 +1,12 @@
 // Attention on the packed qkv layout: the TypeScript reference against per-head attention on
-// explicitly gathered q, k, v (the permute/slice composite), then the native kernel (which reads
-// q, k, v in place and runs its products through the blocked SGEMM) against the reference on every
-// SIMD path: random shapes, N over several 64-row query blocks and off multiples of 16, D = 64 as
-// in SiT, and bit-identity with a one-thread pool.
+// explicitly gathered q, k, v (the permute/slice composite), then the native kernel (the flash
+// kernel of kernels_attention.cc reading q, k, v in place through row strides) against the
+// reference on every SIMD path: random shapes, N over several 64-row query blocks and off
+// multiples of 16, D = 64 as in SiT, the transpose-tile edges, 64 and 256 tokens and odd token
+// counts; bit-identity with the same kernel on the plain (B*H, N, D) layout (where these shapes
+// take the in-place backward or the padded copies; the packed layout always copies) and with a
+// one-thread pool. The PyTorch fixture is
+// test/autograd/qkvAttentionTorch.test.ts.
 // Tolerances: native float32 vs float64 reference out/dqkv 5e-6 abs + 1e-5 rel, lse 1e-5 abs
 // (the generic attention kernel's, parity.test.ts).
 import { describe, it, expect, afterAll } from 'vitest';
@@ -81,6 +85,58 @@ describe.runIf(addon !== null)(`qkvAttention native (addon: ${reason ?? 'loaded'
       check(1, 130, 2, 64, 2, isa);
       check(1, 200, 1, 33, 3, isa);
       check(1, 300, 2, 16, 4, isa);
+    });
+  }
+
+  // Shapes that steer the kernel into each of its paths (the tile and block sizes are
+  // kernels_attention.cc's: 16 x 16 transposes on AVX-512, key blocks of 256, 64-query forward
+  // tasks, 4-row register blocks; the labels' "in place" / "padded" name the plain layout's
+  // backward path, which the bit-identity check below runs against the packed one's copies).
+  const edgeShapes: [number, number, number, number, string][] = [
+    [2, 64, 3, 64, 'SiT-S/2 at 64 tokens: tiles only, in place'],
+    [1, 256, 2, 64, '256 tokens: one full key block, four query tasks'],
+    [1, 257, 2, 64, 'odd N past one key block: padded backward'],
+    [2, 63, 2, 64, 'odd N under one query task'],
+    [1, 100, 2, 48, 'key rows past the last tile (100 = 6*16 + 4), in place'],
+    [2, 35, 3, 40, 'N off 4 and D = 2.5 tiles: padded copies'],
+    [2, 16, 2, 24, 'D a multiple of 8 (AVX2 in place), not of 16'],
+    [1, 272, 1, 16, 'two key blocks in place, the second 16 rows'],
+  ];
+
+  for (const isa of paths) {
+    it(`isa ${isa}: tile edges, 64 / 256 tokens, odd token counts`, () => {
+      expect(addon!.setIsa(isa)).toBe(isa);
+      edgeShapes.forEach(([b, n, h, d], i) => check(b, n, h, d, 20 + i, isa));
+    });
+
+    it(`isa ${isa}: bit-identical to the same kernel on q, k, v gathered into (B*H, N, D)`, () => {
+      expect(addon!.setIsa(isa)).toBe(isa);
+      for (const [b, n, h, d, what] of edgeShapes) {
+        const c = h * d, len = b * n * c, scale = 1 / Math.sqrt(d);
+        const qkv = fillRandom(new Float32Array(3 * len), n + d, -2, 2), dout = fillRandom(new Float32Array(len), n + d + 1);
+        const out = new Float32Array(len), lse = new Float32Array(b * h * n), dqkv = new Float32Array(3 * len).fill(NaN);
+        nat.qkvAttentionForward(qkv, out, lse, b, n, h, d, scale);
+        nat.qkvAttentionBackward(qkv, out, lse, dout, dqkv, b, n, h, d, scale);
+        // (B, N, parts, H, D) part s <-> (B, H, N, D), written out here independently of the kernel
+        const heads = (src: Float32Array, parts: number, s: number): Float32Array => {
+          const m = new Float32Array(len);
+          for (let bi = 0; bi < b; bi++) for (let hi = 0; hi < h; hi++) for (let t = 0; t < n; t++) {
+            for (let e = 0; e < d; e++) m[((bi * h + hi) * n + t) * d + e] = src[((bi * n + t) * parts + s) * c + hi * d + e];
+          }
+          return m;
+        };
+        const [q, k, v] = [0, 1, 2].map((s) => heads(qkv, 3, s));
+        const o = new Float32Array(len), l = new Float32Array(b * h * n);
+        const dq = new Float32Array(len), dk = new Float32Array(len), dv = new Float32Array(len);
+        nat.attentionForward(q, k, v, o, l, b * h, n, d, scale);
+        nat.attentionBackward(q, k, v, o, l, heads(dout, 1, 0), dq, dk, dv, b * h, n, d, scale);
+        const tag = `${isa} b${b} n${n} h${h} d${d} (${what})`;
+        expect(Buffer.from(heads(out, 1, 0).buffer).equals(Buffer.from(o.buffer)), `${tag} out`).toBe(true);
+        expect(Buffer.from(lse.buffer).equals(Buffer.from(l.buffer)), `${tag} lse`).toBe(true);
+        expect(Buffer.from(heads(dqkv, 3, 0).buffer).equals(Buffer.from(dq.buffer)), `${tag} dq`).toBe(true);
+        expect(Buffer.from(heads(dqkv, 3, 1).buffer).equals(Buffer.from(dk.buffer)), `${tag} dk`).toBe(true);
+        expect(Buffer.from(heads(dqkv, 3, 2).buffer).equals(Buffer.from(dv.buffer)), `${tag} dv`).toBe(true);
+      }
     });
   }
 

@@ -3,7 +3,10 @@
 // for autoregressive models such as DiGIT's GPT), and qkvAttention, the timm/DiT block body from a
 // packed qkv projection (never causal). Not here: arbitrary masks, dropout, q/k norms, the qkv and
 // output projections (those are linear layers in nn/).
+// Mixed precision: under setLinearPrecision('bf16') (train.precision bf16) a float32 qkvAttention
+// runs its products on bf16 operands with fp32 sums (K.qkvAttention* precision 'bf16').
 import { empty, uninit, type Tensor } from '../../tensor/tensor.ts';
+import { getLinearPrecision } from './matmul.ts';
 import { fmtShape, sameShape } from '../../tensor/shape.ts';
 import { K } from '../../kernels/index.ts';
 import { record } from '../tape.ts';
@@ -50,12 +53,14 @@ export function qkvAttention(qkv: Tensor, heads: number, scale?: number): Tensor
   const [b, n, c3] = qkv.shape;
   const d = c3 / (3 * heads);
   const s = scale ?? 1 / Math.sqrt(d);
+  // bf16 only for float32 (float64 is the gradcheck path); read once: the backward uses the same.
+  const precision = qkv.dtype === 'float32' ? getLinearPrecision() : 'fp32';
   const out = uninit([b, n, heads * d], qkv.dtype); // (B, N, H*D)
   const lse = uninit([b * heads, n], qkv.dtype); // (B*H, N)
-  K.qkvAttentionForward(qkv.data, out.data, lse.data, b, n, heads, d, s);
+  K.qkvAttentionForward(qkv.data, out.data, lse.data, b, n, heads, d, s, precision);
   return record('qkvAttention', [qkv], out, (g) => {
     const dqkv = uninit(qkv.shape, qkv.dtype); // (B, N, 3*H*D)
-    K.qkvAttentionBackward(qkv.data, out.data, lse.data, g.data, dqkv.data, b, n, heads, d, s);
+    K.qkvAttentionBackward(qkv.data, out.data, lse.data, g.data, dqkv.data, b, n, heads, d, s, precision);
     return [dqkv];
   });
 }

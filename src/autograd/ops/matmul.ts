@@ -3,7 +3,8 @@
 // transposes of the backward are gemm flags, never copies. Not here: attention (its own fused
 // kernel), convolutions, elementwise arithmetic.
 // Mixed precision: setLinearPrecision('bf16') makes linear's three products (y, dx, dW) read
-// their float32 operands as bf16 (fp32 sums, fp32 results; the stored weights stay fp32).
+// their float32 operands as bf16 (fp32 sums, fp32 results; the stored weights stay fp32); the
+// same thread flag sends qkvAttention to its bf16 kernels (ops/attention.ts).
 import { uninit, zeros, type Tensor } from '../../tensor/tensor.ts';
 import { broadcastShapes, broadcastStrides, fmtShape, sizeOf, type Shape } from '../../tensor/shape.ts';
 import { K, type FArray } from '../../kernels/index.ts';

@@ -2,8 +2,14 @@
 // This is the slow, obviously-correct contract for the native flash-attention kernels: plain
 // loops, every sum accumulated in float64. It is not blocked or tiled, and it materialises one
 // row of logits (N) at a time, never the N x N matrix. With `causal`, query row i sums over keys
-// j <= i only (the masked logits are -inf, so their probabilities are exactly 0).
+// j <= i only (the masked logits are -inf, so their probabilities are exactly 0). With `bf16`,
+// every operand of a product (q, k, p, v forward; q, k, v, dO, p, dS backward) is rounded to bf16
+// first (bf16.ts, round to nearest even), the contract of the bf16 attention kernel; the sums stay
+// float64 here, so the native kernel's fp32 sums match within a tolerance, not bit for bit.
 import type { FArray } from '../types.ts';
+import { roundBf16 } from './bf16.ts';
+
+const same = (x: number): number => x;
 
 /**
  * out = softmax(q k^T * scale) v; lse = log-sum-exp of the scaled logits per query row.
@@ -11,8 +17,9 @@ import type { FArray } from '../types.ts';
  */
 export function attentionForward(
   q: FArray, k: FArray, v: FArray, out: FArray, lse: FArray,
-  bh: number, n: number, d: number, scale: number, causal = false,
+  bh: number, n: number, d: number, scale: number, causal = false, bf16 = false,
 ): void {
+  const r = bf16 ? roundBf16 : same; // a product's operand
   const s = new Float64Array(n); // (N) logits of one query row
   const acc = new Float64Array(d); // (D) one output row
   for (let h = 0; h < bh; h++) {
@@ -24,7 +31,7 @@ export function attentionForward(
       for (let j = 0; j < jEnd; j++) {
         const kj = base + j * d;
         let dot = 0;
-        for (let c = 0; c < d; c++) dot += q[qi + c] * k[kj + c];
+        for (let c = 0; c < d; c++) dot += r(q[qi + c]) * r(k[kj + c]);
         s[j] = dot * scale;
         if (s[j] > max) max = s[j];
       }
@@ -35,9 +42,9 @@ export function attentionForward(
       }
       acc.fill(0);
       for (let j = 0; j < jEnd; j++) {
-        const p = s[j] / sum;
+        const p = r(s[j] / sum);
         const vj = base + j * d;
-        for (let c = 0; c < d; c++) acc[c] += p * v[vj + c];
+        for (let c = 0; c < d; c++) acc[c] += p * r(v[vj + c]);
       }
       for (let c = 0; c < d; c++) out[qi + c] = acc[c];
       lse[h * n + i] = max + Math.log(sum);
@@ -53,8 +60,9 @@ export function attentionForward(
 export function attentionBackward(
   q: FArray, k: FArray, v: FArray, out: FArray, lse: FArray, dout: FArray,
   dq: FArray, dk: FArray, dv: FArray,
-  bh: number, n: number, d: number, scale: number, causal = false,
+  bh: number, n: number, d: number, scale: number, causal = false, bf16 = false,
 ): void {
+  const r = bf16 ? roundBf16 : same; // a product's operand
   const p = new Float64Array(n); // (N) probabilities of one query row
   const dqi = new Float64Array(d); // (D)
   const dkAcc = new Float64Array(n * d); // (N, D) of one head, summed over query rows
@@ -73,20 +81,20 @@ export function attentionBackward(
       for (let j = 0; j < jEnd; j++) {
         const kj = base + j * d;
         let dot = 0;
-        for (let c = 0; c < d; c++) dot += q[qi + c] * k[kj + c];
+        for (let c = 0; c < d; c++) dot += r(q[qi + c]) * r(k[kj + c]);
         p[j] = Math.exp(dot * scale - l);
       }
       dqi.fill(0);
       for (let j = 0; j < jEnd; j++) {
         const kj = base + j * d;
         let dp = 0;
-        for (let c = 0; c < d; c++) dp += dout[qi + c] * v[kj + c];
-        const ds = p[j] * (dp - delta) * scale;
+        for (let c = 0; c < d; c++) dp += r(dout[qi + c]) * r(v[kj + c]);
+        const ds = r(p[j] * (dp - delta) * scale), pj = r(p[j]);
         const o = j * d;
         for (let c = 0; c < d; c++) {
-          dvAcc[o + c] += p[j] * dout[qi + c];
-          dkAcc[o + c] += ds * q[qi + c];
-          dqi[c] += ds * k[kj + c];
+          dvAcc[o + c] += pj * r(dout[qi + c]);
+          dkAcc[o + c] += ds * r(q[qi + c]);
+          dqi[c] += ds * r(k[kj + c]);
         }
       }
       for (let c = 0; c < d; c++) dq[qi + c] = dqi[c];

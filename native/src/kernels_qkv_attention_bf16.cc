@@ -1,24 +1,28 @@
-// Multi-head attention straight on timm's packed projection for the native addon: q, k, v are
-// read in place from qkv (B, N, 3, H, D) through leading dimensions, the output is written in
-// place into (B, N, H, D), and the backward writes dq, dk, dv into dqkv (B, N, 3, H, D), so the
-// permute/slice/merge copies around attention disappear. Semantics are src/kernels/types.ts; the
-// reference is src/kernels/js/qkvAttention.ts.
+// bf16 attention on timm's packed projection, for train.precision bf16: the products QK^T, PV
+// (forward) and dV = P^T dO, dP = dO V^T, dQ = dS K, dK = dS^T Q (backward) read bf16 operands
+// (round to nearest even while packing, bf16.h) and sum in fp32 through the addon's bf16 GEMM
+// (gemm_bf16.cc: VDPBF16PS where CPUID has AVX512_BF16, else the bit-identical emulation); the
+// softmax statistics (max, sum, lse), P, dS and delta = rowsum(dO * O) stay fp32. Layout as
+// qkvAttentionForward/Backward (kernels_attention.cc): q, k, v read in place from qkv
+// (B, N, 3, H, D), out (B, N, H, D), lse (B, H, N), dq, dk, dv written into dqkv. The reference is
+// src/kernels/js/qkvAttention.ts with precision 'bf16' (every product on bf16-rounded operands).
 //
 // Each head works on blocks of query rows (64 forward, 256 backward) against all N keys: the
-// logits block (rows x N floats, per-thread scratch) is produced and consumed by the blocked SGEMM
-// (dfx::Sgemm, run inline inside the task), with the row softmax in between; the backward
-// recomputes the probabilities from the saved lse, FlashAttention style, and takes larger blocks
-// so dK, dV get their sums over queries in fewer, deeper products. Scratch grows as 512 x N
-// floats, so this suits the token counts of DiT/SiT (N up to a few thousand). Work split: forward
-// tasks are (head, query block); backward tasks are whole heads, whose dK/dV sums over query
-// blocks run in block order — results are bit-identical for any pool size.
-// Not here: masks, dropout, the generic (B*H, N, D) attention (kernels_attention.cc).
+// logits block (rows x N floats, per-thread scratch) is produced and consumed by the blocked bf16
+// GEMM (run inline inside the task), with the row softmax in between; the backward recomputes the
+// probabilities from the saved lse with the same bf16 logits. Scratch grows as 512 x N floats
+// (token counts of DiT/SiT). Work split: forward tasks are (head, query block); backward tasks are
+// whole heads, whose dK/dV sums over query blocks run in block order; the GEMM's k slices are the
+// same on every bf16 path (kBf16KcMax), so results are bit-identical for any pool size and on
+// VDPBF16PS or its emulation on one ISA (the exp of the softmax is the ISA's: kernels_simd.h).
+// Not here: masks, dropout, the fp32 kernel (kernels_attention.cc).
 #include <napi.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "bf16.h"
 #include "common.h"
 #include "gemm.h"
 #include "kernels_simd.h"
@@ -50,7 +54,7 @@ inline int64_t OutOffset(const QkvParams& p, int64_t hh, int64_t i) {
   return (bi * p.n + i) * p.h * p.d + hi * p.d;
 }
 
-// C (m, n) = alpha op(A) op(B) + beta C, single call of the addon's SGEMM.
+// C (m, n) = alpha op(bf16(A)) op(bf16(B)) + beta C (fp32 sums), one call of the addon's bf16 GEMM.
 inline void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   GemmCall g;
@@ -67,7 +71,7 @@ inline void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
   g.ldb = ldb;
   g.c = c;
   g.ldc = ldc;
-  Sgemm(g);
+  GemmBf16(g);
 }
 
 // s (nq, ld) = scale * Q[i0:i0+nq] K^T, columns n..ld set to -inf.
@@ -156,9 +160,9 @@ void QkvBwdTask(const QkvParams& p, int64_t hh) {
 }
 DFX_ISA_VARIANTS(QkvBwdTask, QkvParams)
 
-// qkvAttentionForward(qkv, out, lse, b, n, h, d, scale)
-Napi::Value QkvAttentionForward(const Napi::CallbackInfo& info) {
-  Args args(info, "qkvAttentionForward");
+// qkvAttentionForwardBf16(qkv, out, lse, b, n, h, d, scale)
+Napi::Value QkvAttentionForwardBf16(const Napi::CallbackInfo& info) {
+  Args args(info, "qkvAttentionForwardBf16");
   const F32 qkv = args.Floats(0, "qkv"), out = args.Floats(1, "out"), lse = args.Floats(2, "lse");
   const int64_t b = args.Int(3, "b"), n = args.Int(4, "n"), h = args.Int(5, "h"), d = args.Int(6, "d");
   const double scale = args.Num(7, "scale");
@@ -173,9 +177,9 @@ Napi::Value QkvAttentionForward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// qkvAttentionBackward(qkv, out, lse, dout, dqkv, b, n, h, d, scale)
-Napi::Value QkvAttentionBackward(const Napi::CallbackInfo& info) {
-  Args args(info, "qkvAttentionBackward");
+// qkvAttentionBackwardBf16(qkv, out, lse, dout, dqkv, b, n, h, d, scale)
+Napi::Value QkvAttentionBackwardBf16(const Napi::CallbackInfo& info) {
+  Args args(info, "qkvAttentionBackwardBf16");
   const F32 qkv = args.Floats(0, "qkv"), out = args.Floats(1, "out"), lse = args.Floats(2, "lse");
   const F32 dout = args.Floats(3, "dout"), dqkv = args.Floats(4, "dqkv");
   const int64_t b = args.Int(5, "b"), n = args.Int(6, "n"), h = args.Int(7, "h"), d = args.Int(8, "d");
@@ -197,7 +201,7 @@ Napi::Value QkvAttentionBackward(const Napi::CallbackInfo& info) {
 }  // namespace
 }  // namespace dfx
 
-void RegisterQkvAttention(Napi::Env env, Napi::Object exports) {
-  exports.Set("qkvAttentionForward", Napi::Function::New(env, dfx::QkvAttentionForward, "qkvAttentionForward"));
-  exports.Set("qkvAttentionBackward", Napi::Function::New(env, dfx::QkvAttentionBackward, "qkvAttentionBackward"));
+void RegisterQkvAttentionBf16(Napi::Env env, Napi::Object exports) {
+  exports.Set("qkvAttentionForwardBf16", Napi::Function::New(env, dfx::QkvAttentionForwardBf16, "qkvAttentionForwardBf16"));
+  exports.Set("qkvAttentionBackwardBf16", Napi::Function::New(env, dfx::QkvAttentionBackwardBf16, "qkvAttentionBackwardBf16"));
 }
