@@ -38,8 +38,12 @@ struct GemmCall {
  *   ceil(mc/mr) panels of kc x mr floats (panel[p][r]), zero-padded to whole panels.
  * packB: rows [0, kc) x cols [0, nc) of op(B) into ceil(nc/nr) panels of kc x nr (panel[p][c]).
  * micro: one mr x nr tile, of which rows x cols are written (edge tiles use the same arithmetic):
- *   C = alpha * Apanel Bpanel + beta * C (beta == 0: C is not read).
- * epilogue: in place on rows x cols of C: C += bias (if not null), then the activation.
+ *   C = act(alpha * Apanel Bpanel + beta * C + bias) (beta == 0: C is not read; bias: the tile's
+ *   first column's entry, or null; act: a GemmAct code), bias and activation applied in registers
+ *   before the one store, with the same operations, in the same order, as `epilogue` on the
+ *   stored C (so the bits do not depend on which of the two ran). The driver passes bias/act on
+ *   a tile's last k slice only.
+ * epilogue: in place on rows x cols of C: C += bias (if not null), then the activation (k == 0).
  */
 struct GemmKernel {
   const char* isa;
@@ -48,7 +52,7 @@ struct GemmKernel {
   void (*packA)(const float* a, int64_t lda, bool trans, int64_t mc, int64_t kc, float* out);
   void (*packB)(const float* b, int64_t ldb, bool trans, int64_t kc, int64_t nc, float* out);
   void (*micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
-                float beta, int rows, int cols);
+                float beta, int rows, int cols, const float* bias, int act);
   void (*epilogue)(float* c, int64_t ldc, int64_t rows, int64_t cols, const float* bias, int act);
   // Packed k granularity and element size (the bf16 GEMM, gemm_bf16.cc): k slices are cut to
   // multiples of kAlign and each slice's panels hold kc rounded up to kAlign steps (zero-padded),

@@ -1,5 +1,5 @@
-// AVX2 GEMM pieces: a 6x16 register-blocked FMA micro-kernel (12 ymm accumulators), packing and
-// the vectorised bias+activation epilogue. Compiled for avx2+fma by the target pragma below and
+// AVX2 GEMM pieces: a 6x16 register-blocked FMA micro-kernel (12 ymm accumulators; bias and
+// activation applied in its store), packing and the vectorised bias+activation epilogue (k == 0). Compiled for avx2+fma by the target pragma below and
 // only called after cpu.cc found those features. The blocking driver is in gemm.cc.
 #include <immintrin.h>
 
@@ -49,7 +49,7 @@ inline __m256i TailMask(int64_t n) {
 }
 
 void Micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
-           float beta, int rows, int cols) {
+           float beta, int rows, int cols, const float* bias, int act) {
   __m256 acc0[kMR], acc1[kMR];
 #pragma GCC unroll 6
   for (int r = 0; r < kMR; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
@@ -66,8 +66,10 @@ void Micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, fl
     b += kNR;
   }
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-  const bool readC = beta != 0.f;
-  if (rows == kMR && cols == kNR) {
+  const bool readC = beta != 0.f, hasBias = bias != nullptr;
+  if (rows == kMR && cols == kNR && act == kActNone) {
+    const __m256 bias0 = hasBias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps();
+    const __m256 bias1 = hasBias ? _mm256_loadu_ps(bias + 8) : _mm256_setzero_ps();
 #pragma GCC unroll 6
     for (int r = 0; r < kMR; ++r) {
       float* cr = c + r * ldc;
@@ -76,12 +78,21 @@ void Micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, fl
         r0 = _mm256_fmadd_ps(va, acc0[r], _mm256_mul_ps(vb, _mm256_loadu_ps(cr)));
         r1 = _mm256_fmadd_ps(va, acc1[r], _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8)));
       }
+      if (hasBias) {
+        __asm__("" : "+x"(r0), "+x"(r1));  // no contraction of alpha * acc + bias
+        r0 = _mm256_add_ps(r0, bias0);
+        r1 = _mm256_add_ps(r1, bias1);
+      }
       _mm256_storeu_ps(cr, r0);
       _mm256_storeu_ps(cr + 8, r1);
     }
     return;
   }
+  // Edge tiles, bias, activation: C = act(alpha acc + beta C + bias) in registers, in the order
+  // of Epilogue's pass over a stored C, then one masked store.
   const __m256i m0 = TailMask(cols), m1 = TailMask(cols - 8);
+  const __m256 bias0 = hasBias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();
+  const __m256 bias1 = hasBias ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();
 #pragma GCC unroll 6
   for (int r = 0; r < kMR; ++r) {
     if (r >= rows) break;
@@ -90,6 +101,15 @@ void Micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, fl
     if (readC) {
       r0 = _mm256_fmadd_ps(va, acc0[r], _mm256_mul_ps(vb, _mm256_maskload_ps(cr, m0)));
       r1 = _mm256_fmadd_ps(va, acc1[r], _mm256_mul_ps(vb, _mm256_maskload_ps(cr + 8, m1)));
+    }
+    if (hasBias) {
+      __asm__("" : "+x"(r0), "+x"(r1));  // no contraction of alpha * acc + bias (see gemm_avx512_ops.h)
+      r0 = _mm256_add_ps(r0, bias0);
+      r1 = _mm256_add_ps(r1, bias1);
+    }
+    if (act != kActNone) {
+      r0 = vecmath::Activate<O>(act, r0);
+      r1 = vecmath::Activate<O>(act, r1);
     }
     _mm256_maskstore_ps(cr, m0, r0);
     _mm256_maskstore_ps(cr + 8, m1, r1);

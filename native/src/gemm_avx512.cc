@@ -1,6 +1,6 @@
 // AVX-512 GEMM pieces: a 14x32 register-blocked FMA micro-kernel (28 zmm accumulators, A
-// broadcast from the packed panel, two B vectors per k step), packing and the vectorised
-// bias+activation epilogue. Compiled for avx512f/bw/vl+fma by the target pragma below and only
+// broadcast from the packed panel, two B vectors per k step; bias and activation applied in its
+// store), packing and the vectorised bias+activation epilogue (k == 0 only). Compiled for avx512f/bw/vl+fma by the target pragma below and only
 // called after cpu.cc found those features. The blocking driver is in gemm.cc.
 #include <immintrin.h>
 
@@ -22,46 +22,12 @@ struct Tag {};
 constexpr int kMR = 14;
 constexpr int kNR = 32;
 
-struct O {
-  using T = __m512;
-  static T set1(float v) { return _mm512_set1_ps(v); }
-  static T add(T a, T b) { return _mm512_add_ps(a, b); }
-  static T mul(T a, T b) { return _mm512_mul_ps(a, b); }
-  static T div(T a, T b) { return _mm512_div_ps(a, b); }
-  static T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
-  static T fnma(T a, T b, T c) { return _mm512_fnmadd_ps(a, b, c); }
-  static T max(T a, T b) { return _mm512_max_ps(a, b); }
-  static T min(T a, T b) { return _mm512_min_ps(a, b); }
-  static T neg(T a) { return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(int(0x80000000u)))); }
-  static T abs(T a) { return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_set1_epi32(0x7fffffff))); }
-  static T round(T a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-  static T pow2(T n) {  // 2^n for integral n in [-126, 127]
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_castsi512_ps(e);
-  }
-  static T copysign(T mag, T sign) {
-    __m512i s = _mm512_and_si512(_mm512_castps_si512(sign), _mm512_set1_epi32(int(0x80000000u)));
-    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(abs(mag)), s));
-  }
-};
+#include "gemm_avx512_ops.h"
 
 inline __mmask16 TailMask(int64_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1u); }
 
-// C(rows x cols) = alpha * acc + beta * C, through masks; acc is a 14x32 tile (row stride 32).
-inline void StoreRow(float* c, __m512 acc0, __m512 acc1, int cols, __m512 alpha, __m512 beta,
-                     bool readC) {
-  __mmask16 m0 = TailMask(cols), m1 = TailMask(cols - 16 > 0 ? cols - 16 : 0);
-  __m512 r0 = _mm512_mul_ps(alpha, acc0), r1 = _mm512_mul_ps(alpha, acc1);
-  if (readC) {
-    r0 = _mm512_fmadd_ps(alpha, acc0, _mm512_mul_ps(beta, _mm512_maskz_loadu_ps(m0, c)));
-    r1 = _mm512_fmadd_ps(alpha, acc1, _mm512_mul_ps(beta, _mm512_maskz_loadu_ps(m1, c + 16)));
-  }
-  _mm512_mask_storeu_ps(c, m0, r0);
-  _mm512_mask_storeu_ps(c + 16, m1, r1);
-}
-
 void Micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
-           float beta, int rows, int cols) {
+           float beta, int rows, int cols, const float* bias, int act) {
   __m512 acc0[kMR], acc1[kMR];
 #pragma GCC unroll 14
   for (int r = 0; r < kMR; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
@@ -78,24 +44,14 @@ void Micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, fl
     b += kNR;
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-  const bool readC = beta != 0.f;
-  if (rows == kMR && cols == kNR) {
-#pragma GCC unroll 14
-    for (int r = 0; r < kMR; ++r) {
-      float* cr = c + r * ldc;
-      __m512 r0 = _mm512_mul_ps(va, acc0[r]), r1 = _mm512_mul_ps(va, acc1[r]);
-      if (readC) {
-        r0 = _mm512_fmadd_ps(va, acc0[r], _mm512_mul_ps(vb, _mm512_loadu_ps(cr)));
-        r1 = _mm512_fmadd_ps(va, acc1[r], _mm512_mul_ps(vb, _mm512_loadu_ps(cr + 16)));
-      }
-      _mm512_storeu_ps(cr, r0);
-      _mm512_storeu_ps(cr + 16, r1);
-    }
-    return;
-  }
+  const bool readC = beta != 0.f, hasBias = bias != nullptr;
+  if (rows == kMR && cols == kNR && act == kActNone) return StoreTile<kMR>(c, ldc, acc0, acc1, va, vb, readC, bias);
+  const __mmask16 m0 = TailMask(cols), m1 = TailMask(cols - 16 > 0 ? cols - 16 : 0);
+  const __m512 bias0 = hasBias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+  const __m512 bias1 = hasBias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 14
   for (int r = 0; r < kMR; ++r) {
-    if (r < rows) StoreRow(c + r * ldc, acc0[r], acc1[r], cols, va, vb, readC);
+    if (r < rows) StoreRow(c + r * ldc, acc0[r], acc1[r], m0, m1, va, vb, readC, hasBias, bias0, bias1, act);
   }
 }
 

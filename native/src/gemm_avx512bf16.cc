@@ -25,8 +25,12 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")
 
+#include "gemm_vecmath.h"
+
 namespace dfx {
 namespace {
+
+#include "gemm_avx512_ops.h"
 
 constexpr int kMR = 14;
 constexpr int kNR = 32;
@@ -56,22 +60,9 @@ inline __m512i Pairs(__m512 even, __m512 odd) {
   return Interleave(reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(odd, even)));
 }
 
-// C(rows x cols) = alpha * acc + beta * C, as gemm_avx512.cc's fp32 kernel stores it.
-inline void StoreRow(float* c, __m512 acc0, __m512 acc1, int cols, __m512 alpha, __m512 beta,
-                     bool readC) {
-  const __mmask16 m0 = TailMask(cols), m1 = TailMask(cols - 16);
-  __m512 r0 = _mm512_mul_ps(alpha, acc0), r1 = _mm512_mul_ps(alpha, acc1);
-  if (readC) {
-    r0 = _mm512_fmadd_ps(alpha, acc0, _mm512_mul_ps(beta, _mm512_maskz_loadu_ps(m0, c)));
-    r1 = _mm512_fmadd_ps(alpha, acc1, _mm512_mul_ps(beta, _mm512_maskz_loadu_ps(m1, c + 16)));
-  }
-  _mm512_mask_storeu_ps(c, m0, r0);
-  _mm512_mask_storeu_ps(c + 16, m1, r1);
-}
-
 // kc: k steps of the panels (even); a, b: packed pairs (see the layouts above).
 void Micro(int64_t kc, const float* aF, const float* bF, float* c, int64_t ldc, float alpha,
-           float beta, int rows, int cols) {
+           float beta, int rows, int cols, const float* bias, int act) {
   const int32_t* a = reinterpret_cast<const int32_t*>(aF);
   const __m512i* b = reinterpret_cast<const __m512i*>(bF);
   __m512 acc0[kMR], acc1[kMR];
@@ -91,10 +82,15 @@ void Micro(int64_t kc, const float* aF, const float* bF, float* c, int64_t ldc, 
     b += 2;
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-  const bool readC = beta != 0.f;
+  // The store of gemm_avx512.cc's fp32 kernel (gemm_avx512_ops.h): the same bits for the same sums.
+  const bool readC = beta != 0.f, hasBias = bias != nullptr;
+  if (rows == kMR && cols == kNR && act == 0) return StoreTile<kMR>(c, ldc, acc0, acc1, va, vb, readC, bias);
+  const __mmask16 m0 = TailMask(cols), m1 = TailMask(cols - 16);
+  const __m512 bias0 = hasBias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+  const __m512 bias1 = hasBias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 14
   for (int r = 0; r < kMR; ++r) {
-    if (r < rows) StoreRow(c + r * ldc, acc0[r], acc1[r], cols, va, vb, readC);
+    if (r < rows) StoreRow(c + r * ldc, acc0[r], acc1[r], m0, m1, va, vb, readC, hasBias, bias0, bias1, act);
   }
 }
 

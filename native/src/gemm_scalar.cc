@@ -39,7 +39,7 @@ struct O {
 };
 
 void Micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
-           float beta, int rows, int cols) {
+           float beta, int rows, int cols, const float* bias, int act) {
   float acc[kMR][kNR] = {};
   for (int64_t p = 0; p < kc; ++p) {
     for (int r = 0; r < kMR; ++r) {
@@ -51,7 +51,11 @@ void Micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, fl
   }
   for (int r = 0; r < rows; ++r) {
     float* cr = c + r * ldc;
-    for (int j = 0; j < cols; ++j) cr[j] = beta != 0.f ? alpha * acc[r][j] + beta * cr[j] : alpha * acc[r][j];
+    for (int j = 0; j < cols; ++j) {
+      float v = beta != 0.f ? alpha * acc[r][j] + beta * cr[j] : alpha * acc[r][j];
+      if (bias != nullptr) v += bias[j];  // then the activation: Epilogue's order
+      cr[j] = act != kActNone ? vecmath::Activate<O>(act, v) : v;
+    }
   }
 }
 
