@@ -26,15 +26,20 @@ import { tinySpec } from '../actors/specs.ts';
 
 const tmp = (p: string) => mkdtempSync(path.join(tmpdir(), p));
 
+/** A tiny sit-baseline run of 6 steps, checkpointed and evaluated every 3, with stand-ins written to dir. */
+function evaluatingSpec(dir: string) {
+  const { classifier, encoder } = writeTestStandins(dir);
+  const base = tinySpec('sit-baseline');
+  return tinySpec('sit-baseline', {
+    train: { ...base.train, steps: 6, checkpoint_every: 3, eval_every: 3 },
+    eval: { samples: 20, steps: 2, reference: 30, probe_train: 30, probe_test: 20, classifier, encoder, sfid_channels: 2 },
+  });
+}
+
 describe('evaluation grids', () => {
   it('evals/step-<N>.png at each evaluation step: one sample of every class per row, the evaluated EMA weights, drawn as the evaluation draws', async () => {
     const dir = tmp('evalgrid-');
-    const { classifier, encoder } = writeTestStandins(dir);
-    const base = tinySpec('sit-baseline');
-    const spec = tinySpec('sit-baseline', {
-      train: { ...base.train, steps: 6, checkpoint_every: 3, eval_every: 3 },
-      eval: { samples: 20, steps: 2, reference: 30, probe_train: 30, probe_test: 20, classifier, encoder, sfid_channels: 2 },
-    });
+    const spec = evaluatingSpec(dir);
     const out = path.join(dir, 'run');
     await runActors({ spec, out, quiet: true, samples: false });
     expect(existsSync(path.join(out, EVALS_DIR, evalGridName(3)))).toBe(true);
@@ -98,12 +103,7 @@ describe('failure.json', () => {
 describe('an evaluation lost with its run', () => {
   it('a run stopped while the evaluation at its checkpoint step was in flight takes it on resume, once', async () => {
     const dir = tmp('evalresume-');
-    const { classifier, encoder } = writeTestStandins(dir);
-    const base = tinySpec('sit-baseline');
-    const spec = tinySpec('sit-baseline', {
-      train: { ...base.train, steps: 6, checkpoint_every: 3, eval_every: 3 },
-      eval: { samples: 20, steps: 2, reference: 30, probe_train: 30, probe_test: 20, classifier, encoder, sfid_channels: 2 },
-    });
+    const spec = evaluatingSpec(dir);
     const out = path.join(dir, 'run');
     const stop = new AbortController();
     await expect(runActors({ spec, out, quiet: true, samples: false, signal: stop.signal, onStep: (l) => { if (l.step === 3) stop.abort(); } })).rejects.toBeInstanceOf(RunInterrupted);
