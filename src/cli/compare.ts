@@ -9,21 +9,40 @@ import { RunInterrupted } from '../run/runDir.ts';
 
 export interface CompareCliOptions {
   specs: string; budget: string; seeds: string; steps?: number; evalEvery: number; evalSamples?: number; evalNfe?: number; out: string; docs?: string; data?: string; set?: string[];
-  finalSamples?: number; finalCfg?: number;
+  finalSamples?: number; finalCfg?: string;
+}
+
+/**
+ * `2` or `2,repa:3`: a value for every spec, then values of the specs named (`--seeds`,
+ * `--final-cfg`). `integer` refuses fractions; the default applies when only names are given.
+ */
+export function parsePerSpec(flag: string, v: string, o: { integer: boolean; fallback: number; example: string }): { value: number; per: Record<string, number> } {
+  let value: number | null = null;
+  const per: Record<string, number> = {};
+  const num = o.integer ? '\\d+' : '\\d+(?:\\.\\d+)?';
+  for (const part of v.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const m = new RegExp(`^(?:([A-Za-z0-9_-]+):)?(${num})$`).exec(part);
+    if (!m) throw new Error(`compare: ${flag} '${v}': expected N or N,name:M,... (e.g. ${o.example}), got '${part}'`);
+    if (m[1]) per[m[1]] = Number(m[2]);
+    else if (value !== null) throw new Error(`compare: ${flag} '${v}': two default values (${value} and ${m[2]})`);
+    else value = Number(m[2]);
+  }
+  return { value: value ?? o.fallback, per };
 }
 
 /** `--seeds 2` or `--seeds 2,repa:3,sra:3`: the seeds of every spec, then of the specs named. */
 export function parseSeeds(v: string): { seeds: number; seedsFor: Record<string, number> } {
-  let seeds: number | null = null;
-  const seedsFor: Record<string, number> = {};
-  for (const part of v.split(',').map((x) => x.trim()).filter(Boolean)) {
-    const m = /^(?:([A-Za-z0-9_-]+):)?(\d+)$/.exec(part);
-    if (!m) throw new Error(`compare: --seeds '${v}': expected N or N,name:M,... (e.g. 2,repa:3), got '${part}'`);
-    if (m[1]) seedsFor[m[1]] = Number(m[2]);
-    else if (seeds !== null) throw new Error(`compare: --seeds '${v}': two default counts (${seeds} and ${m[2]})`);
-    else seeds = Number(m[2]);
-  }
-  return { seeds: seeds ?? 2, seedsFor };
+  const { value, per } = parsePerSpec('--seeds', v, { integer: true, fallback: 2, example: '2,repa:3' });
+  return { seeds: value, seedsFor: per };
+}
+
+/**
+ * `--final-cfg 2` or `--final-cfg 2,digit:1`: the final evaluation's guidance scale, and that of the
+ * specs named (a method that samples without guidance, DiGIT, is measured at 1 beside the others at 2).
+ */
+export function parseFinalCfg(v: string): { cfg: number; cfgFor: Record<string, number> } {
+  const { value, per } = parsePerSpec('--final-cfg', v, { integer: false, fallback: 1, example: '2,digit:1' });
+  return { cfg: value, cfgFor: per };
 }
 
 export async function compareCli(o: CompareCliOptions): Promise<void> {
@@ -36,7 +55,7 @@ export async function compareCli(o: CompareCliOptions): Promise<void> {
     study = await compare({
       specs, budgetSeconds: parseBudget(o.budget), ...parseSeeds(o.seeds), steps: o.steps, evalEvery: o.evalEvery,
       evalSamples: o.evalSamples, evalNfe: o.evalNfe, out: o.out, data: o.data, sets: o.set, signal: stop.signal,
-      ...(o.finalSamples !== undefined && { final: { samples: o.finalSamples, cfg: o.finalCfg ?? 1 } }),
+      ...(o.finalSamples !== undefined && { final: { samples: o.finalSamples, ...parseFinalCfg(o.finalCfg ?? '1') } }),
     });
   } catch (e) {
     // The run's own message names `train --resume`; a study continues by running compare again.

@@ -90,7 +90,7 @@ program
   .option('--eval-samples <n>', 'generated images per evaluation (overrides eval.samples)', int)
   .option('--eval-nfe <n>', 'sample every method at this many model evaluations per image (sets eval.nfe: equal cost across samplers)', int)
   .option('--final-samples <n>', 'evaluate each run\'s last checkpoint once more with N images (e.g. 1000); the headline table and the claims use it', int)
-  .option('--final-cfg <scale>', 'guidance scale of that final evaluation (default 1: unguided)', parseFloat)
+  .option('--final-cfg <scale[,name:scale]>', 'guidance scale of that final evaluation, and of the specs named, e.g. 2,digit:1 (default 1: unguided)')
   .option('--out <dir>', 'where the runs go (a finished run is reused when its spec and the files it reads are unchanged)', 'runs/compare')
   .option('--docs <dir>', 'where results.md and its images go (default <out>/docs; --docs docs rewrites the repository\'s docs/results.md)')
   .option('--data <name|path>', 'dataset override')

@@ -38,7 +38,10 @@ export interface CompareOptions {
    * biased and noisy) and its own guidance; the report's headline table and the claims then read it.
    * Stored per setting in the run's directory, so a reused run is measured once per setting.
    */
-  final?: FinalEvalSettings;
+  final?: FinalEvalSettings & {
+    /** Guidance scale of particular specs' final evaluation, by spec name (DiGIT samples unguided). */
+    cfgFor?: Record<string, number>;
+  };
   out: string;
   data?: string;
   /**
@@ -164,7 +167,10 @@ export async function compare(o: CompareOptions): Promise<Study> {
   }
   if (o.final) {
     if (!Number.isInteger(o.final.samples) || o.final.samples < 1) throw new Error(`compare: --final-samples ${o.final.samples}: expected a positive integer`);
-    if (!(o.final.cfg >= 1)) throw new Error(`compare: --final-cfg ${o.final.cfg}: expected a guidance scale ≥ 1 (1: unguided)`);
+    for (const [name, cfg] of [['', o.final.cfg] as const, ...Object.entries(o.final.cfgFor ?? {})]) {
+      if (name && !specs.some((p) => p.name === name)) throw new Error(`compare: --final-cfg ${name}:${cfg}: no spec named '${name}' (the specs are ${specs.map((p) => p.name).join(', ')})`);
+      if (!(cfg >= 1)) throw new Error(`compare: --final-cfg ${name ? `${name}:` : ''}${cfg}: expected a guidance scale ≥ 1 (1: unguided)`);
+    }
   }
   const runs: RunRecord[] = [];
   for (const [i, p] of plan.entries()) {
@@ -184,7 +190,7 @@ export async function compare(o: CompareOptions): Promise<Study> {
     }
     const run = readRun(p.dir, p.base.name, p.base.protocol, p.seed);
     if (!p.done) writeFileAtomic(path.join(p.dir, FINISHED_FILE), `${JSON.stringify({ steps: run.steps, wall_s: run.wallSeconds, time: new Date().toISOString() })}\n`);
-    if (o.final) run.final = finalEvaluation(p.dir, o.final, { data: o.data, quiet: o.quiet, tag });
+    if (o.final) run.final = finalEvaluation(p.dir, { samples: o.final.samples, cfg: o.final.cfgFor?.[p.base.name] ?? o.final.cfg }, { data: o.data, quiet: o.quiet, tag });
     runs.push(run);
   }
   return { options: { ...o, steps }, runs, specs };

@@ -71,8 +71,8 @@ export function ordering(methods: Map<string, RunRecord[]>, step: number, a: str
     : fa.hi < fb.lo ? '**holds**'
     : fb.hi < fa.lo ? '**does not hold**'
     : '**inconclusive** (the seed ranges overlap)';
-  const f = useFinal ? ra[0].final : undefined;
-  const where = f ? `final FD (${f.samples} samples, cfg ${f.cfg})` : `FD at step ${step}`;
+  const fa0 = useFinal ? ra[0].final : undefined, fb0 = useFinal ? rb[0].final : undefined;
+  const where = fa0 && fb0 ? `final FD (${fa0.samples} samples, ${fa0.cfg === fb0.cfg ? `cfg ${fa0.cfg}` : `cfg ${fa0.cfg} for ${a}, ${fb0.cfg} for ${b}`})` : `FD at step ${step}`;
   return `- ${claim}: ${verdict} — ${where}: ${a} ${fmt(fa, 2)} vs ${b} ${fmt(fb, 2)}.`;
 }
 
@@ -116,10 +116,13 @@ export function writeReport(study: Study, o: { docs: string; command: string; ma
   // The final evaluation (compare --final-samples): more samples, its own guidance; the claims read it.
   const final = study.runs.length > 0 && study.runs.every((r) => r.final) ? study.runs[0].final! : null;
   if (final) {
-    lines.push(`## Final evaluation: ${final.samples} samples, cfg ${final.cfg}, each run's last checkpoint (mean ± half-range over seeds)`, '');
-    lines.push(`The same metrics from ${final.samples} generated images per run (the draws above, at guidance scale ${final.cfg}); the claims below are decided on this FD.`, '');
-    lines.push(`| method | step | ${METRICS.join(' | ')} |`, `| --- | --- | ${METRICS.map(() => '---').join(' | ')} |`);
-    for (const [m, rs] of methods) lines.push(`| ${m} | ${fmt(spread(rs.map((r) => r.final!.step)), 0)} | ${METRICS.map((k) => fmt(spread(rs.map((r) => r.final!.metrics[k] ?? NaN)), k === 'fd' || k === 'sfid' ? 2 : 3)).join(' | ')} |`);
+    // One guidance scale for all, or per method (compare --final-cfg 2,digit:1): then a column says which.
+    const cfgs = new Set(study.runs.map((r) => r.final!.cfg));
+    const scale = cfgs.size === 1 ? `cfg ${final.cfg}` : 'cfg per method (column cfg)';
+    lines.push(`## Final evaluation: ${final.samples} samples, ${scale}, each run's last checkpoint (mean ± half-range over seeds)`, '');
+    lines.push(`The same metrics from ${final.samples} generated images per run (the draws above, at ${cfgs.size === 1 ? `guidance scale ${final.cfg}` : 'each method\'s guidance scale'}); the claims below are decided on this FD.`, '');
+    lines.push(`| method | step | cfg | ${METRICS.join(' | ')} |`, `| --- | --- | --- | ${METRICS.map(() => '---').join(' | ')} |`);
+    for (const [m, rs] of methods) lines.push(`| ${m} | ${fmt(spread(rs.map((r) => r.final!.step)), 0)} | ${[...new Set(rs.map((r) => r.final!.cfg))].join(', ')} | ${METRICS.map((k) => fmt(spread(rs.map((r) => r.final!.metrics[k] ?? NaN)), k === 'fd' || k === 'sfid' ? 2 : 3)).join(' | ')} |`);
     lines.push('', `| method | seed | ${METRICS.join(' | ')} |`, `| --- | --- | ${METRICS.map(() => '---').join(' | ')} |`);
     for (const r of study.runs) lines.push(`| ${r.method} | ${r.seed} | ${METRICS.map((k) => (Number.isFinite(r.final!.metrics[k]) ? r.final!.metrics[k].toFixed(k === 'fd' || k === 'sfid' ? 2 : 3) : '–')).join(' | ')} |`);
     lines.push('');

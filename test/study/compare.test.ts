@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { FINISHED_FILE, compare, finalEvalFile, parseBudget } from '../../src/study/compare.ts';
 import { evaluateCheckpoint } from '../../src/eval/checkpointEval.ts';
-import { parseSeeds } from '../../src/cli/compare.ts';
+import { parseFinalCfg, parseSeeds } from '../../src/cli/compare.ts';
 import { writeReport, commonEvalStep, describeMachine, ordering, NOTES_MARKER } from '../../src/study/report.ts';
 import type { RunRecord, Study } from '../../src/study/compare.ts';
 import { writeTestStandins } from '../eval/standinFiles.ts';
@@ -28,8 +28,12 @@ describe('compare', () => {
     expect(parseSeeds('2')).toEqual({ seeds: 2, seedsFor: {} });
     expect(parseSeeds('2,repa:3, sra:4')).toEqual({ seeds: 2, seedsFor: { repa: 3, sra: 4 } });
     expect(parseSeeds('repa:3')).toEqual({ seeds: 2, seedsFor: { repa: 3 } });
-    expect(() => parseSeeds('2,3')).toThrow(/two default counts \(2 and 3\)/);
+    expect(() => parseSeeds('2,3')).toThrow(/--seeds '2,3': two default values \(2 and 3\)/);
     expect(() => parseSeeds('2,repa=3')).toThrow(/expected N or N,name:M.*got 'repa=3'/);
+    expect(() => parseSeeds('2.5')).toThrow(/--seeds '2.5'.*got '2.5'/);
+    expect(parseFinalCfg('2,digit:1, digit-raw:1.5')).toEqual({ cfg: 2, cfgFor: { digit: 1, 'digit-raw': 1.5 } });
+    expect(parseFinalCfg('digit:1')).toEqual({ cfg: 1, cfgFor: { digit: 1 } });
+    expect(() => parseFinalCfg('2,3')).toThrow(/--final-cfg '2,3': two default values \(2 and 3\)/);
     const dir = mkdtempSync(path.join(tmpdir(), 'seeds-'));
     const f = path.join(dir, 'a.yaml');
     writeFileSync(f, stringify({ ...tinySpec('sit-baseline'), name: 'a' }));
@@ -72,9 +76,24 @@ describe('compare', () => {
     expect(statSync(finalEvalFile(first.dir, { samples: 30, cfg: 2 })).mtimeMs).toBe(stamp);
     const finalMd = readFileSync(writeReport(withFinal, { docs: path.join(dir, 'docs-final'), command: 'test' }), 'utf8');
     expect(finalMd).toMatch(/## Final evaluation: 30 samples, cfg 2, each run's last checkpoint/);
-    expect(finalMd).toMatch(/\| repa \| 6 \| \d+\.\d\d/);
+    expect(finalMd).toMatch(/\| repa \| 6 \| 2 \| \d+\.\d\d/);
     expect(finalMd).toMatch(/REPA better than the baseline at equal steps: \*\*(holds|inconclusive|does not hold)[^\n]*final FD \(30 samples, cfg 2\)/);
     await expect(compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true, final: { samples: 0, cfg: 2 } })).rejects.toThrow(/--final-samples 0: expected a positive integer/);
+    // A guidance scale per spec (a method that samples unguided beside guided ones): each run measured
+    // at its own, the report says which, and a claim across scales names both.
+    const mixed = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true, final: { samples: 30, cfg: 2, cfgFor: { 'sit-baseline': 1 } } });
+    expect(mixed.runs.map((r) => `${r.method}:${r.final!.cfg}`)).toEqual(['sit-baseline:1', 'sit-baseline:1', 'repa:2', 'repa:2']);
+    expect(mixed.runs[2].final).toEqual(withFinal.runs[2].final); // repa's cfg-2 evaluation read back, not remeasured
+    expect(existsSync(finalEvalFile(first.dir, { samples: 30, cfg: 1 }))).toBe(true);
+    const mixedMd = readFileSync(writeReport(mixed, { docs: path.join(dir, 'docs-mixed'), command: 'test' }), 'utf8');
+    expect(mixedMd).toMatch(/## Final evaluation: 30 samples, cfg per method \(column cfg\)/);
+    expect(mixedMd).toMatch(/\| sit-baseline \| 6 \| 1 \| \d+\.\d\d/);
+    expect(mixedMd).toMatch(/\| repa \| 6 \| 2 \| \d+\.\d\d/);
+    expect(mixedMd).toMatch(/final FD \(30 samples, cfg 2 for repa, 1 for sit-baseline\)/);
+    await expect(compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true, final: { samples: 30, cfg: 2, cfgFor: { digit: 1 } } }))
+      .rejects.toThrow(/--final-cfg digit:1: no spec named 'digit' \(the specs are sit-baseline, repa\)/);
+    await expect(compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true, final: { samples: 30, cfg: 2, cfgFor: { repa: 0.5 } } }))
+      .rejects.toThrow(/--final-cfg repa:0.5: expected a guidance scale ≥ 1/);
     // ... and so does a study kept without its checkpoints (their records suffice).
     for (const r of study.runs) {
       expect(existsSync(path.join(r.dir, FINISHED_FILE))).toBe(true);
