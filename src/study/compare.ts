@@ -13,6 +13,7 @@ import type { RunSpec } from '../spec/schema.ts';
 import { runInputs, staleReasons, writeRunInputs } from './runInputs.ts';
 import { MIN_SEEDS } from './report.ts';
 import { evaluateCheckpoint } from '../eval/checkpointEval.ts';
+import { archiveRun, restoreRun } from './archive.ts';
 
 /**
  * Written in a run's directory when the study finished it: with it, the run is reused from its records
@@ -43,6 +44,11 @@ export interface CompareOptions {
     cfgFor?: Record<string, number>;
   };
   out: string;
+  /**
+   * Where finished runs' records are kept beyond this machine (archive.ts): restored into `out` when
+   * missing there, and each run copied in once it is finished and evaluated.
+   */
+  archive?: string;
   data?: string;
   /**
    * `path=value` overrides of every spec's fields, or `name:path=value` of the spec named `name`
@@ -152,6 +158,7 @@ export async function compare(o: CompareOptions): Promise<Study> {
       eval: { ...base.eval, ...(o.evalSamples && { samples: o.evalSamples }), ...(o.evalNfe && { nfe: o.evalNfe }) },
     };
     const dir = path.join(o.out, spec.name);
+    if (o.archive && restoreRun(dir, o.archive, FINISHED_FILE) && !o.quiet) console.error(`compare: ${dir} restored from the archive ${o.archive}`);
     const inputs = runInputs(spec, o.data);
     // A run's records suffice to report it: a study kept without its checkpoints (they are large)
     // is still finished. A checkpoint short of the steps and the budget is a run to continue.
@@ -191,6 +198,7 @@ export async function compare(o: CompareOptions): Promise<Study> {
     const run = readRun(p.dir, p.base.name, p.base.protocol, p.seed);
     if (!p.done) writeFileAtomic(path.join(p.dir, FINISHED_FILE), `${JSON.stringify({ steps: run.steps, wall_s: run.wallSeconds, time: new Date().toISOString() })}\n`);
     if (o.final) run.final = finalEvaluation(p.dir, { samples: o.final.samples, cfg: o.final.cfgFor?.[p.base.name] ?? o.final.cfg }, { data: o.data, quiet: o.quiet, tag });
+    if (o.archive) archiveRun(p.dir, o.archive);
     runs.push(run);
   }
   return { options: { ...o, steps }, runs, specs };

@@ -74,6 +74,18 @@ describe('compare', () => {
     const finalAgain = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, quiet: true, final: { samples: 30, cfg: 2 } });
     expect(finalAgain.runs.map((r) => r.final)).toEqual(withFinal.runs.map((r) => r.final));
     expect(statSync(finalEvalFile(first.dir, { samples: 30, cfg: 2 })).mtimeMs).toBe(stamp);
+    // --archive: each finished run's records (no checkpoints) kept in a folder meant for git; on a
+    // machine without the runs (a fresh clone) they are restored and reported without training.
+    const archive = path.join(dir, 'archive');
+    await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out, archive, quiet: true, final: { samples: 30, cfg: 2 } });
+    const kept = readdirSync(path.join(archive, 'repa-seed5'));
+    expect(kept).toEqual(expect.arrayContaining(['metrics.jsonl', 'inputs.json', 'spec.yaml', FINISHED_FILE, 'final-eval-30-cfg2.json']));
+    expect(kept.filter((f) => f.endsWith('.safetensors') || f === 'checkpoints' || f === '.lock')).toEqual([]);
+    const elsewhere = path.join(dir, 'fresh-clone-runs');
+    const restored = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out: elsewhere, archive, quiet: true, final: { samples: 30, cfg: 2 } });
+    expect(restored.runs.map((r) => r.evals)).toEqual(study.runs.map((r) => r.evals));
+    expect(restored.runs.map((r) => r.final)).toEqual(withFinal.runs.map((r) => r.final));
+    expect(existsSync(path.join(elsewhere, 'repa-seed5', 'checkpoint.safetensors'))).toBe(false); // not retrained
     const finalMd = readFileSync(writeReport(withFinal, { docs: path.join(dir, 'docs-final'), command: 'test' }), 'utf8');
     expect(finalMd).toMatch(/## Final evaluation: 30 samples, cfg 2, each run's last checkpoint/);
     expect(finalMd).toMatch(/\| repa \| 6 \| 2 \| \d+\.\d\d/);
