@@ -24,5 +24,10 @@ export async function bench(what: string, o: { json?: boolean; quick?: boolean }
     await benchActors({ json: !!o.json, quick: o.quick });
     return;
   }
+  if (what === 'memory') {
+    const { benchMemory } = await import('../bench/memory.ts');
+    await benchMemory({ json: !!o.json, quick: o.quick });
+    return;
+  }
   throw new Error(`bench: unknown benchmark '${what}'`);
 }

@@ -28,8 +28,8 @@ program
 
 program
   .command('bench')
-  .description('benchmarks that report ratios against a peer measured in the same run')
-  .addArgument(new Argument('<what>', 'what to measure').choices(['gemm', 'attention', 'train-step', 'actors']))
+  .description('benchmarks that report ratios against a peer measured in the same run (memory: RSS growth over a long actor run)')
+  .addArgument(new Argument('<what>', 'what to measure').choices(['gemm', 'attention', 'train-step', 'actors', 'memory']))
   .option('--json', 'print one JSON object instead of a table')
   .addOption(new Option('--quick', 'fewer repetitions (for smoke tests)'))
   .action(async (what: string, o: { json?: boolean; quick?: boolean }) => (await import('./bench.ts')).bench(what, o));
