@@ -18,7 +18,8 @@ export function archiveRun(dir: string, archive: string): string {
   mkdirSync(archive, { recursive: true });
   rmSync(tmp, { recursive: true, force: true });
   cpSync(dir, tmp, { recursive: true, filter: (src) => src === dir || isRecord(path.basename(src)) });
-  // The old copy goes only once the new one is whole; a kill in between leaves the old or the new.
+  // The old copy goes only once the new one is whole. A kill between the two lines leaves the new
+  // copy under its temporary name, which the next archiving of the run replaces.
   rmSync(dest, { recursive: true, force: true });
   renameSync(tmp, dest);
   return dest;
