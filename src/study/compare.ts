@@ -10,7 +10,7 @@ import { loadSpec } from '../spec/load.ts';
 import { runActors, type ActorRunOptions } from '../run/actorRun.ts';
 import { loadCheckpoint } from '../build/checkpoint.ts';
 import type { RunSpec } from '../spec/schema.ts';
-import { runInputs, staleReasons, writeRunInputs } from './runInputs.ts';
+import { runInputs, staleReasons, uncheckedFiles, writeRunInputs } from './runInputs.ts';
 import { MIN_SEEDS } from './report.ts';
 import { evaluateCheckpoint } from '../eval/checkpointEval.ts';
 import { archiveRun, restoreRun } from './archive.ts';
@@ -171,6 +171,8 @@ export async function compare(o: CompareOptions): Promise<Study> {
     if (stale.length) {
       throw new Error(`compare: ${p.dir} holds a ${p.done ? 'finished' : 'started'} run made from other inputs (${stale.slice(0, 5).join('; ')}${stale.length > 5 ? `; and ${stale.length - 5} more` : ''}); pass another --out or delete that directory to retrain it`);
     }
+    const unchecked = uncheckedFiles(p.dir, p.inputs);
+    if (unchecked.length && p.done && !o.quiet) console.error(`compare: ${p.dir}: its ${unchecked.join(', ')} file${unchecked.length > 1 ? 's are' : ' is'} not on this machine to compare; reusing its records as they are`);
   }
   if (o.final) {
     if (!Number.isInteger(o.final.samples) || o.final.samples < 1) throw new Error(`compare: --final-samples ${o.final.samples}: expected a positive integer`);

@@ -38,10 +38,25 @@ function filesOf(spec: RunSpec, data: string | null): [role: string, file: strin
   return out.filter((e): e is [string, string] => !!e[1]);
 }
 
+/** The hash of a file the spec names that is not on this machine. */
+export const MISSING = 'missing';
+
+/**
+ * Files a run read that are not here to compare (a study restored from its archive on a machine
+ * without, say, EPG's stage-1 checkpoint): its records still stand for it, unverified on those.
+ * A run to continue needs them anyway, and says so when it loads them.
+ */
+export function uncheckedFiles(dir: string, want: RunInputs): string[] {
+  const rec = path.join(dir, 'inputs.json');
+  if (!existsSync(rec)) return [];
+  const had = JSON.parse(readFileSync(rec, 'utf8')) as RunInputs;
+  return Object.keys(want.files).filter((f) => want.files[f] === MISSING && had.files[f] && had.files[f] !== MISSING && !f.includes('/'));
+}
+
 export function runInputs(spec: RunSpec, data?: string): RunInputs {
   const d = data ?? null;
   const files: Record<string, string> = {};
-  for (const [role, f] of filesOf(spec, d)) files[role] = existsSync(f) ? sha256(f) : 'missing';
+  for (const [role, f] of filesOf(spec, d)) files[role] = existsSync(f) ? sha256(f) : MISSING;
   return { spec: JSON.parse(JSON.stringify(spec)), data: d, files };
 }
 
@@ -109,6 +124,7 @@ export function staleReasons(dir: string, want: RunInputs): string[] {
       return reasons;
     }
     for (const f of new Set([...Object.keys(had.files), ...Object.keys(want.files)])) {
+      if (want.files[f] === MISSING && had.files[f]) continue; // not here to compare: uncheckedFiles
       if (had.files[f] !== want.files[f]) reasons.push(had.files[f] && want.files[f] ? `the ${f} file changed since the run` : `no ${f} file ${had.files[f] ? 'is read any more' : 'was read then'}`);
     }
     return reasons;

@@ -6,7 +6,7 @@ import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFile
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { runInputs, staleReasons, writeRunInputs } from '../../src/study/runInputs.ts';
+import { runInputs, staleReasons, uncheckedFiles, writeRunInputs } from '../../src/study/runInputs.ts';
 import { writeTestStandins } from '../eval/standinFiles.ts';
 import { tinySpec } from '../actors/specs.ts';
 
@@ -44,6 +44,22 @@ describe('staleReasons', () => {
     expect(staleReasons(run, runInputs(there))).toEqual([]);
     appendFileSync(moved, Buffer.from([0])); // CKNNA's encoder defaults to the run's: both roles change
     expect(staleReasons(run, runInputs(there))).toEqual(['the encoder.checkpoint file changed since the run', 'the eval.encoder file changed since the run']);
+  });
+
+  it('a file the run read that is not on this machine is unchecked, not a difference (a study restored from its archive)', () => {
+    const { dir, encoder, spec, run } = setup();
+    writeRunInputs(run, runInputs(spec));
+    expect(uncheckedFiles(run, runInputs(spec))).toEqual([]);
+    const away = path.join(dir, 'away.safetensors');
+    copyFileSync(encoder, away);
+    rmSync(encoder);
+    expect(staleReasons(run, runInputs(spec))).toEqual([]);
+    expect(uncheckedFiles(run, runInputs(spec))).toEqual(['encoder.checkpoint', 'eval.encoder']);
+    // Back with other bytes: compared again, and a difference.
+    copyFileSync(away, encoder);
+    appendFileSync(encoder, Buffer.from([0]));
+    expect(staleReasons(run, runInputs(spec))).toEqual(['the encoder.checkpoint file changed since the run', 'the eval.encoder file changed since the run']);
+    expect(uncheckedFiles(run, runInputs(spec))).toEqual([]);
   });
 
   it('a file no longer read, or newly read, is a difference too', () => {
