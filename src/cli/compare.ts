@@ -9,7 +9,7 @@ import { RunInterrupted } from '../run/runDir.ts';
 
 export interface CompareCliOptions {
   specs: string; budget: string; seeds: string; steps?: number; evalEvery: number; evalSamples?: number; evalNfe?: number; out: string; archive?: string; docs?: string; data?: string; set?: string[];
-  finalSamples?: number; finalCfg?: string;
+  finalSamples?: number; finalCfg?: string; baseline?: string;
 }
 
 /**
@@ -54,7 +54,7 @@ export async function compareCli(o: CompareCliOptions): Promise<void> {
   try {
     study = await compare({
       specs, budgetSeconds: parseBudget(o.budget), ...parseSeeds(o.seeds), steps: o.steps, evalEvery: o.evalEvery,
-      evalSamples: o.evalSamples, evalNfe: o.evalNfe, out: o.out, archive: o.archive, data: o.data, sets: o.set, signal: stop.signal,
+      evalSamples: o.evalSamples, evalNfe: o.evalNfe, out: o.out, archive: o.archive, data: o.data, sets: o.set, baseline: o.baseline, signal: stop.signal,
       ...(o.finalSamples !== undefined && { final: { samples: o.finalSamples, ...parseFinalCfg(o.finalCfg ?? '1') } }),
     });
   } catch (e) {

@@ -91,6 +91,7 @@ program
   .option('--eval-nfe <n>', 'sample every method at this many model evaluations per image (sets eval.nfe: equal cost across samplers)', int)
   .option('--final-samples <n>', 'evaluate each run\'s last checkpoint once more with N images (e.g. 1000); the headline table and the claims use it', int)
   .option('--final-cfg <scale[,name:scale]>', 'guidance scale of that final evaluation, and of the specs named, e.g. 2,digit:1 (default 1: unguided)')
+  .option('--baseline <name>', 'the spec whose final FD the steps-to-quality table targets (default: sit-baseline when present, else the first spec), e.g. sit-latent')
   .option('--out <dir>', 'where the runs go (a finished run is reused when its spec and the files it reads are unchanged)', 'runs/compare')
   .option('--archive <dir>', 'keep each finished run\'s records (no checkpoints) in DIR, e.g. docs/studies/runs, and restore them into --out where missing: commit DIR and the study continues on another machine')
   .option('--docs <dir>', 'where results.md and its images go (default <out>/docs; --docs docs rewrites the repository\'s docs/results.md)')

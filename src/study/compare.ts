@@ -55,6 +55,11 @@ export interface CompareOptions {
    * only (`--set`): one study config (model size, space, batch) over the shipped specs.
    */
   sets?: string[];
+  /**
+   * The spec name whose final FD is the steps-to-quality target (`--baseline`; default sit-baseline
+   * when the study has it, else the first spec): a latent-space study names sit-latent.
+   */
+  baseline?: string;
   quiet?: boolean;
   /** Stop the run in flight after its step, with a checkpoint (Ctrl-C); the next compare continues it. */
   signal?: AbortSignal;
@@ -139,6 +144,7 @@ export async function compare(o: CompareOptions): Promise<Study> {
   for (const s of sets) {
     if (s.spec !== null && !specs.some((p) => p.name === s.spec)) throw new Error(`compare: --set ${s.spec}:${s.set}: no spec named '${s.spec}' (the specs are ${specs.map((p) => p.name).join(', ')})`);
   }
+  if (o.baseline !== undefined && !specs.some((p) => p.name === o.baseline)) throw new Error(`compare: --baseline ${o.baseline}: no spec named '${o.baseline}' (the specs are ${specs.map((p) => p.name).join(', ')})`);
   const steps = o.steps ?? Math.min(...specs.map((s) => s.train.steps));
   mkdirSync(o.out, { recursive: true });
   // Plan every run first: a finished run made from other inputs stops the study before any training.

@@ -134,8 +134,9 @@ export function writeReport(study: Study, o: { docs: string; command: string; ma
     for (const [m, rs] of methods) lines.push(`| ${m} | ${steps.map((s) => fmt(spread(at(rs, s, 'fd')), 2)).join(' | ')} |`);
     lines.push('');
   }
-  // The papers' speed-ups at this scale: against the SiT baseline when the study has it, else its first spec.
-  const baseline = methods.has(DEFAULT_METHOD) ? DEFAULT_METHOD : [...methods.keys()][0];
+  // The papers' speed-ups at this scale: against the spec named by --baseline, else the SiT baseline
+  // when the study has it, else its first spec.
+  const baseline = study.options.baseline ?? (methods.has(DEFAULT_METHOD) ? DEFAULT_METHOD : [...methods.keys()][0]);
   const speed = step === null || baseline === undefined ? null : stepsToQuality(methods, baseline, step);
   if (speed) lines.push(...speedupMarkdown(speed, study.options.evalEvery));
   if (step !== null) {

@@ -185,6 +185,25 @@ describe('compare', () => {
     expect(md.endsWith('\nWritten by hand.\n')).toBe(true);
   });
 
+  it('--baseline names the spec whose FD the steps-to-quality table targets; default the first spec without sit-baseline; an unknown name refused', async () => {
+    const run = (method: string, seed: number, fd: number): RunRecord => ({
+      method, protocol: method, seed, dir: '/nonexistent', steps: 4, wallSeconds: 30, losses: [{ step: 4, loss: 1 }],
+      evals: [2, 4].map((step) => ({ step, wall_s: step * 7, metrics: { fd: fd / step } })),
+    });
+    const runs = [run('svg', 0, 80), run('svg', 1, 88), run('sit-latent', 0, 40), run('sit-latent', 1, 44)];
+    const options = { specs: [], budgetSeconds: 60, seeds: 2, steps: 4, evalEvery: 2, out: '' };
+    const report = (baseline?: string) => readFileSync(writeReport({ options: { ...options, baseline }, specs: [], runs }, { docs: mkdtempSync(path.join(tmpdir(), 'study-base-')), command: 'test' }), 'utf8');
+    // svg's mean FD at step 4: (20 + 22) / 2; sit-latent's: (10 + 11) / 2.
+    expect(report()).toMatch(/Target: svg's mean FD at step 4, 21\.00/);
+    expect(report('sit-latent')).toMatch(/Target: sit-latent's mean FD at step 4, 10\.50/);
+    const dir = mkdtempSync(path.join(tmpdir(), 'baseline-'));
+    const f = path.join(dir, 'a.yaml');
+    writeFileSync(f, stringify({ ...tinySpec('sit-baseline'), name: 'a' }));
+    await expect(compare({ specs: [f, f], budgetSeconds: 60, seeds: 2, steps: 1, evalEvery: 0, out: path.join(dir, 'runs'), quiet: true, baseline: 'sit-latent' }))
+      .rejects.toThrow("compare: --baseline sit-latent: no spec named 'sit-latent' (the specs are a, a)");
+    expect(existsSync(path.join(dir, 'runs'))).toBe(false);
+  });
+
   it('the budget stops a run early', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'study-budget-'));
     const f = path.join(dir, 'sit.yaml');
