@@ -37,6 +37,7 @@ namespace {
 constexpr int64_t kKeyBlock = 256;   // keys per block
 constexpr int64_t kRows = 4;         // query rows per register block
 constexpr int64_t kQueryBlock = 64;  // query rows per forward task
+constexpr int64_t kStridedKeys = 128;  // strided (qkv-layout) key blocks up to this many rows are used in place
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Vectors per register block along D: 4 zmm x 4 rows fits AVX-512's 32 registers; AVX2 has 16.
@@ -268,11 +269,12 @@ void AttnFwdTask(const FwdParams& p, int64_t task) {
   for (int64_t j0 = 0; j0 < jEnd; j0 += kKeyBlock) {
     const int64_t kb = std::min(kKeyBlock, n - j0);
     TransposeBlock<V>(k + j0 * ldi, ldi, kb, d, kt, ldk);
-    // (kb, dp): in place when D is a multiple of the vector width and rows are contiguous (a
-    // packed copy when they are rows of qkv: RowsAxpy walks the block once per 4 queries)
+    // (kb, dp): in place when D is a multiple of the vector width and rows are contiguous, or
+    // strided rows of qkv in a block of up to kStridedKeys (a packed copy past that: RowsAxpy walks
+    // the block once per 4 queries)
     const float* vb = v + j0 * ldi;
     int64_t ldv = ldi;
-    if (dp != d || ldi != d) {
+    if (dp != d || (ldi != d && kb > kStridedKeys)) {
       PadRows(vb, ldi, kb, d, vp, dp);
       vb = vp;
       ldv = dp;
@@ -339,22 +341,27 @@ void AttnBwdTask(const BwdParams& p, int64_t h) {
   float* dkOut = p.dk + inBase;
   float* dvOut = p.dv + inBase;
   const float* lse = p.lse + h * n;  // (N)
-  // In place: when D is a multiple of the vector width and N of kRows, Q, dO and K are read and
-  // dQ, dK, dV accumulated where they live (no padded copies; every row a register block touches
-  // belongs to this head). Otherwise padded copies in scratch, copied out at the end.
-  const bool direct = dp == d && n % kRows == 0 && ldi == d && ldo == d;
-  float* buf = Scratch(direct ? nPad + 2 * d * ldk + 2 * kRows * ldk
-                              : 3 * nPad * dp + nPad + 2 * d * ldk + 3 * kbMax * dp + 2 * kRows * ldk);
+  // In place: when D is a multiple of the vector width and N of kRows, Q, dO and K are read and dQ
+  // accumulated where they live, whatever the row strides (every row a register block touches
+  // belongs to this head, and only its D columns: the qkv layout's rows hold the other heads side
+  // by side). Otherwise padded copies in scratch, copied out at the end. dK and dV, swept once per
+  // 4 queries, are accumulated in place on strided rows only up to kStridedKeys keys: past that,
+  // contiguous blocks copied out once were faster (one thread's CPU time, qkv layout: in place
+  // 10-15 % faster at 64 tokens, 5-9 % slower at 256; scripts/attention_cpu_time.ts).
+  const bool direct = dp == d && n % kRows == 0;
+  const bool packKV = !direct || (ldi != d && kbMax > kStridedKeys);
+  float* buf = Scratch(nPad + 2 * d * ldk + 2 * kRows * ldk + (direct ? 0 : 3 * nPad * dp + kbMax * dp) +
+                       (packKV ? 2 * kbMax * dp : 0));
   float* delta = buf;                // (nPad) rowsum(dO * O)
   float* kt = delta + nPad;          // (D, ldk) transposed key block
   float* vt = kt + d * ldk;          // (D, ldk) transposed value block
   float* sP = vt + d * ldk;          // (kRows, ldk) probabilities
   float* sdP = sP + kRows * ldk;     // (kRows, ldk) dP, then dS
-  float* pad = sdP + kRows * ldk;    // padded copies (not direct)
+  float* pad = sdP + kRows * ldk;    // padded copies (not direct), then packed dK, dV blocks
   const float* qp = q;               // (nPad, dp) Q, row stride ldq
   const float* dop = dout;           // (nPad, dp) dO, row stride lddo
   float* dqAcc = dqOut;              // (nPad, dp) dQ, row stride ldq
-  int64_t ldq = ldi, lddo = ldo, ldkv = ldi;  // ldkv: K block, dK and dV blocks
+  int64_t ldq = ldi, lddo = ldo, ldkp = ldi, lddkv = ldi;  // ldkp: the K block; lddkv: dK, dV blocks
   float* kpBuf = nullptr, *dkBuf = nullptr, *dvBuf = nullptr;
   if (direct) {
     for (int64_t i = 0; i < n; i++) std::fill(dqAcc + i * ldi, dqAcc + i * ldi + d, 0.0f);
@@ -363,8 +370,7 @@ void AttnBwdTask(const BwdParams& p, int64_t h) {
     float* dopad = qpad + nPad * dp;
     dqAcc = dopad + nPad * dp;
     kpBuf = dqAcc + nPad * dp;
-    dkBuf = kpBuf + kbMax * dp;
-    dvBuf = dkBuf + kbMax * dp;
+    pad = kpBuf + kbMax * dp;
     PadRows(q, ldi, n, d, qpad, dp);
     PadRows(dout, ldo, n, d, dopad, dp);
     std::fill(qpad + n * dp, qpad + nPad * dp, 0.0f);
@@ -372,7 +378,12 @@ void AttnBwdTask(const BwdParams& p, int64_t h) {
     std::fill(dqAcc, dqAcc + nPad * dp, 0.0f);
     qp = qpad;
     dop = dopad;
-    ldq = lddo = ldkv = dp;
+    ldq = lddo = ldkp = dp;
+  }
+  if (packKV) {
+    dkBuf = pad;
+    dvBuf = dkBuf + kbMax * dp;
+    lddkv = dp;
   }
   for (int64_t i = 0; i < n; i++) {  // W partial sums, no serial dependency chain over D
     using T = typename V::T;
@@ -390,18 +401,20 @@ void AttnBwdTask(const BwdParams& p, int64_t h) {
     const int64_t kb = std::min(kKeyBlock, n - j0);
     TransposeBlock<V>(k + j0 * ldi, ldi, kb, d, kt, ldk);
     TransposeBlock<V>(v + j0 * ldi, ldi, kb, d, vt, ldk);
-    const float* kp = k + j0 * ldi;   // (kb, dp) K block
-    float* dkb = dkOut + j0 * ldi;    // (kb, dp) dK of the block
+    const float* kp = k + j0 * ldi;   // (kb, dp) K block, row stride ldkp
+    float* dkb = dkOut + j0 * ldi;    // (kb, dp) dK of the block, row stride lddkv
     float* dvb = dvOut + j0 * ldi;    // (kb, dp) dV of the block
     if (!direct) {
       PadRows(kp, ldi, kb, d, kpBuf, dp);
       kp = kpBuf;
+    }
+    if (packKV) {
       dkb = dkBuf;
       dvb = dvBuf;
     }
     for (int64_t j = 0; j < kb; j++) {
-      std::fill(dkb + j * ldkv, dkb + j * ldkv + dp, 0.0f);
-      std::fill(dvb + j * ldkv, dvb + j * ldkv + dp, 0.0f);
+      std::fill(dkb + j * lddkv, dkb + j * lddkv + dp, 0.0f);
+      std::fill(dvb + j * lddkv, dvb + j * lddkv + dp, 0.0f);
     }
     // causal: query rows < j0 see no key of this block (j0 is a multiple of kRows)
     for (int64_t r0 = p.causal ? j0 : 0; r0 < n; r0 += kRows) {
@@ -425,11 +438,11 @@ void AttnBwdTask(const BwdParams& p, int64_t h) {
         for (int64_t j = 0; j < ldk; j += W)  // dS = P (dP - delta) scale
           V::store(dr + j, V::mul(V::mul(V::load(pr + j), V::sub(V::load(dr + j), dl)), vscale));
       }
-      OuterAccum<V>(sP, ldk, kb, dop + r0 * lddo, lddo, dp, dvb, ldkv);   // dV += P^T dO
-      OuterAccum<V>(sdP, ldk, kb, qp + r0 * ldq, ldq, dp, dkb, ldkv);     // dK += dS^T Q
-      RowsAxpy<V>(sdP, ldk, kb, kp, ldkv, dp, dqAcc + r0 * ldq, ldq);     // dQ += dS K
+      OuterAccum<V>(sP, ldk, kb, dop + r0 * lddo, lddo, dp, dvb, lddkv);  // dV += P^T dO
+      OuterAccum<V>(sdP, ldk, kb, qp + r0 * ldq, ldq, dp, dkb, lddkv);    // dK += dS^T Q
+      RowsAxpy<V>(sdP, ldk, kb, kp, ldkp, dp, dqAcc + r0 * ldq, ldq);     // dQ += dS K
     }
-    if (!direct) {
+    if (packKV) {
       for (int64_t j = 0; j < kb; j++) {
         std::memcpy(dkOut + (j0 + j) * ldi, dkb + j * dp, sizeof(float) * d);
         std::memcpy(dvOut + (j0 + j) * ldi, dvb + j * dp, sizeof(float) * d);

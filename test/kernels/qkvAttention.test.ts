@@ -90,7 +90,7 @@ describe.runIf(addon !== null)(`qkvAttention native (addon: ${reason ?? 'loaded'
 
   // Shapes that steer the kernel into each of its paths (the tile and block sizes are
   // kernels_attention.cc's: 16 x 16 transposes on AVX-512, key blocks of 256, 64-query forward
-  // tasks, 4-row register blocks; the labels' "in place" / "padded" name the plain layout's
+  // tasks, 4-row register blocks; the labels' "in place" / "padded" name the plain layout's (and up to 128 keys the packed layout's)
   // backward path, which the bit-identity check below runs against the packed one's copies).
   const edgeShapes: [number, number, number, number, string][] = [
     [2, 64, 3, 64, 'SiT-S/2 at 64 tokens: tiles only, in place'],
@@ -101,6 +101,8 @@ describe.runIf(addon !== null)(`qkvAttention native (addon: ${reason ?? 'loaded'
     [2, 35, 3, 40, 'N off 4 and D = 2.5 tiles: padded copies'],
     [2, 16, 2, 24, 'D a multiple of 8 (AVX2 in place), not of 16'],
     [1, 272, 1, 16, 'two key blocks in place, the second 16 rows'],
+    [1, 128, 2, 64, 'qkv rows: dK, dV and V used in place up to 128 keys'],
+    [1, 132, 2, 32, 'qkv rows past 128 keys: packed dK, dV and V blocks, Q, dO, K read in place'],
   ];
 
   for (const isa of paths) {
