@@ -80,6 +80,16 @@ program
   .action(async (o) => { (await import('./eval.ts')).evaluateCheckpoint(o); });
 
 program
+  .command('recon')
+  .description('reconstruction error of frozen latent spaces (a VAE file, an RAE or SVG stage-1 checkpoint): decode(encode(x)) on test images, MSE and PSNR')
+  .requiredOption('--autoencoder <files>', 'comma-separated files a spec\'s latent.autoencoder can name, e.g. specs/standins/vae-fashion-mnist.safetensors,runs/svg-autoencoder/checkpoint.safetensors')
+  .option('--images <n>', 'test images (the first N)', int, 1000)
+  .option('--data <name|path>', 'dataset (its test split)', 'fashion-mnist')
+  .option('--size <n>', 'image side', int, 32)
+  .option('--json', 'one JSON line per file on stdout')
+  .action(async (o) => { (await import('../eval/reconstruction.ts')).reconCli(o); });
+
+program
   .command('compare')
   .description('the reproduction study: train each spec for the same budget and steps (>= 2 seeds), evaluate, write <out>/docs/results.md')
   .requiredOption('--specs <list>', 'comma-separated spec files, e.g. specs/sit-baseline.yaml,specs/repa.yaml')

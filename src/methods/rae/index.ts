@@ -114,7 +114,7 @@ export const rae: MethodDefinition<RaeSection> = {
   check: (s, spec) => {
     if (spec.model.learn_sigma) throw new Error('rae: the decoder predicts pixels: model.learn_sigma must be false');
     const evalEvery = (spec.train as { eval_every?: number }).eval_every ?? 0;
-    if (evalEvery > 0) throw new Error(`rae: train.eval_every is ${evalEvery} but the evaluator's probe and CKNNA need a diffusion model's hidden states: set it to 0 (measure reconstructions with scripts/rae-recon.ts)`);
+    if (evalEvery > 0) throw new Error(`rae: train.eval_every is ${evalEvery} but the evaluator's probe and CKNNA need a diffusion model's hidden states: set it to 0 (measure reconstructions with npx diffactor recon --autoencoder RUN/checkpoint.safetensors)`);
     const { ganStart, discStart } = ganSchedule(s, spec.train.steps);
     if (s.gan_weight > 0 && ganStart < discStart) throw new Error(`rae.gan_start (${ganStart}) is before rae.disc_start (${discStart}): the generator would train against an untrained discriminator (RAE starts D first)`);
   },

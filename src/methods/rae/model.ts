@@ -95,7 +95,7 @@ export class RaeDecoderModel extends Module {
    * model's hidden state on noised images, and this decoder reads encoder tokens it does not hold.
    */
   hiddenAfter(_x: Tensor, _t: ArrayLike<number>, _labels: ArrayLike<number>, _block: number): never {
-    throw new Error('rae (stage 1): no hidden state of noised images to probe — the decoder reads the encoder\'s tokens; the evaluator (train.eval_every, diffactor eval) does not apply: measure reconstructions with scripts/rae-recon.ts');
+    throw new Error('rae (stage 1): no hidden state of noised images to probe — the decoder reads the encoder\'s tokens; the evaluator (train.eval_every, diffactor eval) does not apply: measure reconstructions with npx diffactor recon --autoencoder RUN/checkpoint.safetensors');
   }
 
   /** The grid of a decoder run: every sampler "draws" reconstructions. */

@@ -3,7 +3,8 @@
 // images mapped to [0, 1]: 10·log10(1 / MSE₀₁) with MSE₀₁ = MSE / 4. Reconstructions are clamped
 // to [−1, 1] first (what an image file would hold). Deterministic: RAE decodes its tokens with no
 // noise (τ 0), the VAE its posterior mean.
-// Not here: loading the models (scripts/rae-recon.ts).
+// Not here: loading the models; `diffactor recon` (src/eval/reconstruction.ts) measures any
+// latent.autoencoder file, a stage-1 checkpoint or a VAE, through its latent space.
 import { tensor, type Tensor } from '../../tensor/tensor.ts';
 import { noGrad } from '../../autograd/tape.ts';
 import { tidy } from '../../tensor/tidy.ts';
