@@ -2,13 +2,14 @@
 // budget and step count on actors, evaluate beside training, write <out>/docs/results.md (or
 // --docs DIR: the repository's docs/results.md is rewritten only when --docs docs asks for it).
 import path from 'node:path';
-import { compare, parseBudget } from '../study/compare.ts';
+import { compare, parseBudget, type CompareOptions } from '../study/compare.ts';
+import { loadStudyFile } from '../study/studyFile.ts';
 import { writeReport } from '../study/report.ts';
 import { stopOnSignals } from './stopOnSignals.ts';
 import { RunInterrupted } from '../run/runDir.ts';
 
 export interface CompareCliOptions {
-  specs: string; budget: string; seeds: string; steps?: number; evalEvery: number; evalSamples?: number; evalNfe?: number; out: string; archive?: string; docs?: string; data?: string; set?: string[];
+  study?: string; specs?: string; budget?: string; seeds?: string; steps?: number; evalEvery?: number; evalSamples?: number; evalNfe?: number; out?: string; archive?: string; docs?: string; data?: string; set?: string[];
   finalSamples?: number; finalCfg?: string; baseline?: string;
 }
 
@@ -45,18 +46,40 @@ export function parseFinalCfg(v: string): { cfg: number; cfgFor: Record<string, 
   return { cfg: value, cfgFor: per };
 }
 
-export async function compareCli(o: CompareCliOptions): Promise<void> {
+/** The flags a study file replaces (all but --study): given beside it, they are refused, not merged. */
+const STUDY_FLAGS: Record<string, string> = {
+  specs: '--specs', budget: '--budget', seeds: '--seeds', steps: '--steps', evalEvery: '--eval-every', evalSamples: '--eval-samples', evalNfe: '--eval-nfe',
+  finalSamples: '--final-samples', finalCfg: '--final-cfg', baseline: '--baseline', out: '--out', archive: '--archive', docs: '--docs', data: '--data', set: '--set',
+};
+
+/** `compare --study FILE`, or the same study given as flags. */
+export function compareSettings(o: CompareCliOptions): { options: Omit<CompareOptions, 'signal' | 'quiet'>; docs: string } {
+  if (o.study !== undefined) {
+    const given = Object.keys(STUDY_FLAGS).filter((k) => o[k as keyof CompareCliOptions] !== undefined).map((k) => STUDY_FLAGS[k]);
+    if (given.length) throw new Error(`compare --study ${o.study}: the study file holds the whole study; drop ${given.join(', ')} (or edit the file)`);
+    return loadStudyFile(o.study);
+  }
+  if (o.specs === undefined || o.budget === undefined) throw new Error('compare: give --specs and --budget (e.g. --specs specs/sit-baseline.yaml,specs/repa.yaml --budget 30m), or --study FILE');
   const specs = o.specs.split(',').map((s) => s.trim()).filter(Boolean);
   if (o.finalCfg !== undefined && o.finalSamples === undefined) throw new Error('compare: --final-cfg applies to the final evaluation: give --final-samples too');
   if (specs.length < 2) throw new Error('compare: --specs needs at least two comma-separated spec files');
+  const out = o.out ?? 'runs/compare';
+  return {
+    options: {
+      specs, budgetSeconds: parseBudget(o.budget), ...parseSeeds(o.seeds ?? '2'), steps: o.steps, evalEvery: o.evalEvery ?? 250,
+      evalSamples: o.evalSamples, evalNfe: o.evalNfe, out, archive: o.archive, data: o.data, sets: o.set, baseline: o.baseline,
+      ...(o.finalSamples !== undefined && { final: { samples: o.finalSamples, ...parseFinalCfg(o.finalCfg ?? '1') } }),
+    },
+    docs: o.docs ?? path.join(out, 'docs'),
+  };
+}
+
+export async function compareCli(o: CompareCliOptions): Promise<void> {
+  const settings = compareSettings(o);
   const stop = stopOnSignals();
   let study: Awaited<ReturnType<typeof compare>>;
   try {
-    study = await compare({
-      specs, budgetSeconds: parseBudget(o.budget), ...parseSeeds(o.seeds), steps: o.steps, evalEvery: o.evalEvery,
-      evalSamples: o.evalSamples, evalNfe: o.evalNfe, out: o.out, archive: o.archive, data: o.data, sets: o.set, baseline: o.baseline, signal: stop.signal,
-      ...(o.finalSamples !== undefined && { final: { samples: o.finalSamples, ...parseFinalCfg(o.finalCfg ?? '1') } }),
-    });
+    study = await compare({ ...settings.options, signal: stop.signal });
   } catch (e) {
     // The run's own message names `train --resume`; a study continues by running compare again.
     if (e instanceof RunInterrupted) e.message = `interrupted after step ${e.step}: the checkpoint in ${e.out} is saved; run the same compare command again to continue the study`;
@@ -65,6 +88,6 @@ export async function compareCli(o: CompareCliOptions): Promise<void> {
     stop.dispose();
   }
   const command = `npx diffactor ${process.argv.slice(2).join(' ')}`;
-  const file = writeReport(study, { docs: o.docs ?? path.join(o.out, 'docs'), command });
+  const file = writeReport(study, { docs: settings.docs, command });
   console.error(`compare: ${study.runs.length} runs; wrote ${file}`);
 }

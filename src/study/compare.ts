@@ -91,7 +91,7 @@ export function parseBudget(s: string): number {
 }
 
 /** `name:path=value` → that spec's override; `path=value` → every spec's. */
-function parseStudySet(s: string): { spec: string | null; set: string } {
+export function parseStudySet(s: string): { spec: string | null; set: string } {
   const m = /^([A-Za-z0-9_-]+):([^=]+=.*)$/s.exec(s);
   return m ? { spec: m[1], set: m[2] } : { spec: null, set: s };
 }

@@ -185,8 +185,13 @@ export function writeReport(study: Study, o: { docs: string; command: string; ma
   else {
     // A claim naming none of this study's specs is listed by its pair only: a claim study of two
     // specs would otherwise bury its one verdict under every other paper's "not measured".
-    const elsewhere = CLAIMS.filter((c) => !methods.has(c.better) && !methods.has(c.than));
-    for (const c of CLAIMS) if (!elsewhere.includes(c)) lines.push(ordering(methods, step, c.better, c.than, c.claim, !!final));
+    // "Better than the baseline" claims name sit-baseline; a study that declares another baseline
+    // (--baseline sit-latent: the same SiT in the VAE's latent space, as every method of that study)
+    // and has no sit-baseline decides them against its own, and says so.
+    const claims = CLAIMS.map((c) => (c.than === DEFAULT_METHOD && !methods.has(DEFAULT_METHOD) && study.options.baseline && methods.has(study.options.baseline)
+      ? { ...c, than: study.options.baseline, claim: `${c.claim} (the baseline: ${study.options.baseline}, this study's)` } : c));
+    const elsewhere = claims.filter((c) => !methods.has(c.better) && !methods.has(c.than));
+    for (const c of claims) if (!elsewhere.includes(c)) lines.push(ordering(methods, step, c.better, c.than, c.claim, !!final));
     if (elsewhere.length) lines.push(`- Not measured here (neither spec in this study): ${elsewhere.map((c) => `${c.better} vs ${c.than}`).join('; ')}.`);
   }
   lines.push('', `Claims are checked on FD only; "holds" needs every seed of the first method to beat every seed of the second, "does not hold" the reverse, each with ≥ ${MIN_SEEDS} seeds; anything else is "inconclusive".`, '');

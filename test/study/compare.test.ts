@@ -204,6 +204,20 @@ describe('compare', () => {
     expect(existsSync(path.join(dir, 'runs'))).toBe(false);
   });
 
+  it('a study without sit-baseline decides the "better than the baseline" claims against its declared baseline, and says so', () => {
+    const run = (method: string, seed: number, fd: number): RunRecord => ({
+      method, protocol: method, seed, dir: '/nonexistent', steps: 4, wallSeconds: 30, losses: [{ step: 4, loss: 1 }],
+      evals: [4].map((step) => ({ step, wall_s: 28, metrics: { fd } })),
+    });
+    const runs = [run('repa', 0, 8), run('repa', 1, 9), run('sit-latent', 0, 10), run('sit-latent', 1, 11), run('epg', 0, 30), run('epg', 1, 31)];
+    const options = { specs: [], budgetSeconds: 60, seeds: 2, steps: 4, evalEvery: 4, out: '' };
+    const report = (baseline?: string) => readFileSync(writeReport({ options: { ...options, baseline }, specs: [], runs }, { docs: mkdtempSync(path.join(tmpdir(), 'study-claims-')), command: 'test' }), 'utf8');
+    expect(report('sit-latent')).toMatch(/REPA better than the baseline at equal steps \(the baseline: sit-latent, this study's\): \*\*holds\*\* — FD at step 4: repa 8\.50 ± 0\.50 vs sit-latent 10\.50 ± 0\.50/);
+    // A claim that names sit-latent itself is unchanged; without a declared baseline nothing is substituted.
+    expect(report('sit-latent')).toMatch(/EPG \(pixel space[^\n]*: \*\*does not hold\*\* — FD at step 4: epg 30\.50 ± 0\.50 vs sit-latent 10\.50/);
+    expect(report()).toMatch(/REPA better than the baseline at equal steps: not measured \(needs specs named repa and sit-baseline\)/);
+  });
+
   it('the budget stops a run early', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'study-budget-'));
     const f = path.join(dir, 'sit.yaml');
