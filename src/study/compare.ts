@@ -14,6 +14,7 @@ import { runInputs, staleReasons, uncheckedFiles, writeRunInputs } from './runIn
 import { MIN_SEEDS } from './report.ts';
 import { evaluateCheckpoint } from '../eval/checkpointEval.ts';
 import { archiveRun, restoreRun } from './archive.ts';
+import { writeProgress } from './progress.ts';
 
 /**
  * Written in a run's directory when the study finished it: with it, the run is reused from its records
@@ -63,6 +64,11 @@ export interface CompareOptions {
   quiet?: boolean;
   /** Stop the run in flight after its step, with a checkpoint (Ctrl-C); the next compare continues it. */
   signal?: AbortSignal;
+  /**
+   * A markdown page of every planned run and where it stands (progress.ts), rewritten as runs finish,
+   * with the command that continues the study (`compare --study` writes `<docs>/progress.md`).
+   */
+  progress?: { file: string; command: string };
   /** Called after every step of every run (tests: stop one mid-way). */
   onStep?: ActorRunOptions['onStep'];
 }
@@ -180,6 +186,7 @@ export async function compare(o: CompareOptions): Promise<Study> {
     const unchecked = uncheckedFiles(p.dir, p.inputs);
     if (unchecked.length && p.done && !o.quiet) console.error(`compare: ${p.dir}: its ${unchecked.join(', ')} file${unchecked.length > 1 ? 's are' : ' is'} not on this machine to compare; reusing its records as they are`);
   }
+  const finalSettings = (name: string): FinalEvalSettings => ({ samples: o.final!.samples, cfg: o.final!.cfgFor?.[name] ?? o.final!.cfg });
   if (o.final) {
     if (!Number.isInteger(o.final.samples) || o.final.samples < 1) throw new Error(`compare: --final-samples ${o.final.samples}: expected a positive integer`);
     for (const [name, cfg] of [['', o.final.cfg] as const, ...Object.entries(o.final.cfgFor ?? {})]) {
@@ -188,6 +195,15 @@ export async function compare(o: CompareOptions): Promise<Study> {
     }
   }
   const runs: RunRecord[] = [];
+  const finished = new Map<string, RunRecord>();
+  const progress = () => o.progress && writeProgress(o.progress.file, plan.map((p) => ({ name: p.spec.name, done: p.done, resumeAt: p.resumeAt })), finished, o.progress.command);
+  // A finished run's records are read before training, so the page shows them from the start.
+  for (const p of plan.filter((q) => q.done)) {
+    const run = readRun(p.dir, p.base.name, p.base.protocol, p.seed);
+    if (o.final && existsSync(finalEvalFile(p.dir, finalSettings(p.base.name)))) run.final = finalEvaluation(p.dir, finalSettings(p.base.name), { quiet: true });
+    finished.set(p.spec.name, run);
+  }
+  progress();
   for (const [i, p] of plan.entries()) {
     const tag = `compare [${i + 1}/${plan.length}]`;
     if (p.done) {
@@ -205,9 +221,11 @@ export async function compare(o: CompareOptions): Promise<Study> {
     }
     const run = readRun(p.dir, p.base.name, p.base.protocol, p.seed);
     if (!p.done) writeFileAtomic(path.join(p.dir, FINISHED_FILE), `${JSON.stringify({ steps: run.steps, wall_s: run.wallSeconds, time: new Date().toISOString() })}\n`);
-    if (o.final) run.final = finalEvaluation(p.dir, { samples: o.final.samples, cfg: o.final.cfgFor?.[p.base.name] ?? o.final.cfg }, { data: o.data, quiet: o.quiet, tag });
+    if (o.final) run.final = finalEvaluation(p.dir, finalSettings(p.base.name), { data: o.data, quiet: o.quiet, tag });
     if (o.archive) archiveRun(p.dir, o.archive);
     runs.push(run);
+    finished.set(p.spec.name, run);
+    progress();
   }
   return { options: { ...o, steps }, runs, specs };
 }

@@ -11,6 +11,7 @@ import { parse, stringify } from 'yaml';
 import { FINISHED_FILE, compare, finalEvalFile, parseBudget } from '../../src/study/compare.ts';
 import { evaluateCheckpoint } from '../../src/eval/checkpointEval.ts';
 import { parseFinalCfg, parseSeeds } from '../../src/cli/compare.ts';
+import { progressMarkdown } from '../../src/study/progress.ts';
 import { writeReport, commonEvalStep, describeMachine, ordering, NOTES_MARKER } from '../../src/study/report.ts';
 import type { RunRecord, Study } from '../../src/study/compare.ts';
 import { writeTestStandins } from '../eval/standinFiles.ts';
@@ -82,7 +83,12 @@ describe('compare', () => {
     expect(kept).toEqual(expect.arrayContaining(['metrics.jsonl', 'inputs.json', 'spec.yaml', FINISHED_FILE, 'final-eval-30-cfg2.json']));
     expect(kept.filter((f) => f.endsWith('.safetensors') || f === 'checkpoints' || f === '.lock')).toEqual([]);
     const elsewhere = path.join(dir, 'fresh-clone-runs');
-    const restored = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out: elsewhere, archive, quiet: true, final: { samples: 30, cfg: 2 } });
+    const progressFile = path.join(dir, 'docs-progress', 'progress.md');
+    const restored = await compare({ specs: files, budgetSeconds: 3600, seeds: 2, steps: 6, evalEvery: 3, evalNfe: 3, out: elsewhere, archive, quiet: true, final: { samples: 30, cfg: 2 }, progress: { file: progressFile, command: 'npx diffactor compare --study s.yaml' } });
+    // The progress page lists every run as finished with its final evaluation, read from the archive.
+    const page = readFileSync(progressFile, 'utf8');
+    expect(page).toMatch(/^4 of 4 runs finished; written by `npx diffactor compare --study s\.yaml`/m);
+    expect(page).toContain(`| repa-seed5 | finished | 6 | ${(restored.runs[2].wallSeconds / 60).toFixed(1)} | ${restored.runs[2].final!.metrics.fd.toFixed(2)} | ${restored.runs[2].final!.metrics.class_acc.toFixed(3)} | 30, 2 |`);
     expect(restored.runs.map((r) => r.evals)).toEqual(study.runs.map((r) => r.evals));
     expect(restored.runs.map((r) => r.final)).toEqual(withFinal.runs.map((r) => r.final));
     expect(existsSync(path.join(elsewhere, 'repa-seed5', 'checkpoint.safetensors'))).toBe(false); // not retrained
@@ -216,6 +222,15 @@ describe('compare', () => {
     // A claim that names sit-latent itself is unchanged; without a declared baseline nothing is substituted.
     expect(report('sit-latent')).toMatch(/EPG \(pixel space[^\n]*: \*\*does not hold\*\* — FD at step 4: epg 30\.50 ± 0\.50 vs sit-latent 10\.50/);
     expect(report()).toMatch(/REPA better than the baseline at equal steps: not measured \(needs specs named repa and sit-baseline\)/);
+  });
+
+  it('the progress page: a run stopped midway continues from its step, one not started is to train', () => {
+    const md = progressMarkdown([{ name: 'a-seed0', done: true, resumeAt: null }, { name: 'a-seed1', done: false, resumeAt: 300 }, { name: 'b-seed0', done: false, resumeAt: null }],
+      new Map([['a-seed0', { method: 'a', protocol: 'a', seed: 0, dir: '', steps: 1500, wallSeconds: 1230, losses: [], evals: [] }]]), 'cmd');
+    expect(md).toMatch(/^1 of 3 runs finished/m);
+    expect(md).toContain('| a-seed0 | finished | 1500 | 20.5 | – | – | – |');
+    expect(md).toContain('| a-seed1 | stopped at step 300: continues from there | – | – | – | – | – |');
+    expect(md).toContain('| b-seed0 | to train | – | – | – | – | – |');
   });
 
   it('the budget stops a run early', async () => {
