@@ -3,14 +3,66 @@
 // inside fn to the pool when fn ends, except those reachable from fn's result or marked `keep`.
 // Buffers allocated outside any scope (parameters, optimiser state) are never recycled.
 // Frozen buffers (handed to another actor) are never recycled either: a receiver may still read them.
+import { totalmem } from 'node:os';
 import { SharedBuffer } from './sab.ts';
 
 /** A scope entry: an owner allocated the buffer; a view only shares it (and is disposed with it). */
 interface Owned { buffer: ArrayBufferLike; owner: boolean; released(): void; readonly kept: boolean; readonly frozen: boolean }
 
 const free = new Map<number, ArrayBufferLike[]>();
-const stats = { created: 0, reused: 0, released: 0 };
+const stats = { created: 0, reused: 0, released: 0, evicted: 0 };
 const scopes: Owned[][] = [];
+
+/**
+ * The free buffers in the order they were released (oldest first) and the bytes they hold. A step
+ * of fixed shapes reuses last step's buffers, so the pool stays at one step's working set; work
+ * whose shapes change every call never reuses a size — autoregressive sampling, whose prefix grows
+ * by a token per call, released a new set of sizes 64 times per image batch and held 18 GB by the
+ * 56th token (DiGIT, 80 images) — so the pool is bounded and drops its longest-unused buffers
+ * (left to the garbage collector) past the bound.
+ */
+const freeOrder = new Map<ArrayBufferLike, number>();
+let freeBytes = 0;
+
+/** The default bound of one thread's pool: a quarter of the machine's memory, at most 4 GiB. */
+function defaultLimit(): number {
+  const mb = Number(process.env.DIFFACTOR_POOL_MB);
+  if (process.env.DIFFACTOR_POOL_MB !== undefined) {
+    if (!(Number.isFinite(mb) && mb >= 0)) throw new Error(`DIFFACTOR_POOL_MB=${process.env.DIFFACTOR_POOL_MB}: expected a size in MB (≥ 0) for each thread's buffer pool`);
+    return mb * 2 ** 20;
+  }
+  return Math.min(4 * 2 ** 30, totalmem() / 4);
+}
+let limit = defaultLimit();
+
+/** Bound the bytes of free buffers this thread's pool keeps (tests; DIFFACTOR_POOL_MB sets the default). */
+export function setPoolLimit(bytes: number): void {
+  limit = bytes;
+  evict();
+}
+
+function evict(): void {
+  for (const [buf, bytes] of freeOrder) {
+    if (freeBytes <= limit) break;
+    freeOrder.delete(buf);
+    freeBytes -= bytes;
+    const list = free.get(bytes)!;
+    list.splice(list.indexOf(buf), 1);
+    if (!list.length) free.delete(bytes);
+    stats.evicted++;
+  }
+}
+
+/** Put a released buffer in the pool, newest last, and keep the pool within its bound. */
+function release(buf: ArrayBufferLike): void {
+  stats.released++;
+  let list = free.get(buf.byteLength);
+  if (!list) free.set(buf.byteLength, (list = []));
+  list.push(buf);
+  freeOrder.set(buf, buf.byteLength);
+  freeBytes += buf.byteLength;
+  if (freeBytes > limit) evict();
+}
 
 /**
  * A buffer of exactly `bytes`, recycled when one is free. Zero-filled unless `zero` is false (then
@@ -20,6 +72,8 @@ export function acquireBuffer(bytes: number, zero = true): ArrayBufferLike {
   const list = free.get(bytes);
   const buf = list?.pop();
   if (buf) {
+    freeOrder.delete(buf);
+    freeBytes -= bytes;
     stats.reused++;
     // Word-wide fill: a byte-wide fill of a SharedArrayBuffer is ~5x slower in V8.
     if (zero) (bytes % 4 === 0 ? new Int32Array(buf) : new Uint8Array(buf)).fill(0);
@@ -35,15 +89,15 @@ export function track(o: Owned): void {
   if (s) s.push(o);
 }
 
-export function poolStats(): { created: number; reused: number; released: number; free: number } {
-  let n = 0;
-  for (const l of free.values()) n += l.length;
-  return { ...stats, free: n };
+export function poolStats(): { created: number; reused: number; released: number; evicted: number; free: number; freeBytes: number } {
+  return { ...stats, free: freeOrder.size, freeBytes };
 }
 
 /** Drop every free buffer (tests; memory pressure). */
 export function clearPool(): void {
   free.clear();
+  freeOrder.clear();
+  freeBytes = 0;
 }
 
 export function beginScope(): Owned[] {
@@ -65,10 +119,7 @@ export function endScope(scope: Owned[], keepBuffers: Set<ArrayBufferLike>): voi
   for (const o of scope) {
     if (!o.owner || keepBuffers.has(o.buffer)) continue;
     releasedBufs.add(o.buffer);
-    stats.released++;
-    let list = free.get(o.buffer.byteLength);
-    if (!list) free.set(o.buffer.byteLength, (list = []));
-    list.push(o.buffer);
+    release(o.buffer);
   }
   for (const o of scope) {
     if (releasedBufs.has(o.buffer)) o.released();
@@ -116,10 +167,7 @@ export function closeArena(arena: Arena): void {
   for (const o of arena) {
     if (!o.owner || keep.has(o.buffer) || releasedBufs.has(o.buffer)) continue;
     releasedBufs.add(o.buffer);
-    stats.released++;
-    let list = free.get(o.buffer.byteLength);
-    if (!list) free.set(o.buffer.byteLength, (list = []));
-    list.push(o.buffer);
+    release(o.buffer);
   }
   for (const o of arena) if (releasedBufs.has(o.buffer)) o.released();
   arena.length = 0;

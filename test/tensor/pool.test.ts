@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { empty, tensor } from '../../src/tensor/tensor.ts';
 import { tidy } from '../../src/tensor/tidy.ts';
-import { poolStats, untracked } from '../../src/tensor/pool.ts';
+import { clearPool, poolStats, setPoolLimit, untracked } from '../../src/tensor/pool.ts';
 import { hasSharedMemory } from '../../src/tensor/sab.ts';
 import { add, mul, reshape, backward } from '../../src/autograd/index.ts';
 
@@ -58,5 +58,35 @@ describe('tidy and the buffer pool', () => {
     expect(poolStats().created).toBe(before);
     // 50 steps of dL/dw = x*x + x accumulated (grad accumulation on a leaf)
     expect(Array.from(w.grad!.data)).toEqual([1 + 1, 4 + 2, 9 + 3, 16 + 4].map((v) => v * 52));
+  });
+});
+
+describe('pool bound', () => {
+  it('keeps at most its bound of free bytes, dropping the longest-unused buffers first; recent ones are still reused', () => {
+    clearPool();
+    setPoolLimit(64 * 1024);
+    try {
+      // Work whose shapes change every call (autoregressive sampling): 40 distinct sizes of 4–8 KB.
+      const sizes = Array.from({ length: 40 }, (_, i) => 1024 + 32 * i); // float32 elements
+      for (const n of sizes) tidy(() => { empty([n]); });
+      const s = poolStats();
+      expect(s.freeBytes).toBeLessThanOrEqual(64 * 1024);
+      expect(s.evicted).toBeGreaterThan(0);
+      // The newest size is still pooled, the oldest was dropped.
+      const created = poolStats().created;
+      tidy(() => { empty([sizes.at(-1)!]); });
+      expect(poolStats().created).toBe(created);
+      tidy(() => { empty([sizes[0]]); });
+      expect(poolStats().created).toBe(created + 1);
+      // A steady step within the bound reuses its buffers and evicts nothing.
+      tidy(() => { empty([2048]); empty([2048]); }); // its first release makes room by eviction
+      const steady = poolStats();
+      for (let k = 0; k < 5; k++) tidy(() => { empty([2048]); empty([2048]); });
+      expect(poolStats().evicted).toBe(steady.evicted);
+      expect(poolStats().created).toBe(steady.created);
+    } finally {
+      setPoolLimit(4 * 2 ** 30);
+      clearPool();
+    }
   });
 });

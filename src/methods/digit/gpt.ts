@@ -17,6 +17,8 @@
 import type { Tensor } from '../../tensor/tensor.ts';
 import type { Rng } from '../../tensor/rng.ts';
 import { fmtShape } from '../../tensor/shape.ts';
+import { tidy } from '../../tensor/tidy.ts';
+import { isGradEnabled } from '../../autograd/tape.ts';
 import {
   add, crossEntropy, embedding, gelu, permute, reshape, scaledDotProductAttention, slice,
 } from '../../autograd/index.ts';
@@ -146,7 +148,8 @@ export class DigitGpt extends Module {
   forwardIds(ids: Int32Array, b: number, n: number): Tensor {
     if (ids.length !== b * n) throw new Error(`DigitGpt: ${ids.length} ids for (B, n) = (${b}, ${n})`);
     let h = add(embedding(this.tok_emb, ids, [b, n]), slice(this.pos_emb, 0, 0, n)); // (B, n, D)
-    for (const blk of this.blocks.items) h = blk.forward(h);
+    // Without a tape nothing inside a block is needed after it: sampling keeps one block's buffers.
+    for (const blk of this.blocks.items) h = isGradEnabled() ? blk.forward(h) : tidy(() => blk.forward(h));
     return this.head.forward(this.ln_f.forward(h)); // (B, n, K)
   }
 
