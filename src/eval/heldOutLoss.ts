@@ -7,6 +7,7 @@
 // its latent space moves with the VAE, so a latent loss is not comparable across steps. In a frozen
 // latent space (spec.latent) the loss is the latents' (fixed, so comparable across steps).
 import { noGrad } from '../autograd/tape.ts';
+import { split } from '../autograd/ops/layout.ts';
 import { tidy } from '../tensor/tidy.ts';
 import { fromData, type Tensor } from '../tensor/tensor.ts';
 import { Rng } from '../tensor/rng.ts';
@@ -71,7 +72,9 @@ export function heldOutLoss(spec: RunSpec, o: HeldOutOptions = {}): (model: SiT 
           const y = ys.subarray(s, s + m);
           if (ddpm) {
             const t = Int32Array.from({ length: m }, (_, i) => Math.floor(((s + i + 0.5) / n) * ddpm.T));
-            return epsLoss((model as SiT).forward(qSample(ddpm, x, e, t), t, y).out, e).loss.item() * m;
+            // A DiT that learns its variance outputs (B, 2C, ...): ε̂ is the first C channels (hybridLoss).
+            const out = (model as SiT).forward(qSample(ddpm, x, e, t), t, y).out, c = e.shape[1];
+            return epsLoss(out.shape[1] === 2 * c ? split(out, [c, c], 1)[0] : out, e).loss.item() * m;
           }
           const t = Float64Array.from({ length: m }, (_, i) => (s + i + 0.5) / n);
           const { xt, target } = flowTrainingPair(path, x, e, t);

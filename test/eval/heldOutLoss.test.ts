@@ -11,6 +11,7 @@ import { noGrad } from '../../src/autograd/tape.ts';
 import { buildBackbone, buildEncoder } from '../../src/build/parts.ts';
 import { modelConfigFor, openTrainData } from '../../src/build/setup.ts';
 import { SiT } from '../../src/models/sit.ts';
+import { DdpmSchedule } from '../../src/diffusion/index.ts';
 import { RegSiT } from '../../src/models/reg.ts';
 import type { FrozenEncoder } from '../../src/methods/encoder.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
@@ -23,7 +24,7 @@ function randomise<M extends SiT>(m: M, seed: number): M {
   return m.eval() as M;
 }
 
-function setup(protocol: 'sit-baseline' | 'reg') {
+function setup(protocol: 'sit-baseline' | 'reg' | 'dit-baseline') {
   const spec = tinySpec(protocol);
   const data = openTrainData(spec);
   const config = modelConfigFor(spec, data);
@@ -60,7 +61,34 @@ function perImage(spec: RunSpec, model: SiT, n: number, encoder?: FrozenEncoder)
   return total / n;
 }
 
+/** DDPM: mean_i mean_elements (ε̂_i − ε_i)² at step ⌊(i + 0.5)/n · T⌋, ε̂ the first C of the DiT's 2C output channels. */
+function perImageDdpm(spec: RunSpec, model: SiT, n: number): number {
+  const ds = openDataset(spec.data.dataset, { split: 'test', size: spec.data.size, seed: spec.seed, count: 512 });
+  const shape = [1, ds.channels, ds.height, ds.width], per = ds.channels * ds.height * ds.width;
+  const eps = new Rng(spec.seed).child('evaluator').child('noise').normalArray(n * per);
+  const s = DdpmSchedule.linear();
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const x = new Float32Array(per);
+    const y = ds.get(i, x, 0);
+    const t = Math.floor(((i + 0.5) / n) * s.T), a = s.sqrtAlphasCumprod[t], b = s.sqrtOneMinusAlphasCumprod[t];
+    const e = eps.subarray(i * per, (i + 1) * per);
+    const out = noGrad(() => model.forward(fromData(x.map((v, j) => a * v + b * e[j]), shape), Int32Array.of(t), [y]).out);
+    expect(out.shape[1]).toBe(2 * ds.channels); // ε̂ and the variance interpolation v
+    let se = 0;
+    for (let j = 0; j < per; j++) se += (out.data[j] - e[j]) ** 2;
+    total += se / per;
+  }
+  return total / n;
+}
+
 describe('heldOutLoss', () => {
+  it('DiT (DDPM, learned variance): the ε MSE of the first C output channels, whatever the batch', () => {
+    const { spec, model } = setup('dit-baseline');
+    const want = perImageDdpm(spec, model, 10);
+    for (const batch of [64, 3]) expect(heldOutLoss(spec, { count: 10, batch })(model)).toBeCloseTo(want, 5);
+  });
+
   it('SiT: the velocity MSE on the fixed grid, whatever the batch', () => {
     const { spec, model } = setup('sit-baseline');
     const want = perImage(spec, model, 10);
