@@ -4,12 +4,13 @@
 import path from 'node:path';
 import { compare, parseBudget, type CompareOptions } from '../study/compare.ts';
 import { loadStudyFile } from '../study/studyFile.ts';
+import { progressMarkdown } from '../study/progress.ts';
 import { writeReport } from '../study/report.ts';
 import { stopOnSignals } from './stopOnSignals.ts';
 import { RunInterrupted } from '../run/runDir.ts';
 
 export interface CompareCliOptions {
-  study?: string; specs?: string; budget?: string; seeds?: string; steps?: number; evalEvery?: number; evalSamples?: number; evalNfe?: number; out?: string; archive?: string; docs?: string; data?: string; set?: string[];
+  study?: string; status?: boolean; specs?: string; budget?: string; seeds?: string; steps?: number; evalEvery?: number; evalSamples?: number; evalNfe?: number; out?: string; archive?: string; docs?: string; data?: string; set?: string[];
   finalSamples?: number; finalCfg?: string; baseline?: string;
 }
 
@@ -79,13 +80,18 @@ export async function compareCli(o: CompareCliOptions): Promise<void> {
   const stop = stopOnSignals();
   let study: Awaited<ReturnType<typeof compare>>;
   try {
-    study = await compare({ ...settings.options, signal: stop.signal });
+    // A study from a file spans sessions: its progress page is kept beside its report.
+    study = await compare({ ...settings.options, signal: stop.signal, status: o.status, ...(o.study !== undefined && { progress: { file: path.join(settings.docs, 'progress.md'), command: `npx diffactor compare --study ${o.study}` } }) });
   } catch (e) {
     // The run's own message names `train --resume`; a study continues by running compare again.
     if (e instanceof RunInterrupted) e.message = `interrupted after step ${e.step}: the checkpoint in ${e.out} is saved; run the same compare command again to continue the study`;
     throw e;
   } finally {
     stop.dispose();
+  }
+  if (o.status) {
+    process.stdout.write(progressMarkdown(study.plan ?? [], new Map(study.runs.map((r) => [`${r.method}-seed${r.seed}`, r])), `npx diffactor ${process.argv.slice(2).filter((a) => a !== '--status').join(' ')}`));
+    return;
   }
   const command = `npx diffactor ${process.argv.slice(2).join(' ')}`;
   const file = writeReport(study, { docs: settings.docs, command });

@@ -14,7 +14,7 @@ import { runInputs, staleReasons, uncheckedFiles, writeRunInputs } from './runIn
 import { MIN_SEEDS } from './report.ts';
 import { evaluateCheckpoint } from '../eval/checkpointEval.ts';
 import { archiveRun, restoreRun } from './archive.ts';
-import { writeProgress } from './progress.ts';
+import { writeProgress, type PlannedRun } from './progress.ts';
 
 /**
  * Written in a run's directory when the study finished it: with it, the run is reused from its records
@@ -69,6 +69,8 @@ export interface CompareOptions {
    * with the command that continues the study (`compare --study` writes `<docs>/progress.md`).
    */
   progress?: { file: string; command: string };
+  /** Plan the study and report where it stands (`progress`), training nothing (`compare --status`). */
+  status?: boolean;
   /** Called after every step of every run (tests: stop one mid-way). */
   onStep?: ActorRunOptions['onStep'];
 }
@@ -88,7 +90,13 @@ export interface RunRecord {
   evals: { step: number; wall_s: number; metrics: Record<string, number> }[];
 }
 
-export interface Study { options: CompareOptions; runs: RunRecord[]; specs: RunSpec[] }
+export interface Study {
+  options: CompareOptions;
+  runs: RunRecord[];
+  specs: RunSpec[];
+  /** Every planned run in training order, as it stood when planned (compare --status reads it). */
+  plan?: PlannedRun[];
+}
 
 export function parseBudget(s: string): number {
   const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(s.trim());
@@ -196,7 +204,8 @@ export async function compare(o: CompareOptions): Promise<Study> {
   }
   const runs: RunRecord[] = [];
   const finished = new Map<string, RunRecord>();
-  const progress = () => o.progress && writeProgress(o.progress.file, plan.map((p) => ({ name: p.spec.name, done: p.done, resumeAt: p.resumeAt })), finished, o.progress.command);
+  const planned = () => plan.map((p) => ({ name: p.spec.name, done: p.done, resumeAt: p.resumeAt }));
+  const progress = () => o.progress && writeProgress(o.progress.file, planned(), finished, o.progress.command);
   // A finished run's records are read before training, so the page shows them from the start.
   for (const p of plan.filter((q) => q.done)) {
     const run = readRun(p.dir, p.base.name, p.base.protocol, p.seed);
@@ -204,6 +213,7 @@ export async function compare(o: CompareOptions): Promise<Study> {
     finished.set(p.spec.name, run);
   }
   progress();
+  if (o.status) return { options: { ...o, steps }, runs: [...finished.values()], specs, plan: planned() };
   for (const [i, p] of plan.entries()) {
     const tag = `compare [${i + 1}/${plan.length}]`;
     if (p.done) {
@@ -227,5 +237,5 @@ export async function compare(o: CompareOptions): Promise<Study> {
     finished.set(p.spec.name, run);
     progress();
   }
-  return { options: { ...o, steps }, runs, specs };
+  return { options: { ...o, steps }, runs, specs, plan: planned() };
 }

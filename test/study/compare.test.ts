@@ -39,9 +39,18 @@ describe('compare', () => {
     const f = path.join(dir, 'a.yaml');
     writeFileSync(f, stringify({ ...tinySpec('sit-baseline'), name: 'a' }));
     const o = { specs: [f, f], budgetSeconds: 60, seeds: 2, steps: 1, evalEvery: 0, out: path.join(dir, 'runs'), quiet: true };
+    // --status: plans and reports, trains nothing.
+    const status = await compare({ ...o, specs: [f, path.join(dir, 'b.yaml')], seedsFor: { a: 3 }, status: true }).catch((e) => e);
+    expect(String(status)).toMatch(/spec file .*b\.yaml not found/);
+    writeFileSync(path.join(dir, 'b.yaml'), stringify({ ...tinySpec('sit-baseline'), name: 'b' }));
+    const planned = await compare({ ...o, specs: [f, path.join(dir, 'b.yaml')], seedsFor: { a: 3 }, status: true, progress: { file: path.join(dir, 'progress.md'), command: 'cmd' } });
+    expect(planned.runs).toEqual([]);
+    expect(planned.plan).toEqual(['a-seed5', 'a-seed6', 'a-seed7', 'b-seed5', 'b-seed6'].map((name) => ({ name, done: false, resumeAt: null }))); // the tiny spec's seed is 5
+    expect(readFileSync(path.join(dir, 'progress.md'), 'utf8')).toMatch(/^0 of 5 runs finished/m);
+    expect(existsSync(path.join(dir, 'runs', 'a-seed5'))).toBe(false);
     await expect(compare({ ...o, seedsFor: { repa: 3 } })).rejects.toThrow(/--seeds repa:3: no spec named 'repa' \(the specs are a, a\)/);
     await expect(compare({ ...o, seedsFor: { a: 1 } })).rejects.toThrow(/--seeds a:1: needs at least 2/);
-    expect(existsSync(path.join(dir, 'runs', 'a-seed0'))).toBe(false);
+    expect(existsSync(path.join(dir, 'runs', 'a-seed5'))).toBe(false);
   });
 
   it('trains, evaluates and writes results.md', async () => {
