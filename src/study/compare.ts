@@ -10,7 +10,7 @@ import { loadSpec } from '../spec/load.ts';
 import { runActors, type ActorRunOptions } from '../run/actorRun.ts';
 import { loadCheckpoint } from '../build/checkpoint.ts';
 import type { RunSpec } from '../spec/schema.ts';
-import { runInputs, staleReasons, uncheckedFiles, writeRunInputs } from './runInputs.ts';
+import { filesOf, runInputs, staleReasons, uncheckedFiles, writeRunInputs } from './runInputs.ts';
 import { MIN_SEEDS } from './report.ts';
 import { evaluateCheckpoint } from '../eval/checkpointEval.ts';
 import { archiveRun, restoreRun } from './archive.ts';
@@ -69,6 +69,12 @@ export interface CompareOptions {
    * with the command that continues the study (`compare --study` writes `<docs>/progress.md`).
    */
   progress?: { file: string; command: string };
+  /**
+   * Runs the study's specs read but that are not runs of the study: a method's stage 1 (an
+   * autoencoder, a pre-trained encoder) that a stage-2 spec names by its checkpoint. Each is trained
+   * (or continued) once, at its own spec's length and seed, before the first run that reads it.
+   */
+  stages?: { spec: string; out: string }[];
   /** Plan the study and report where it stands (`progress`), training nothing (`compare --status`). */
   status?: boolean;
   /** Called after every step of every run (tests: stop one mid-way). */
@@ -147,8 +153,33 @@ export function finalEvaluation(dir: string, f: FinalEvalSettings, o: { data?: s
   return rec;
 }
 
+/** Where a stage stands: finished (its checkpoint reached its spec's steps), stopped at a step, or to train. */
+export function stageState(st: { spec: string; out: string }): { name: string; steps: number; at: number | null } {
+  const spec = loadSpec(st.spec);
+  const state = savedState(st.out);
+  return { name: spec.name, steps: spec.train.steps, at: state?.step ?? null };
+}
+
+/**
+ * Train (or continue) the stages a run reads — those with a file of the spec inside their `out` —
+ * whose checkpoint is missing or short of its spec's steps. Lazily, before the first run that needs
+ * one: a study continued in another session spends its time on the runs it can already train first.
+ */
+async function trainStagesFor(spec: RunSpec, o: CompareOptions): Promise<void> {
+  const files = filesOf(spec, o.data ?? null).map(([, f]) => path.resolve(f));
+  for (const st of o.stages ?? []) {
+    const dir = path.resolve(st.out) + path.sep;
+    if (!files.some((f) => f.startsWith(dir))) continue;
+    const { name, steps, at } = stageState(st);
+    if (at !== null && at >= steps) continue;
+    if (!o.quiet) console.error(`compare: stage ${name} → ${st.out}, ${steps} steps${at !== null ? `, continuing from its checkpoint at step ${at}` : ''} (${spec.name} reads it)`);
+    await runActors({ ...(at !== null ? { resume: true } : { spec: loadSpec(st.spec) }), out: st.out, data: o.data, quiet: o.quiet, signal: o.signal });
+  }
+}
+
 export async function compare(o: CompareOptions): Promise<Study> {
   if (!Number.isInteger(o.seeds) || o.seeds < MIN_SEEDS) throw new Error(`compare: --seeds ${o.seeds}: needs at least ${MIN_SEEDS} (a claim is decided only when every seed of one method beats every seed of the other)`);
+  for (const st of o.stages ?? []) if (!existsSync(st.spec)) throw new Error(`compare: stage spec file ${st.spec} not found`);
   const sets = (o.sets ?? []).map(parseStudySet);
   const specs = o.specs.map((f) => {
     if (!existsSync(f)) throw new Error(`compare: spec file ${f} not found`);
@@ -204,7 +235,10 @@ export async function compare(o: CompareOptions): Promise<Study> {
   }
   const runs: RunRecord[] = [];
   const finished = new Map<string, RunRecord>();
-  const planned = () => plan.map((p) => ({ name: p.spec.name, done: p.done, resumeAt: p.resumeAt }));
+  const planned = (): PlannedRun[] => [
+    ...(o.stages ?? []).map((st) => { const { name, steps, at } = stageState(st); return { name, done: at !== null && at >= steps, resumeAt: at, stage: { steps, at } }; }),
+    ...plan.map((p) => ({ name: p.spec.name, done: p.done, resumeAt: p.resumeAt })),
+  ];
   const progress = () => o.progress && writeProgress(o.progress.file, planned(), finished, o.progress.command);
   // A finished run's records are read before training, so the page shows them from the start.
   for (const p of plan.filter((q) => q.done)) {
@@ -221,6 +255,8 @@ export async function compare(o: CompareOptions): Promise<Study> {
     } else {
       mkdirSync(p.dir, { recursive: true });
       const resume = p.resumeAt !== null;
+      // A stage trained just now is one of this run's inputs: hash it as it is.
+      if (o.stages?.length) { await trainStagesFor(p.spec, o); p.inputs = runInputs(p.spec, o.data); }
       if (!resume) writeRunInputs(p.dir, p.inputs);
       if (!o.quiet) console.error(`${tag}: ${p.spec.name} (${p.base.protocol}), ${steps} steps or ${o.budgetSeconds} s${resume ? `, continuing from its checkpoint at step ${p.resumeAt}` : ''}`);
       // Only the first seed's sample grid goes into the report; the others skip it (≈ 1 min each).

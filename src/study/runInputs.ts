@@ -27,7 +27,7 @@ export interface RunInputs {
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
 /** The files a run reads, by role: the spec's checkpoints and, when it evaluates, the evaluation stand-ins. */
-function filesOf(spec: RunSpec, data: string | null): [role: string, file: string][] {
+export function filesOf(spec: RunSpec, data: string | null): [role: string, file: string][] {
   const out: [string, string | null | undefined][] = [['encoder.checkpoint', spec.encoder?.checkpoint], ['latent.autoencoder', spec.latent?.autoencoder], ...methodsOf(spec).flatMap((m) => Object.entries(m.def.files?.(m.s) ?? {}))];
   if (spec.train.eval_every > 0) {
     const files = evalFiles(spec, data ?? spec.data.dataset);

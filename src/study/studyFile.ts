@@ -33,6 +33,12 @@ export const StudyFileSchema = z.strictObject({
   docs: z.string().min(1).optional(),
   /** A dataset name (fashion-mnist), or a folder (a path with a slash: relative to this file). */
   data: z.string().min(1).optional(),
+  /**
+   * Runs the specs read that are not runs of the study — a method's stage 1, which its stage-2 spec
+   * names by checkpoint — trained first when missing: `{spec, out}`, `out` the directory that spec's
+   * checkpoint path points into.
+   */
+  stages: z.array(z.strictObject({ spec: z.string().min(1), out: z.string().min(1) })).optional(),
   /** Spec fields to override: `'*'` for every spec, else by spec name; `{path: value}` each. */
   set: z.record(z.union([z.literal('*'), name]), z.record(z.string().regex(/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/, 'a field path such as train.lr'), z.unknown())).optional(),
 });
@@ -83,6 +89,7 @@ export function loadStudyFile(file: string): StudyFile {
     options: {
       specs: s.specs.map(at), budgetSeconds, seeds, seedsFor, steps: s.steps, evalEvery: s.eval_every, evalSamples: s.eval_samples,
       evalNfe: s.eval_nfe, out, archive: s.archive && at(s.archive), data: s.data && (/[\\/]/.test(s.data) ? at(s.data) : s.data), sets, baseline: s.baseline,
+      ...(s.stages && { stages: s.stages.map((st) => ({ spec: at(st.spec), out: at(st.out) })) }),
       ...(s.final && { final: { samples: s.final.samples, cfg: s.final.cfg, cfgFor: s.final.cfg_for ?? {} } }),
     },
     docs: s.docs ? at(s.docs) : path.join(out, 'docs'),

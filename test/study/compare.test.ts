@@ -10,6 +10,7 @@ import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { FINISHED_FILE, compare, finalEvalFile, parseBudget } from '../../src/study/compare.ts';
 import { evaluateCheckpoint } from '../../src/eval/checkpointEval.ts';
+import { loadCheckpoint } from '../../src/build/checkpoint.ts';
 import { parseFinalCfg, parseSeeds } from '../../src/cli/compare.ts';
 import { progressMarkdown } from '../../src/study/progress.ts';
 import { writeReport, commonEvalStep, describeMachine, ordering, NOTES_MARKER } from '../../src/study/report.ts';
@@ -240,6 +241,36 @@ describe('compare', () => {
     expect(md).toContain('| a-seed0 | finished | 1500 | 20.5 | – | – | – |');
     expect(md).toContain('| a-seed1 | stopped at step 300: continues from there | – | – | – | – | – |');
     expect(md).toContain('| b-seed0 | to train | – | – | – | – | – |');
+  });
+
+  it('stages: a stage-1 run the specs read is trained first when missing, never twice, and listed on the progress page', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'study-stage-'));
+    // EPG: stage 1 pre-trains the encoder, stage 2 (spec b) starts from its checkpoint (epg.init); spec a reads nothing of it.
+    const f = path.join(dir, 'a.yaml'), g = path.join(dir, 'b.yaml'), stageSpec = path.join(dir, 'stage1.yaml'), stageOut = path.join(dir, 'runs', 'stage1');
+    const ck = path.join(stageOut, 'checkpoint.safetensors');
+    const pre = tinySpec('epg', { epg: { stage: 'pretrain', curriculum: [2, 8], curriculum_steps: 3, projector_dim: 16, projector_out: 8, ref_per_class: 1 } });
+    writeFileSync(stageSpec, stringify({ ...pre, name: 'stage1', train: { ...pre.train, steps: 3, checkpoint_every: 3 } }));
+    writeFileSync(f, stringify({ ...tinySpec('sit-baseline'), name: 'a' }));
+    writeFileSync(g, stringify({ ...tinySpec('epg', { epg: { stage: 'diffusion', decoder_depth: 2, finetune_points: 64, init: ck } }), name: 'b' }));
+    const progressFile = path.join(dir, 'progress.md');
+    const o = { specs: [f, g], budgetSeconds: 60, seeds: 2, steps: 1, evalEvery: 0, out: path.join(dir, 'runs', 'study'), quiet: true, stages: [{ spec: stageSpec, out: stageOut }], progress: { file: progressFile, command: 'cmd' } };
+    await compare({ ...o, status: true });
+    expect(existsSync(ck)).toBe(false); // --status trains nothing
+    expect(readFileSync(progressFile, 'utf8')).toContain('| stage1 | stage, to train (3 steps) | – |');
+    // Trained lazily: spec a's runs come first and do not read it, so it is trained only before b's.
+    const order: string[] = [];
+    await compare({ ...o, onStep: () => { const d = String(existsSync(ck)); if (order.at(-1) !== d) order.push(d); } });
+    expect(order).toEqual(['false', 'true']);
+    expect(loadCheckpoint(ck).state.step).toBe(3);
+    const b0 = JSON.parse(readFileSync(path.join(o.out, 'b-seed5', 'inputs.json'), 'utf8'));
+    expect(b0.files['epg.init']).toMatch(/^[0-9a-f]{64}$/); // hashed once trained, not 'missing'
+    const page = readFileSync(progressFile, 'utf8');
+    expect(page).toContain('| stage1 | stage, finished (3 steps) | 3 |');
+    expect(page).toMatch(/^4 of 4 runs finished/m); // stages are not counted among the study's runs
+    const stamp = statSync(ck).mtimeMs;
+    await compare(o);
+    expect(statSync(ck).mtimeMs).toBe(stamp); // never twice
+    await expect(compare({ ...o, stages: [{ spec: path.join(dir, 'nope.yaml'), out: stageOut }] })).rejects.toThrow(/stage spec file .*nope\.yaml not found/);
   });
 
   it('the budget stops a run early', async () => {

@@ -10,6 +10,7 @@ import { loadStudyFile } from '../../src/study/studyFile.ts';
 import { compareSettings } from '../../src/cli/compare.ts';
 import { applyOverrides, loadSpec } from '../../src/spec/load.ts';
 import { parseStudySet } from '../../src/study/compare.ts';
+import { filesOf } from '../../src/study/runInputs.ts';
 
 function studyDir(): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'studyfile-'));
@@ -94,6 +95,12 @@ describe('shipped study files', () => {
         return spec.name;
       });
       for (const x of sets) if (x.spec !== null) expect(names, `set ${x.spec}: a spec of the study`).toContain(x.spec);
+      // Each stage is a spec that loads, and some spec of the study reads a file inside its out.
+      const read = s.options.specs.flatMap((file) => filesOf(loadSpec(file), null).map(([, p]) => path.resolve(p)));
+      for (const st of s.options.stages ?? []) {
+        expect(loadSpec(st.spec).train.steps).toBeGreaterThan(0);
+        expect(read.some((p) => p.startsWith(path.resolve(st.out) + path.sep)), `stage ${st.spec}: read by a spec of the study`).toBe(true);
+      }
       if (s.options.baseline) expect(names).toContain(s.options.baseline);
       expect(readFileSync(path.join(dir, f), 'utf8')).toMatch(/^# Duration on two cores: .*\d+(\.\d+)?\s*(min|h)\b/m);
     });
