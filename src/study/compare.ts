@@ -179,7 +179,6 @@ async function trainStagesFor(spec: RunSpec, o: CompareOptions): Promise<void> {
 
 export async function compare(o: CompareOptions): Promise<Study> {
   if (!Number.isInteger(o.seeds) || o.seeds < MIN_SEEDS) throw new Error(`compare: --seeds ${o.seeds}: needs at least ${MIN_SEEDS} (a claim is decided only when every seed of one method beats every seed of the other)`);
-  for (const st of o.stages ?? []) if (!existsSync(st.spec)) throw new Error(`compare: stage spec file ${st.spec} not found`);
   const sets = (o.sets ?? []).map(parseStudySet);
   const specs = o.specs.map((f) => {
     if (!existsSync(f)) throw new Error(`compare: spec file ${f} not found`);
@@ -188,6 +187,12 @@ export async function compare(o: CompareOptions): Promise<Study> {
   });
   for (const s of sets) {
     if (s.spec !== null && !specs.some((p) => p.name === s.spec)) throw new Error(`compare: --set ${s.spec}:${s.set}: no spec named '${s.spec}' (the specs are ${specs.map((p) => p.name).join(', ')})`);
+  }
+  // A stage is trained when a run reads a file inside its out: one that no spec reads would never be.
+  const read = specs.flatMap((p) => filesOf(p, o.data ?? null).map(([, f]) => path.resolve(f)));
+  for (const st of o.stages ?? []) {
+    if (!existsSync(st.spec)) throw new Error(`compare: stage spec file ${st.spec} not found`);
+    if (!read.some((f) => f.startsWith(path.resolve(st.out) + path.sep))) throw new Error(`compare: stage ${st.spec}: no spec of the study reads a file in its out ${st.out}; out must be the directory a spec's checkpoint path points into (e.g. runs/epg-pretrain for epg.init: ../runs/epg-pretrain/checkpoint.safetensors)`);
   }
   if (o.baseline !== undefined && !specs.some((p) => p.name === o.baseline)) throw new Error(`compare: --baseline ${o.baseline}: no spec named '${o.baseline}' (the specs are ${specs.map((p) => p.name).join(', ')})`);
   const steps = o.steps ?? Math.min(...specs.map((s) => s.train.steps));

@@ -271,6 +271,7 @@ describe('compare', () => {
     await compare(o);
     expect(statSync(ck).mtimeMs).toBe(stamp); // never twice
     await expect(compare({ ...o, stages: [{ spec: path.join(dir, 'nope.yaml'), out: stageOut }] })).rejects.toThrow(/stage spec file .*nope\.yaml not found/);
+    await expect(compare({ ...o, stages: [{ spec: stageSpec, out: path.join(dir, 'runs', 'elsewhere') }] })).rejects.toThrow(/stage .*stage1\.yaml: no spec of the study reads a file in its out .*elsewhere/);
   });
 
   it('the budget stops a run early', async () => {
