@@ -209,3 +209,9 @@ export function samplesToImages(spec: RunSpec, config: SiTConfig, vae: VAE | nul
 }
 
 export type { SiT };
+
+/** How a run's samples are drawn when a method's backbone owns its sampling (MethodDefinition.drawLabel), else null. */
+export function ownDrawLabel(spec: RunSpec): string | null {
+  for (const m of methodsOf(spec)) if (m.def.drawLabel) return m.def.drawLabel(m.s, view(spec));
+  return null;
+}

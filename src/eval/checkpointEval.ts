@@ -3,7 +3,7 @@
 // [--sample-steps S (overrides eval.nfe)] [--set k=v] [--raw] [--json]` (src/cli/eval.ts) and the
 // study's final evaluation (src/study/compare.ts) call it.
 import { loadCheckpointWith, pickWeights } from '../build/checkpoint.ts';
-import { backboneForWeights, vaeForCheckpoint } from '../build/parts.ts';
+import { backboneForWeights, ownDrawLabel, vaeForCheckpoint } from '../build/parts.ts';
 import { Evaluation, checkEvalCount, evalSampleSettings, type Metrics } from './evaluate.ts';
 import { modelCallsPerSample } from '../build/draw.ts';
 import type { SiT } from '../models/sit.ts';
@@ -35,9 +35,12 @@ export function evaluateCheckpoint(o: EvalCliOptions): Metrics {
   if (spec.eval.samples < FD_UNBIASED_SAMPLES && !o.quiet) console.error(`eval: warning: FD from ${spec.eval.samples} samples (< ~${FD_UNBIASED_SAMPLES}) is biased upwards; compare it only with FDs from as many samples`);
   const m = ev.run(model as SiT | RegSiT, { vae, onProgress: (what) => { if (!o.json && !o.quiet) console.error(`eval: ${what}…`); } });
   if (o.quiet) return m;
-  if (o.json) console.log(JSON.stringify({ checkpoint: o.checkpoint, ...(o.set?.length && { set: o.set }), step: c.state.step, samples: spec.eval.samples, sample_steps: draw.steps, nfe: modelCallsPerSample(draw.sampler, draw.steps), sampler: draw.sampler, ...m }));
+  // A method that owns its sampling (DiGIT) reads neither sampler nor steps: say how it drew instead.
+  const own = ownDrawLabel(spec);
+  const drawn = own ? { sample_steps: null, nfe: null, sampler: null, draw: own } : { sample_steps: draw.steps, nfe: modelCallsPerSample(draw.sampler, draw.steps), sampler: draw.sampler };
+  if (o.json) console.log(JSON.stringify({ checkpoint: o.checkpoint, ...(o.set?.length && { set: o.set }), step: c.state.step, samples: spec.eval.samples, ...drawn, ...m }));
   else {
-    console.error(`eval of ${o.checkpoint} (step ${c.state.step}, ${(c.exported ?? (o.raw ? 'raw' : 'ema')) === 'raw' ? 'raw' : 'EMA'} weights, ${spec.eval.samples} samples, ${draw.sampler} ${draw.steps} steps (${modelCallsPerSample(draw.sampler, draw.steps)} NFE), ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    console.error(`eval of ${o.checkpoint} (step ${c.state.step}, ${(c.exported ?? (o.raw ? 'raw' : 'ema')) === 'raw' ? 'raw' : 'EMA'} weights, ${spec.eval.samples} samples, ${own ?? `${draw.sampler} ${draw.steps} steps (${modelCallsPerSample(draw.sampler, draw.steps)} NFE)`}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     for (const [k, v] of Object.entries(m)) console.log(`${k.padEnd(14)} ${v.toFixed(4)}`);
   }
   return m;

@@ -312,6 +312,11 @@ export interface MethodDefinition<S = any> {
   family?: 'SiT' | 'DiT';
   /** Samplers it can draw with (REG: its SDE sampler only). */
   samplers?: readonly string[];
+  /**
+   * How its samples are drawn when its backbone ignores the spec's sampler and steps (DiGIT: one GPT
+   * call per code): what tables and `eval` print instead of "euler 40 (40 NFE)".
+   */
+  drawLabel?(s: S, spec: SpecView): string;
   /** Named RNG streams of the seed the coordinator draws from for it. */
   streams?: readonly string[];
   /** 1-based block indices it uses, by the spec field that names them (setup checks). */

@@ -13,11 +13,14 @@ import type { RunRecord, Study } from './compare.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import { evalSampleSettings } from '../eval/evaluate.ts';
 import { modelCallsPerSample } from '../build/draw.ts';
+import { ownDrawLabel } from '../build/parts.ts';
 import { CLAIMS, DEFAULT_METHOD } from '../methods/registry.ts';
 import { speedupMarkdown, stepsToQuality } from './speedup.ts';
 
 /** How a method's evaluation draws were made: sampler, steps and model evaluations per image. */
 export function evalDrawLabel(spec: RunSpec, evalNfe?: number): string {
+  const own = ownDrawLabel(spec);
+  if (own) return own;
   const d = evalSampleSettings(evalNfe ? { ...spec, eval: { ...spec.eval, nfe: evalNfe } } : spec);
   return `${d.sampler} ${d.steps} (${modelCallsPerSample(d.sampler, d.steps)} NFE)`;
 }

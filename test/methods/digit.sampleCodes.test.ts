@@ -11,6 +11,8 @@ import { sitPreset } from '../../src/models/presets.ts';
 import { DigitModel, PREFIX_BUCKET, SAMPLE_ROWS, prefixLength } from '../../src/methods/digit/model.ts';
 import { drawFrom, filteredProbs, normalCdf } from '../../src/methods/digit/sampling.ts';
 import { poolStats } from '../../src/tensor/pool.ts';
+import { evalDrawLabel } from '../../src/study/report.ts';
+import { tinySpec } from '../actors/specs.ts';
 
 // 8×8 images, patch 2 → 16 codes per image; a GPT of depth 2, width 32.
 const config = sitPreset('SiT-T/2', { inputSize: 8, inChannels: 1, numClasses: 3, hiddenSize: 32, depth: 2, numHeads: 2, mlpRatio: 2 });
@@ -63,5 +65,13 @@ describe('DiGIT sampler', () => {
     const before = poolStats().created;
     m.sampleCodes(noise, y);
     expect(poolStats().created).toBe(before);
+  });
+});
+
+describe('how DiGIT draws, as tables and eval print it', () => {
+  it('names its own sampling (temperature, top-k, top-p), not the spec\'s unread sampler and steps', () => {
+    const spec = tinySpec('digit');
+    expect(evalDrawLabel(spec, 40)).toBe('autoregressive, T 1, top-k 4, top-p 0.9 (one GPT call per code)');
+    expect(evalDrawLabel(tinySpec('sit-baseline'), 4)).toMatch(/^euler \d+ \(\d+ NFE\)$/);
   });
 });

@@ -127,6 +127,7 @@ export const digit: MethodDefinition<DigitSection> = {
   reads: ['encoder'],
   changes: ['input', 'target', 'backbone', 'objective'],
   check,
+  drawLabel: (s) => `autoregressive, T ${s.temperature}, top-k ${s.top_k ?? 'all'}, top-p ${s.top_p} (one GPT call per code)`,
   backbone: {
     // The trained model fits the codebook; its copies (the EMA, the evaluator's) receive it: emaCopied, the weights.
     build: (s, c, seed) => {
