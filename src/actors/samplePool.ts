@@ -174,7 +174,7 @@ export async function sampleGrid(pool: SamplePool, o: SampleGridOptions): Promis
       const c = plan[i];
       try {
         await pool.run({
-          config, spec: o.spec, version, weights, sample: o.sampleSpec, seed: o.seed,
+          config, spec: o.spec, version, weights, sample: { ...o.sampleSpec, labelsBefore: labels.slice(0, c.start) }, seed: o.seed,
           batchIndex: c.k, batchRows: c.rows, row0: c.row0,
           labels: labels.slice(c.start, c.start + c.n),
           out: out.subarray(c.start * per, (c.start + c.n) * per),

@@ -17,7 +17,8 @@ import type { RunSpec } from '../spec/schema.ts';
 import { isOwnSampler, isSampledState, type Backbone } from '../methods/method.ts';
 import { slice } from '../autograd/ops/index.ts';
 
-export type SampleSettings = RunSpec['sample'];
+/** A spec's sample section, and the labels of the draw before this batch (OwnSampleSettings.labelsBefore). */
+export type SampleSettings = RunSpec['sample'] & { labelsBefore?: readonly number[] };
 
 export interface DrawOptions {
   seed: number;
@@ -61,7 +62,7 @@ export function drawSamples(model: SiT | RegSiT | Backbone, s: SampleSettings, o
   try {
     for (let k = 0; k < chunks; k++) {
       const labels = o.labels.slice(k * B, (k + 1) * B);
-      const x = drawBatch(model, s, labels, root.child(k), (i, n) => o.onStep?.(k * n + i, chunks * n));
+      const x = drawBatch(model, { ...s, labelsBefore: o.labels.slice(0, k * B) }, labels, root.child(k), (i, n) => o.onStep?.(k * n + i, chunks * n));
       out.set(x.data, k * B * per);
     }
   } finally {

@@ -83,7 +83,22 @@ export function isSampledState(m: unknown): m is SampledState {
 }
 
 /** The sample settings a backbone's own sampler reads (the spec's sample section). */
-export interface OwnSampleSettings { sampler: string; steps: number; cfg: number; guidance_low: number; guidance_high: number }
+export interface OwnSampleSettings {
+  sampler: string; steps: number; cfg: number; guidance_low: number; guidance_high: number;
+  /**
+   * The labels drawn before this batch in the same draw (drawSamples' earlier batches, the sample
+   * pool's earlier chunks): a reconstruction grid's sample is the n-th reference of its class
+   * counting from the start of the whole draw, not of the batch.
+   */
+  labelsBefore?: readonly number[];
+}
+
+/** How many samples of each class a draw made before this batch (OwnSampleSettings.labelsBefore). */
+export function classCounts(labelsBefore: readonly number[] = []): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const c of labelsBefore) m.set(c, (m.get(c) ?? 0) + 1);
+  return m;
+}
 
 /**
  * A backbone that draws with its own sampler for some of the spec's samplers (DDT: its Euler

@@ -30,6 +30,7 @@ import { hiddenAfterBlock } from '../../src/methods/partialForward.ts';
 import type { ImageDataset } from '../../src/data/index.ts';
 import { expectClose } from '../kernels/expectClose.ts';
 import { perturb } from './tiny.ts';
+import { drawSamples, gridLabels } from '../../src/build/draw.ts';
 
 // 16 px, 1 channel; encoder patch 4 → 4×4×8 tokens; decoder width 16, 1 block, patch 4.
 const config = sitPreset('SiT-T/2', { depth: 1, hiddenSize: 16, numHeads: 2, inputSize: 16, inChannels: 1, patchSize: 4, numClasses: 3 });
@@ -219,3 +220,20 @@ describe('RAE stage 1: schedule, grid, reconstruction error', () => {
   });
 });
 
+
+describe('reconstruction grid: the n-th sample of a class is its n-th reference, whatever the batches', () => {
+  it('drawn in batches that split a class row (the sample pool\'s chunks), the grid equals one batch, and a row shows distinct references', () => {
+    const m = model(21, encoder(21));
+    // Two references per class with distinct tokens: the grid's two columns must differ.
+    m.ref_tokens.data.set(new Rng(5).normal([m.ref_tokens.size]).data as Float32Array);
+    const s = { sampler: 'euler' as const, steps: 1, cfg: 1, guidance_low: 0, guidance_high: 1, per_class: 2 };
+    const labels = gridLabels([0, 1, 2], 2);
+    const whole = drawSamples(m, s, { seed: 3, labels, batch: 100 });
+    for (const batch of [1, 3, 5]) expect(Array.from(drawSamples(m, s, { seed: 3, labels, batch }))).toEqual(Array.from(whole));
+    const per = 16 * 16;
+    for (let c = 0; c < 3; c++) {
+      const a = whole.subarray(2 * c * per, (2 * c + 1) * per), b = whole.subarray((2 * c + 1) * per, (2 * c + 2) * per);
+      expect(Array.from(a)).not.toEqual(Array.from(b));
+    }
+  });
+});

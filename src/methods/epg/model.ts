@@ -34,7 +34,7 @@ import { LabelEmbedder, timestepFrequencies } from '../../models/embeddings.ts';
 import { Projector } from '../../models/projector.ts';
 import { gridSize, numTokens, type SiTConfig } from '../../models/config.ts';
 import { EDM, edmCIn, flowToVe, sigmaCondition, type KarrasGrid } from '../../diffusion/ve.ts';
-import type { OwnSampleSettings, OwnSampler } from '../method.ts';
+import { classCounts, type OwnSampleSettings, type OwnSampler } from '../method.ts';
 import { sampleConsistency, sampleEpg } from './sampler.ts';
 import { applyBoundary } from './consistency.ts';
 import { NO_PHOTOMETRIC, augmentView, type Photometric } from './augment.ts';
@@ -237,7 +237,7 @@ export class EpgPretrainModel extends Module implements OwnSampler {
 
   drawOwn(noise: Tensor, y: Tensor, _s: OwnSampleSettings): Tensor {
     const [B, C, H, W] = noise.shape, per = C * H * W, r = this.opts.refImages, out = new Float32Array(B * per);
-    const seen = new Map<number, number>(), x = new Float32Array(B * per);
+    const seen = classCounts(_s.labelsBefore), x = new Float32Array(B * per);
     for (let b = 0; b < B; b++) {
       const c = y.data[b], k = seen.get(c) ?? 0;
       if (!(c >= 0 && c < this.opts.numClasses)) throw new Error(`epg stage 1 grid: label ${c} is not a class in 0..${this.opts.numClasses - 1}`);

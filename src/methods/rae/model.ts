@@ -21,7 +21,7 @@ import { gridSize, parseSiTConfig, type SiTConfig } from '../../models/config.ts
 import { ViTDecoder, parseViTDecoderConfig } from '../../models/vitDecoder.ts';
 import { NLayerDiscriminator, patchGanPreset } from '../../models/patchGan.ts';
 import type { PerceptualNet } from '../../models/perceptualNet.ts';
-import type { OwnSampleSettings } from '../method.ts';
+import { classCounts, type OwnSampleSettings } from '../method.ts';
 
 export interface RaeDecoderOptions {
   /** d_enc, the width of the frozen encoder's tokens. */
@@ -109,7 +109,7 @@ export class RaeDecoderModel extends Module {
   drawOwn(noise: Tensor, y: Tensor, _s: OwnSampleSettings, onStep?: (i: number, n: number) => void): Tensor {
     const b = y.shape[0], r = this.refPerClass, [, n, d] = this.ref_tokens.shape, k = this.config.numClasses;
     if (noise.shape[0] !== b) throw new Error(`RaeDecoderModel.drawOwn: ${noise.shape[0]} noise rows for ${b} labels`);
-    const seen = new Map<number, number>(), out = new Float32Array(b * n * d);
+    const seen = classCounts(_s.labelsBefore), out = new Float32Array(b * n * d);
     for (let i = 0; i < b; i++) {
       const c = y.data[i];
       if (!Number.isInteger(c) || c < 0 || c >= k) throw new Error(`RaeDecoderModel.drawOwn: label ${c} is not a class in 0..${k - 1}`);

@@ -30,7 +30,7 @@ import { ViT, parseViTConfig } from '../../models/vit.ts';
 import { ViTDecoder, parseViTDecoderConfig } from '../../models/vitDecoder.ts';
 import { NLayerDiscriminator, patchGanPreset } from '../../models/patchGan.ts';
 import type { PerceptualNet } from '../../models/perceptualNet.ts';
-import type { OwnSampleSettings } from '../method.ts';
+import { classCounts, type OwnSampleSettings } from '../method.ts';
 import { maskResidual, matchDistribution } from './matching.ts';
 
 export interface SvgResidualSize {
@@ -133,7 +133,7 @@ export class SvgAutoencoderModel extends Module {
     const b = y.shape[0], r = this.refPerClass, [, n, d] = this.ref_tokens.shape, k = this.config.numClasses;
     const [, C, H, W] = this.ref_images.shape, per = C * H * W;
     if (noise.shape[0] !== b) throw new Error(`SvgAutoencoderModel.drawOwn: ${noise.shape[0]} noise rows for ${b} labels`);
-    const seen = new Map<number, number>(), tok = new Float32Array(b * n * d), img = new Float32Array(b * per);
+    const seen = classCounts(_s.labelsBefore), tok = new Float32Array(b * n * d), img = new Float32Array(b * per);
     for (let i = 0; i < b; i++) {
       const c = y.data[i];
       if (!Number.isInteger(c) || c < 0 || c >= k) throw new Error(`SvgAutoencoderModel.drawOwn: label ${c} is not a class in 0..${k - 1}`);

@@ -19,7 +19,7 @@ import { Module } from '../../nn/module.ts';
 import { ViT, type ViTConfig } from '../../models/vit.ts';
 import type { SiTConfig } from '../../models/config.ts';
 import { IMAGENET_MEAN, IMAGENET_STD, type EncoderNormalization, type FrozenEncoder } from '../encoder.ts';
-import type { OwnSampleSettings } from '../method.ts';
+import { classCounts, type OwnSampleSettings } from '../method.ts';
 import { PixelFlowDecoder, type PixelFlowConfig } from './decoder.ts';
 
 export interface UniFlowOptions {
@@ -148,7 +148,7 @@ export class UniFlowModel extends Module {
   drawOwn(noise: Tensor, y: Tensor, s: OwnSampleSettings, onStep?: (i: number, n: number) => void): Tensor {
     const b = y.shape[0], r = this.refPerClass, k = this.config.numClasses, per = this.ref_images.size / (k * r);
     if (noise.shape[0] !== b || noise.size !== b * per) throw new Error(`UniFlowModel.drawOwn: noise ${fmtShape(noise.shape)} for ${b} images of ${per} values`);
-    const seen = new Map<number, number>(), x = new Float32Array(b * per);
+    const seen = classCounts(s.labelsBefore), x = new Float32Array(b * per);
     for (let i = 0; i < b; i++) {
       const c = y.data[i];
       if (!Number.isInteger(c) || c < 0 || c >= k) throw new Error(`UniFlowModel.drawOwn: label ${c} is not a class in 0..${k - 1}`);
