@@ -235,9 +235,9 @@ export class EpgPretrainModel extends Module implements OwnSampler {
    */
   ownsSampler(_sampler: string): boolean { return true; }
 
-  drawOwn(noise: Tensor, y: Tensor, _s: OwnSampleSettings): Tensor {
+  drawOwn(noise: Tensor, y: Tensor, s: OwnSampleSettings): Tensor {
     const [B, C, H, W] = noise.shape, per = C * H * W, r = this.opts.refImages, out = new Float32Array(B * per);
-    const seen = classCounts(_s.labelsBefore), x = new Float32Array(B * per);
+    const seen = classCounts(s.labelsBefore), x = new Float32Array(B * per);
     for (let b = 0; b < B; b++) {
       const c = y.data[b], k = seen.get(c) ?? 0;
       if (!(c >= 0 && c < this.opts.numClasses)) throw new Error(`epg stage 1 grid: label ${c} is not a class in 0..${this.opts.numClasses - 1}`);

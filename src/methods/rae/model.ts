@@ -106,10 +106,10 @@ export class RaeDecoderModel extends Module {
    * y_i's (k mod R)-th reference, k = how many earlier samples of the batch had class y_i. The noise
    * is not read (a decoder has nothing to integrate); tokens enter without noise augmentation (τ = 0).
    */
-  drawOwn(noise: Tensor, y: Tensor, _s: OwnSampleSettings, onStep?: (i: number, n: number) => void): Tensor {
+  drawOwn(noise: Tensor, y: Tensor, s: OwnSampleSettings, onStep?: (i: number, n: number) => void): Tensor {
     const b = y.shape[0], r = this.refPerClass, [, n, d] = this.ref_tokens.shape, k = this.config.numClasses;
     if (noise.shape[0] !== b) throw new Error(`RaeDecoderModel.drawOwn: ${noise.shape[0]} noise rows for ${b} labels`);
-    const seen = classCounts(_s.labelsBefore), out = new Float32Array(b * n * d);
+    const seen = classCounts(s.labelsBefore), out = new Float32Array(b * n * d);
     for (let i = 0; i < b; i++) {
       const c = y.data[i];
       if (!Number.isInteger(c) || c < 0 || c >= k) throw new Error(`RaeDecoderModel.drawOwn: label ${c} is not a class in 0..${k - 1}`);

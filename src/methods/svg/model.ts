@@ -129,11 +129,11 @@ export class SvgAutoencoderModel extends Module {
    * Reconstructions of the reference images (no mask; the matching's statistics are this batch's):
    * sample i of class y_i renders the (k mod R)-th reference of y_i, k = earlier samples of y_i.
    */
-  drawOwn(noise: Tensor, y: Tensor, _s: OwnSampleSettings, onStep?: (i: number, n: number) => void): Tensor {
+  drawOwn(noise: Tensor, y: Tensor, s: OwnSampleSettings, onStep?: (i: number, n: number) => void): Tensor {
     const b = y.shape[0], r = this.refPerClass, [, n, d] = this.ref_tokens.shape, k = this.config.numClasses;
     const [, C, H, W] = this.ref_images.shape, per = C * H * W;
     if (noise.shape[0] !== b) throw new Error(`SvgAutoencoderModel.drawOwn: ${noise.shape[0]} noise rows for ${b} labels`);
-    const seen = classCounts(_s.labelsBefore), tok = new Float32Array(b * n * d), img = new Float32Array(b * per);
+    const seen = classCounts(s.labelsBefore), tok = new Float32Array(b * n * d), img = new Float32Array(b * per);
     for (let i = 0; i < b; i++) {
       const c = y.data[i];
       if (!Number.isInteger(c) || c < 0 || c >= k) throw new Error(`SvgAutoencoderModel.drawOwn: label ${c} is not a class in 0..${k - 1}`);
