@@ -42,6 +42,13 @@ export function jointVae(spec: RunSpec): { m: ActiveMethod; vae: JointVae<any> }
   return m ? { m, vae: m.def.vae! } : null;
 }
 
+/**
+ * A joint VAE at learning rate 0 (REPA-E's frozen-VAE control) can never change: AdamW moves nothing,
+ * so its loss, its alignment pass through the frozen backbone and its step are skipped and it only
+ * encodes (posterior sample from its stream, as before). The student's steps are the same bit for bit.
+ */
+export const vaeFrozen = (j: NonNullable<ReturnType<typeof jointVae>>): boolean => j.vae.lr(j.m.s) === 0;
+
 export const readsEncoder = (spec: RunSpec): boolean => methodsOf(spec).some((m) => m.def.reads?.includes('encoder'));
 
 /** The methods' named RNG streams (drawn by the coordinator, or by the VAE: 'posterior'). */

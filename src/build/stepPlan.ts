@@ -10,7 +10,7 @@ import { velocityLoss } from '../diffusion/index.ts';
 import type { AlignTerm, StepValues, StudentForward, WeightedTerm } from '../methods/method.ts';
 import type { ActiveMethod } from '../methods/registry.ts';
 import type { RunSpec } from '../spec/schema.ts';
-import { backboneHook, jointVae, methodsOf, methodStreams, prefixTokens, readsEncoder, studentTaps } from './parts.ts';
+import { backboneHook, jointVae, vaeFrozen, methodsOf, methodStreams, prefixTokens, readsEncoder, studentTaps } from './parts.ts';
 
 export interface PlannedAlign {
   /** Key in metrics.jsonl (the term's name, or `<method>.<name>` when two methods use one name). */
@@ -35,11 +35,14 @@ export interface StepPlan {
   streams: string[];
   /** A VAE trained with the backbone, its method and its align term. */
   vae: ReturnType<typeof jointVae>;
+  /** The joint VAE never changes (learning rate 0): it only encodes, with no loss, alignment pass or step. */
+  vaeFrozen: boolean;
 }
 
 export function stepPlan(spec: RunSpec): StepPlan {
   const methods = methodsOf(spec);
   const raw = methods.flatMap((m) => (m.def.alignTerms ?? []).map((term, index) => ({ m, term, index, tap: term.tap(m.s), key: term.name })));
+  const vae = jointVae(spec);
   const dup = new Set(raw.filter((a, i) => raw.findIndex((b) => b.key === a.key) !== i).map((a) => a.key));
   return {
     methods,
@@ -50,7 +53,8 @@ export function stepPlan(spec: RunSpec): StepPlan {
     featuresFirst: !!backboneHook(spec)?.hook.readsFeatures,
     prefixTokens: prefixTokens(spec),
     streams: methodStreams(spec),
-    vae: jointVae(spec),
+    vae,
+    vaeFrozen: !!vae && vaeFrozen(vae),
   };
 }
 

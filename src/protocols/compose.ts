@@ -53,6 +53,7 @@ export function composeProtocol(spec: RunSpec): ProtocolDefinition {
   const plan = stepPlan(spec);
   const ddpm = spec.diffusion.objective === 'ddpm';
   const vae = plan.vae;
+  const vaeTrains = !!vae && !plan.vaeFrozen; // a frozen joint VAE only encodes
   const headsActor = plan.methods.some((m) => m.def.heads);
   const states: Record<string, StateConfig> = {};
   const order: string[] = [];
@@ -79,7 +80,7 @@ export function composeProtocol(spec: RunSpec): ProtocolDefinition {
     const base = { step: c.step, x: c.batch!.x, y: c.batch!.y, input, eps, t: t as Float64Array, stepsPerEpoch: c.run.stepsPerEpoch, path };
     return { t, eps, extra: { input, draws: drawAll(plan, base, rngs, c.run.encoderDim) } };
   }, n));
-  if (vae) {
+  if (vae && vaeTrains) {
     const { m } = vae, term = vae.vae.alignTerm, depth = term.tap(m.s), coeff = vae.vae.alignCoeff(m.s);
     add('vaeAlignForward', (n) => ask('student', 'alignForward', (c) => ({ z: c.out.vae.z, t: c.t, eps: c.eps, y: c.batch!.y, depth, feats: c.out.feats, draws: c.extra.draws }), { save: 'vaeAlignFwd', from: 'vae' }, n));
     add('vaeAlignProject', (n) => ask('projector', 'align', (c) => ({
@@ -94,7 +95,7 @@ export function composeProtocol(spec: RunSpec): ProtocolDefinition {
       ...(plan.featuresFirst && { feats: c.out.feats }), draws: c.extra.draws ?? {},
     }), { save: 'fwd', from: vae ? 'vae' : plan.featuresFirst ? 'encoder' : 'data' }, m),
     ...(plan.encoder && !featuresEarly && { features: (m: string) => ask('encoder', 'features', featuresBody, { save: 'feats', from: 'data' }, m) }),
-    ...(vae && { vae: (m: string) => ask('vae', 'update', (c) => ({ grad: c.out.gz.grad, lrFactor: c.run.schedule(c.step - 1) }), { save: 'vaeUpdate', from: 'student', meta: () => ({ grad_of: ['vae_align'] }) }, m) }),
+    ...(vaeTrains && { vae: (m: string) => ask('vae', 'update', (c) => ({ grad: c.out.gz.grad, lrFactor: c.run.schedule(c.step - 1) }), { save: 'vaeUpdate', from: 'student', meta: () => ({ grad_of: ['vae_align'] }) }, m) }),
   }, n));
   // The teacher reads the student's post-dropout labels, so it follows the forward.
   plan.teachers.forEach((m) => add(`teacher_${m.def.name}`, (n) => ask('teacher', 'forward', (c) => {
@@ -115,7 +116,7 @@ export function composeProtocol(spec: RunSpec): ProtocolDefinition {
     });
     if (v) for (const m of plan.methods) Object.assign(terms, m.def.logged?.(m.s, v) ?? {});
     // The VAE's regulariser terms (encode), its alignment, and from its update the grad norm and what its loss's adversary logged.
-    if (vae) Object.assign(terms, c.out.vae.terms, { vae_align: c.out.vaeAlign.loss, vae_grad_norm: c.out.vaeUpdate.gradNorm }, c.out.vaeUpdate.terms);
+    if (vaeTrains) Object.assign(terms, c.out.vae.terms, { vae_align: c.out.vaeAlign.loss, vae_grad_norm: c.out.vaeUpdate.gradNorm }, c.out.vaeUpdate.terms);
     return { loss, terms };
   }, n));
   add('backward', (n) => ask('student', 'backward', (c) => ({ grads: blockGrads(plan.aligns.map((a, i) => [a.tap, c.out[`align_${i}`].grad])) }), {

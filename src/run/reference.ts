@@ -20,7 +20,7 @@ import { backward, detach, noGrad, withLinearPrecision } from '../autograd/index
 import {
   interpolantByName, uniformTimesteps, DdpmSchedule, qSample, epsLoss, hybridLoss, type Interpolant,
 } from '../diffusion/index.ts';
-import { vaeFactor, type VAE } from '../models/vae.ts';
+import { vaeFactor, type Posterior, type VAE } from '../models/vae.ts';
 import type { FrozenEncoder } from '../methods/encoder.ts';
 import { plainFlowForward } from '../methods/flowForward.ts';
 import type { StepValues, VaeLossParts, WeightedTerm } from '../methods/method.ts';
@@ -136,7 +136,7 @@ export class Trainer {
       if (!Number.isFinite(value)) throw new NonFiniteLossError(stepNo, value, `${this.spec.protocol} loss of the student`);
       backward(r.vaeLoss ? [[r.loss, ones1(r.loss)], [r.vaeLoss, ones1(r.vaeLoss)]] : r.loss);
       const factor = this.schedule(this.step);
-      if (this.vae) {
+      if (this.vae && !this.plan.vaeFrozen) {
         const vaeGradNorm = clipGradNorm(this.vaeOpt!.params, this.spec.train.grad_clip);
         if (!Number.isFinite(vaeGradNorm)) throw new NonFiniteLossError(stepNo, vaeGradNorm, 'gradient norm of the VAE');
         this.vaeOpt!.step(factor);
@@ -179,7 +179,9 @@ export class Trainer {
     const plan = this.plan, B = x.shape[0];
     const terms: Record<string, number> = {};
     const feats = this.encoder ? this.encoder.features(x) : null; // patch (B, T, Dz), cls (B, Dz); noGrad
-    const post = this.vae ? this.vae.forward(x, this.rngs[this.plan.vae!.vae.stream]) : null; // z (B, L, h, w), recon
+    // z (B, L, h, w) and recon; a frozen VAE only encodes (the same posterior draw, no tape, no decoder).
+    const vaeRng = this.vae ? this.rngs[this.plan.vae!.vae.stream] : null;
+    const post: (Posterior & { recon?: Tensor }) | null = !this.vae ? null : plan.vaeFrozen ? noGrad(() => this.vae!.encode(x, vaeRng!)) : this.vae.forward(x, vaeRng!);
     const input = post ? post.z : z ?? x;
     const t = flowTimes(this.spec, this.rngs.time, B, this.path); // (B)
     const eps = this.rngs.noise.normal(input.shape);
@@ -187,9 +189,9 @@ export class Trainer {
     const draws = drawAll(plan, base, this.rngs, this.encoder?.dim ?? null);
     const v: StepValues = { ...base, feats, draws };
     let vaeLoss: Tensor | undefined;
-    if (post && plan.vae) {
+    if (post && plan.vae && !plan.vaeFrozen) {
       const { m, vae } = plan.vae;
-      const reg = vae.regularizer(m.s, x, post.recon, post, this.vaeParts!, stepNo);
+      const reg = vae.regularizer(m.s, x, post.recon!, post, this.vaeParts!, stepNo);
       const term = vae.alignTerm, heads = this.heads!.of(m.def.name);
       const align = frozenEval([this.model, heads], () => {
         const h = hiddenAt(this.spec, this.model, { input: post.z, eps, t, y, feats, draws }, term.tap(m.s), this.path); // (B, T, D)

@@ -162,6 +162,29 @@ describe('protocol repa-e', () => {
     expect(changed(F.model, fsit0)).toBeGreaterThan(10);
   });
 
+  it('a frozen VAE (vae_lr 0) only encodes: skipping its loss, alignment pass and step changes nothing the SiT sees', () => {
+    const frozen = { repa_e: { ...base.repa_e, vae_lr: 0, vae_align_coeff: 0.7 } };
+    const skip = trainer(frozen), full = trainer(frozen);
+    expect(skip.plan.vaeFrozen).toBe(true);
+    // The computation before the skip: the VAE's loss and alignment pass on the tape, its zero-lr step.
+    (full as unknown as { plan: object }).plan = { ...full.plan, vaeFrozen: false };
+    for (let i = 0; i < 3; i++) {
+      const a = skip.trainStep(), b = full.trainStep();
+      expect(a.loss).toBe(b.loss);
+      expect(a.grad_norm).toBe(b.grad_norm);
+      expect(Object.keys(b.terms)).toEqual(expect.arrayContaining(['vae_l1', 'vae_align', 'vae_grad_norm']));
+      expect(Object.keys(a.terms).filter((k) => k.startsWith('vae_') || k === 'disc_loss')).toEqual([]);
+      expect(b.terms.vae_grad_norm).toBeGreaterThan(0); // not vacuous: the skipped step had a gradient
+    }
+    const ca = skip.checkpoint(), cb = full.checkpoint();
+    same(cb.model, ca.model, 'SiT + BN');
+    same(cb.ema, ca.ema, 'EMA');
+    same(cb.opt, ca.opt, 'SiT AdamW');
+    same(cb.vae!, ca.vae!, 'VAE');
+    expect(ca.state.rng).toEqual(cb.state.rng);
+    expect(skip.plan.vaeFrozen && trainer().plan.vaeFrozen).toBe(false); // a trained VAE is not skipped
+  });
+
   it('a VAE checkpoint: its weights are the starting VAE, its scaling/shift factors initialise the BN', () => {
     const d = dir(), file = path.join(d, 'vae.safetensors');
     const v = createVAE(vaePreset('VAE-T', { inChannels: 3, outChannels: 3, scalingFactor: 0.5, shiftFactor: 0.25 }), 11);

@@ -10,12 +10,13 @@
 // for the run's dataset (--data, else the spec's); the discriminator's state is saved and loaded
 // with the VAE's. The hooks run at the reference Trainer's points, so the order of every
 // BatchNorm update and random draw is the same. `decode` turns the EMA teacher's latent samples
-// into images, as the method decodes them.
-import { backward, withTape } from '../../autograd/tape.ts';
+// into images, as the method decodes them. A frozen joint VAE (learning rate 0: REPA-E's control)
+// only encodes: the posterior sample without a tape, no decoder, no loss, and no `update` is sent.
+import { backward, noGrad, withTape } from '../../autograd/tape.ts';
 import { Rng } from '../../tensor/rng.ts';
 import { ones, type Tensor } from '../../tensor/tensor.ts';
 import { clipGradNorm } from '../../optim/clip.ts';
-import { buildVae, jointVae } from '../../build/parts.ts';
+import { buildVae, jointVae, vaeFrozen } from '../../build/parts.ts';
 import { checkDiscState } from '../../build/checkpoint.ts';
 import type { VAEConfig } from '../../models/vae.ts';
 import type { MessageContext } from '../core.ts';
@@ -35,9 +36,11 @@ export function vaeRole(init: RoleInit & { vaeConfig: VAEConfig }) {
     dataset: init.data ?? spec.data.dataset, channels: init.vaeConfig.inChannels, seed: spec.seed, train: spec.train,
   }) ?? {};
   const disc = parts.disc ?? null;
+  const frozen = vaeFrozen(j);
 
   return atTrainPrecision(spec, {
     encode(b: { x: Tensor }, ctx: MessageContext): { z: Tensor; regLoss: number; terms: Record<string, number> } {
+      if (frozen) return { z: noGrad(() => vae.encode(b.x, posterior).z), regLoss: 0, terms: {} };
       return withTape(ctx.tape(), () => {
         const post = vae.forward(b.x, posterior); // z (B, L, h, w), recon (B, C, H, W)
         const reg = hooks.regularizer(m.s, b.x, post.recon, post, parts, ctx.step!);
@@ -52,6 +55,7 @@ export function vaeRole(init: RoleInit & { vaeConfig: VAEConfig }) {
     /** g = ∂(c·L_align)/∂z from the Student; clip over the VAE's own parameters; then the adversary's step. */
     update(b: { grad: Tensor; lrFactor: number }, ctx: MessageContext): { gradNorm: number; terms: Record<string, number> } {
       const z = ctx.scratch().get('z') as Tensor | undefined, reg = ctx.scratch().get('regularizer') as Tensor;
+      if (frozen) throw new Error(`update for step ${ctx.step}: the VAE is frozen (learning rate 0) and takes no step`);
       if (!z) throw new Error(`update for step ${ctx.step} without its encode`);
       backward([[reg, ones(reg.shape, reg.dtype)], [z, b.grad]], { tape: ctx.tape() });
       const gradNorm = clipGradNorm(params, spec.train.grad_clip);
