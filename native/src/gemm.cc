@@ -16,9 +16,11 @@
 #include <cstdlib>
 #include <memory>
 #include <new>
+#include <vector>
 
 #include "common.h"
 #include "cpu.h"
+#include "kernels_simd.h"
 #include "threadpool.h"
 
 namespace dfx {
@@ -60,11 +62,74 @@ void EmptyK(const GemmKernel& K, const GemmCall& g, float* c) {
 }
 
 // One matrix of the batch. `threads` is how many ways to split it (1: all on this thread).
+// acc[r] += op(A)[i0 + r][p] for p in [pc, pc + kc), r in [0, rows), each row's terms in p order
+// (the order of reduceSum's strided sum, kernels_reduce.cc). Compiled per ISA (kernels_simd.h) so
+// the loops over rows vectorise with the widest registers; 64 rows' sums stay in registers over p.
+struct RowSumParams {
+  const float* a;
+  int64_t lda;
+  bool transA;
+  int64_t rows, pc, kc;
+  double* acc;
+};
+
+template <class V>
+void AddRowSumsBody(const RowSumParams& q, int64_t) {
+  constexpr int64_t kStrip = 64;
+  if (q.transA) {  // A stored (k, m): row p holds op(A)[., p] contiguously
+    for (int64_t r0 = 0; r0 < q.rows; r0 += kStrip) {
+      const int64_t w = std::min(kStrip, q.rows - r0);
+      double acc[kStrip];
+      for (int64_t r = 0; r < w; ++r) acc[r] = q.acc[r0 + r];
+      if (w == kStrip) {
+        for (int64_t p = q.pc; p < q.pc + q.kc; ++p) {
+          const float* src = q.a + p * q.lda + r0;
+          for (int64_t r = 0; r < kStrip; ++r) acc[r] += double(src[r]);
+        }
+      } else {
+        for (int64_t p = q.pc; p < q.pc + q.kc; ++p) {
+          const float* src = q.a + p * q.lda + r0;
+          for (int64_t r = 0; r < w; ++r) acc[r] += double(src[r]);
+        }
+      }
+      for (int64_t r = 0; r < w; ++r) q.acc[r0 + r] = acc[r];
+    }
+  } else {
+    for (int64_t r = 0; r < q.rows; ++r) {
+      const float* src = q.a + r * q.lda + q.pc;
+      double s = q.acc[r];
+      for (int64_t p = 0; p < q.kc; ++p) s += double(src[p]);
+      q.acc[r] = s;
+    }
+  }
+}
+DFX_ISA_VARIANTS(AddRowSumsBody, RowSumParams)
+
+// op(A)'s rows [i0, i0 + rows) over the k slice [pc, pc + kc), added to acc (indexed from i0).
+void AddRowSums(const GemmCall& g, const float* a, int64_t i0, int64_t rows, int64_t pc, int64_t kc, double* acc) {
+  const float* base = g.transA ? a + i0 : a + i0 * g.lda;
+  AddRowSumsBodyFor()(RowSumParams{base, g.lda, g.transA, rows, pc, kc, acc}, 0);
+}
+
 void GemmOne(const GemmKernel& K, const GemmCall& g, const float* a, const float* b, float* c,
              int threads) {
   const int64_t m = g.m, n = g.n, k = g.k;
-  if (m == 0 || n == 0) return;
-  if (k == 0) return EmptyK(K, g, c);
+  if (m == 0) return;
+  // Row sums of op(A) (g.rowSumsA): each block of rows is summed by the one task that packs it
+  // for the first column range, slice after slice, so every sum runs in p order on any pool size.
+  std::vector<double> sums(g.rowSumsA != nullptr ? size_t(m) : 0);
+  struct WriteSums {
+    const GemmCall& g;
+    std::vector<double>& s;
+    ~WriteSums() {
+      for (size_t i = 0; i < s.size(); ++i) g.rowSumsA[i] = float(s[i]);
+    }
+  } writeSums{g, sums};
+  if (n == 0 || k == 0) {
+    if (!sums.empty()) AddRowSums(g, a, 0, m, 0, k, sums.data());
+    if (n == 0) return;
+    return EmptyK(K, g, c);
+  }
   const int MR = K.mr, NR = K.nr;
   // Packed panels hold elements of K.elemBytes and k steps padded to K.kAlign; F converts a count
   // of packed elements to floats of scratch (fp32 kernels: F(e) = e, kPad(kc) = kc).
@@ -149,6 +214,7 @@ void GemmOne(const GemmKernel& K, const GemmCall& g, const float* a, const float
           float* aPack = Scratch(0, size_t(F(CeilDiv(rowsBlock, MR) * MR * kcp)));
           const float* aSrc = g.transA ? a + pc * g.lda + i0 : a + i0 * g.lda + pc;
           K.packA(aSrc, g.lda, g.transA, rowsBlock, kc, aPack);
+          if (!sums.empty() && jc == 0 && jg == 0) AddRowSums(g, a, i0, rowsBlock, pc, kc, sums.data() + i0);
           const float* bSlice = bPack + F((pb - pb0) * kcStep * ncPad);
           for (int64_t jp = jp0; jp < jp1; ++jp) {
             const int64_t j = jp * NR;
@@ -206,6 +272,7 @@ Napi::Value GemmNapi(const Napi::CallbackInfo& info, const char* name, void (*ru
   g.batch = args.Int(16, "batch");
   F32 bias = args.FloatsOrNull(17, "bias");
   g.act = int(args.Int(18, "act"));
+  F32 rowSums = info.Length() > 19 ? args.FloatsOrNull(19, "rowSumsA") : F32{};
   if (g.act > kActSilu) args.Fail("act", "must be an activation code 0..4 (none, relu, gelu, geluTanh, silu)");
 
   const int64_t aRows = g.transA ? g.k : g.m, aCols = g.transA ? g.m : g.k;
@@ -222,6 +289,12 @@ Napi::Value GemmNapi(const Napi::CallbackInfo& info, const char* name, void (*ru
     args.NeedLen(c, last * g.strideC + (g.m - 1) * g.ldc + g.n, "c");
     if (bias.data != nullptr) args.NeedLen(bias, g.n, "bias");
   }
+  if (rowSums.data != nullptr) {
+    if (g.batch != 1) args.Fail("rowSumsA", "needs batch 1");
+    args.NeedLen(rowSums, g.m, "rowSumsA");
+    if (g.k > 0 && g.m > 0) args.NeedLen(a, (aRows - 1) * g.lda + aCols, "a");
+  }
+  g.rowSumsA = rowSums.data;
   g.a = a.data;
   g.b = b.data;
   g.c = c.data;
@@ -235,7 +308,7 @@ Napi::Value GemmFn(const Napi::CallbackInfo& info) { return GemmNapi(info, "gemm
 }  // namespace
 
 void SgemmWith(const GemmKernel& K, const GemmCall& g) {
-  if (g.batch <= 0 || g.m == 0 || g.n == 0) return;
+  if (g.batch <= 0 || g.m == 0 || (g.n == 0 && g.rowSumsA == nullptr)) return;
   const double flops = 2.0 * double(g.m) * double(g.n) * double(g.k);
   const int pool = PoolSize();
   // Many small matrices whose C's do not overlap: one task per matrix.

@@ -30,6 +30,10 @@ struct GemmCall {
   int64_t batch = 1;
   const float* bias = nullptr;  // length n, or null
   int act = kActNone;
+  // length m, or null (batch 1 only): out[i] = sum over k of op(A)[i][p], accumulated in double in
+  // p order (the bias gradient of a Linear's dW = dy^T x, read while A is packed; the same numbers
+  // as reduceSum's strided sum).
+  float* rowSumsA = nullptr;
 };
 
 /**

@@ -38,7 +38,7 @@ function pick(...arrays: (FArray | null | undefined)[]): Kernels {
 /** The dispatched kernels. */
 export const K: Kernels = {
   name: nativeKernels ? 'native' : 'js',
-  gemm: (g) => pick(g.a, g.b, g.c, g.bias).gemm(g),
+  gemm: (g) => pick(g.a, g.b, g.c, g.bias, g.rowSumsA).gemm(g),
   attentionForward: (q, k, v, o, lse, ...r) => pick(q, k, v, o, lse).attentionForward(q, k, v, o, lse, ...r),
   attentionBackward: (q, k, v, o, lse, dout, dq, dk, dv, ...r) =>
     pick(q, k, v, o, lse, dout, dq, dk, dv).attentionBackward(q, k, v, o, lse, dout, dq, dk, dv, ...r),

@@ -30,7 +30,7 @@ export interface NativeAddon {
     transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
     a: Float32Array, lda: number, strideA: number, b: Float32Array, ldb: number, strideB: number,
     beta: number, c: Float32Array, ldc: number, strideC: number, batch: number,
-    bias: Float32Array | null, act: number,
+    bias: Float32Array | null, act: number, rowSumsA?: Float32Array | null,
   ): void;
   /** The bf16 GEMM (native/src/gemm_bf16.cc): gemm's arguments; A and B rounded to bf16 while
    *  packed, fp32 accumulation. Absent from addons built before it. */
@@ -98,7 +98,7 @@ export function wrapAddon(addon: NativeAddon): Kernels {
         a.transA, a.transB, a.m, a.n, a.k, a.alpha ?? 1,
         a.a as Float32Array, a.lda, a.strideA ?? 0, a.b as Float32Array, a.ldb, a.strideB ?? 0,
         a.beta ?? 0, a.c as Float32Array, a.ldc, a.strideC ?? 0, a.batch ?? 1,
-        (a.bias ?? null) as Float32Array | null, a.act ?? Act.none,
+        (a.bias ?? null) as Float32Array | null, a.act ?? Act.none, (a.rowSumsA ?? null) as Float32Array | null,
       ),
   } as Partial<Record<keyof Kernels, unknown>> & Pick<Kernels, 'gemm'>;
   for (const name of positional) {
@@ -135,8 +135,8 @@ export function wrapAddon(addon: NativeAddon): Kernels {
 
 /** The TypeScript reference (bf16) from the addon's positional gemm arguments. */
 function jsGemmPositional(...r: Parameters<NativeAddon['gemm']>): void {
-  const [transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch, bias, act] = r;
-  jsKernels.gemm({ transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch, bias, act: act as 0, precision: 'bf16' });
+  const [transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch, bias, act, rowSumsA] = r;
+  jsKernels.gemm({ transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB, beta, c, ldc, strideC, batch, bias, act: act as 0, precision: 'bf16', rowSumsA });
 }
 
 /** Which Kernels methods the loaded addon implements natively (the rest use the TS reference). */

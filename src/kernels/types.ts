@@ -48,6 +48,12 @@ export interface GemmArgs {
    * products and sums stay fp32, C fp32 (src/kernels/js/bf16.ts; native gemmBf16). Default 'fp32'.
    */
   precision?: 'fp32' | 'bf16';
+  /**
+   * Optional output of length m (batch 1 only), overwritten: rowSumsA[i] = Σ_p op(A)[i][p] of the
+   * unrounded A, accumulated in double in p order — reduceSum's numbers. A Linear's dW = dy^T x
+   * takes its bias gradient (the sum of dy over rows) here, while the kernel reads dy anyway.
+   */
+  rowSumsA?: FArray | null;
 }
 
 export interface Kernels {

@@ -51,14 +51,15 @@ function stepOf(idx: ArrayLike<number>): number | null {
  * One strided gemm when the layout allows; otherwise one gemm per product over subarray views,
  * accumulating (beta = 1) when several products land on the same C (a broadcast operand's gradient).
  */
-function gemmBatches(m: number, n: number, k: number, a: Operand, b: Operand, c: Omit<Operand, 'trans'>, precision: 'fp32' | 'bf16' = 'fp32'): void {
+function gemmBatches(m: number, n: number, k: number, a: Operand, b: Operand, c: Omit<Operand, 'trans'>, precision: 'fp32' | 'bf16' = 'fp32', rowSumsA?: FArray): void {
   const count = c.idx.length;
   if (count === 0 || m === 0 || n === 0 || k === 0) return; // C stays zero
   const sa = stepOf(a.idx), sb = stepOf(b.idx), sc = stepOf(c.idx);
   const base = { transA: a.trans, transB: b.trans, m, n, k, lda: a.ld, ldb: b.ld, ldc: c.ld, precision };
+  if (rowSumsA && count !== 1) throw new Error('gemmBatches: rowSumsA needs a single product');
   if (sa !== null && sb !== null && sc !== null && (sc > 0 || count === 1)) {
     K.gemm({
-      ...base,
+      ...base, rowSumsA,
       a: a.data.subarray(a.idx[0] * a.size), b: b.data.subarray(b.idx[0] * b.size), c: c.data.subarray(c.idx[0] * c.size),
       batch: count, strideA: sa * a.size, strideB: sb * b.size, strideC: sc * c.size,
     });
@@ -161,14 +162,19 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   }
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record('linear', inputs, y, (g) => {
+    // db (out) = sum of dy over rows: summed by the dW product as it reads dy (rowSumsA, the same
+    // numbers as reduceSum's strided sum), or by reduceSum when that product does not run or when
+    // out is 1 (reduceSum then sums in 8 interleaved lanes).
+    const db = bias?.requiresGrad ? uninit(bias.shape, bias.dtype) : null;
+    const dbInGemm = !!db && weight.requiresGrad && full && outF > 1;
     const grads: (Tensor | null)[] = [
       // dx (rows, in) = dy (rows, out) @ W (out, in)
       x.requiresGrad ? withGrad(x, (dx) => gemmBatches(rows, inF, outF, single(g.data, outF), single(weight.data, inF), single(dx, inF), precision), full) : null,
       // dW (out, in) = dy^T (out, rows) @ x (rows, in)
-      weight.requiresGrad ? withGrad(weight, (dw) => gemmBatches(outF, inF, rows, single(g.data, outF, true), single(x.data, inF), single(dw, inF), precision), full) : null,
+      weight.requiresGrad ? withGrad(weight, (dw) => gemmBatches(outF, inF, rows, single(g.data, outF, true), single(x.data, inF), single(dw, inF), precision, dbInGemm ? db!.data : undefined), full) : null,
     ];
-    // db (out) = sum of dy over rows
-    if (bias) grads.push(bias.requiresGrad ? withGrad(bias, (db) => K.reduceSum(g.data, db, 1, rows, outF), true) : null);
+    if (db && !dbInGemm) K.reduceSum(g.data, db.data, 1, rows, outF);
+    if (bias) grads.push(db);
     return grads;
   });
 }

@@ -5,7 +5,20 @@ import { Act, type GemmArgs } from '../types.ts';
 import { applyAct } from './activations.ts';
 import { gemmBf16 } from './bf16.ts';
 
+/** GemmArgs.rowSumsA: Σ_p op(A)[i][p] in double, p in order (both precisions: A unrounded). */
+export function rowSumsOfA(g: GemmArgs): void {
+  const out = g.rowSumsA;
+  if (!out) return;
+  if ((g.batch ?? 1) !== 1) throw new Error('gemm: rowSumsA needs batch 1');
+  for (let i = 0; i < g.m; i++) {
+    let s = 0;
+    for (let p = 0; p < g.k; p++) s += g.transA ? g.a[p * g.lda + i] : g.a[i * g.lda + p];
+    out[i] = s;
+  }
+}
+
 export function gemm(g: GemmArgs): void {
+  rowSumsOfA(g);
   if (g.precision === 'bf16') return gemmBf16(g);
   const { transA, transB, m, n, k, a, lda, b, ldb, c, ldc } = g;
   const alpha = g.alpha ?? 1;
