@@ -45,9 +45,18 @@ export interface RunLock {
   release(): void;
 }
 
-/** Take DIR's lock or throw RunDirLocked naming the holder. The directory must exist. */
-export function lockRunDir(dir: string): RunLock {
-  const file = path.join(dir, LOCK_FILE);
+/** The live owner of DIR's lock `name` on this machine, or null (none, stale, or torn). */
+export function lockHolder(dir: string, name = LOCK_FILE): LockOwner | null {
+  const owner = readOwner(path.join(dir, name));
+  return owner && (owner.host !== os.hostname() || processAlive(owner.pid)) ? owner : null;
+}
+
+/**
+ * Take DIR's lock or throw RunDirLocked naming the holder. The directory must exist. `name`: another
+ * lock of the same kind in DIR (compare's claim on a run, held beside the run's own lock).
+ */
+export function lockRunDir(dir: string, name = LOCK_FILE): RunLock {
+  const file = path.join(dir, name);
   const me: LockOwner = { pid: process.pid, host: os.hostname(), started: new Date().toISOString(), command: process.argv.slice(1).join(' ') };
   let replaced: LockOwner | null = null;
   for (let attempt = 0; attempt < 3; attempt++) {

@@ -6,9 +6,9 @@
 import { cpSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
-/** What a run's records are: everything in its directory but checkpoints, the lock and temporaries. */
+/** What a run's records are: everything in its directory but checkpoints, the locks and temporaries. */
 export function isRecord(name: string): boolean {
-  return !(name.endsWith('.safetensors') || name === 'checkpoints' || name === '.lock' || name.includes('.tmp'));
+  return !(name.endsWith('.safetensors') || name === 'checkpoints' || name === '.lock' || name === '.claim' || name.includes('.tmp'));
 }
 
 /** Copy the records of the finished run in `dir` to `archive/<its name>`, replacing an older copy whole. */

@@ -1,8 +1,8 @@
 // `diffactor compare`: the reproduction study. Each spec is trained on actors for the same
 // wall-clock budget and the same step count (whichever ends first), with ≥ 2 seeds, the Evaluator
 // measuring the EMA teacher every `evalEvery` steps beside training; then report.ts writes
-// results.md (under --docs) with the table, plots and sample grids. Runs go one after another (each uses
-// both cores). Not here: the metrics (src/eval), the report's layout (report.ts).
+// results.md (under --docs) with the table, plots and sample grids. Runs go one after another; two
+// compare processes started on one study share its runs (claims: see the loop below). Not here: the metrics (src/eval), the report's layout (report.ts).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../io/atomic.ts';
 import path from 'node:path';
@@ -15,12 +15,28 @@ import { MIN_SEEDS } from './report.ts';
 import { evaluateCheckpoint } from '../eval/checkpointEval.ts';
 import { archiveRun, restoreRun } from './archive.ts';
 import { writeProgress, type PlannedRun } from './progress.ts';
+import { lockHolder, lockRunDir, RunDirLocked, type RunLock } from '../io/lock.ts';
 
 /**
  * Written in a run's directory when the study finished it: with it, the run is reused from its records
  * (metrics.jsonl, samples.png, inputs.json) even when its checkpoints were removed.
  */
 export const FINISHED_FILE = 'study-finished.json';
+
+/** compare's claim on a run it is training, evaluating or archiving (another lane skips the run). */
+export const CLAIM_FILE = '.claim';
+/** How often a lane with nothing left to do looks at the runs other lanes are training. */
+const LANE_POLL_MS = 30_000;
+
+/** Sleep `ms`, or throw at once when `signal` aborts (Ctrl-C while waiting for another lane). */
+function waitOrStop(signal: AbortSignal | undefined, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new Error('compare: stopped while waiting for runs another compare process is training; run the same command again to continue'));
+    const t = setTimeout(() => { signal?.removeEventListener('abort', stop); resolve(); }, ms);
+    const stop = () => { clearTimeout(t); reject(new Error('compare: stopped while waiting for runs another compare process is training; run the same command again to continue')); };
+    signal?.addEventListener('abort', stop, { once: true });
+  });
+}
 
 export interface CompareOptions {
   specs: string[];
@@ -62,6 +78,8 @@ export interface CompareOptions {
    */
   baseline?: string;
   quiet?: boolean;
+  /** How often a lane whose remaining runs are all claimed by other compare processes looks again (ms; default 30 s). */
+  lanePollMs?: number;
   /** Stop the run in flight after its step, with a checkpoint (Ctrl-C); the next compare continues it. */
   signal?: AbortSignal;
   /**
@@ -238,45 +256,116 @@ export async function compare(o: CompareOptions): Promise<Study> {
       if (!(cfg >= 1)) throw new Error(`compare: --final-cfg ${name ? `${name}:` : ''}${cfg}: expected a guidance scale ≥ 1 (1: unguided)`);
     }
   }
-  const runs: RunRecord[] = [];
   const finished = new Map<string, RunRecord>();
+  const finalFile = (p: (typeof plan)[number]) => finalEvalFile(p.dir, finalSettings(p.base.name));
+  // Finished and, when the study has a final evaluation, measured: nothing left to do but read it.
+  const complete = (p: (typeof plan)[number]) => existsSync(path.join(p.dir, FINISHED_FILE)) && (!o.final || existsSync(finalFile(p)));
+  const record = (p: (typeof plan)[number]): RunRecord => {
+    const run = readRun(p.dir, p.base.name, p.base.protocol, p.seed);
+    if (o.final && existsSync(finalFile(p))) run.final = finalEvaluation(p.dir, finalSettings(p.base.name), { quiet: true });
+    return run;
+  };
   const planned = (): PlannedRun[] => [
-    ...(o.stages ?? []).map((st) => { const { name, steps, at } = stageState(st); return { name, done: at !== null && at >= steps, resumeAt: at, stage: { steps, at } }; }),
-    ...plan.map((p) => ({ name: p.spec.name, done: p.done, resumeAt: p.resumeAt })),
+    ...(o.stages ?? []).map((st) => {
+      const { name, steps, at } = stageState(st);
+      const busy = lockHolder(st.out)?.pid;
+      return { name, done: at !== null && at >= steps, resumeAt: at, stage: { steps, at }, ...(busy !== undefined && busy !== process.pid && { busy }) };
+    }),
+    ...plan.map((p) => {
+      const busy = lockHolder(p.dir, CLAIM_FILE)?.pid;
+      return { name: p.spec.name, done: p.done || complete(p), resumeAt: savedState(p.dir)?.step ?? null, ...(busy !== undefined && busy !== process.pid && { busy }) };
+    }),
   ];
-  const progress = () => o.progress && writeProgress(o.progress.file, planned(), finished, o.progress.command);
+  const progress = () => {
+    if (!o.progress) return;
+    // Runs another compare process (a second lane) finished since the last look.
+    for (const p of plan) if (!finished.has(p.spec.name) && complete(p)) finished.set(p.spec.name, record(p));
+    writeProgress(o.progress.file, planned(), finished, o.progress.command);
+  };
   // A finished run's records are read before training, so the page shows them from the start.
   for (const p of plan.filter((q) => q.done)) {
     const run = readRun(p.dir, p.base.name, p.base.protocol, p.seed);
-    if (o.final && existsSync(finalEvalFile(p.dir, finalSettings(p.base.name)))) run.final = finalEvaluation(p.dir, finalSettings(p.base.name), { quiet: true });
+    if (o.final && existsSync(finalFile(p))) run.final = finalEvaluation(p.dir, finalSettings(p.base.name), { quiet: true });
     finished.set(p.spec.name, run);
   }
   progress();
   if (o.status) return { options: { ...o, steps }, runs: [...finished.values()], specs, plan: planned() };
-  for (const [i, p] of plan.entries()) {
+
+  // Several compare processes may run one study at once (lanes: two trainings fill two cores better
+  // than one). Each run is claimed (CLAIM_FILE, held through training, final evaluation and
+  // archiving); a lane skips a run another live process holds, or whose stage another is training,
+  // and comes back to it once everything else is done. A dead lane's claim is taken over.
+  const runs: (RunRecord | undefined)[] = new Array(plan.length);
+  const handle = async (i: number): Promise<boolean> => {
+    const p = plan[i];
     const tag = `compare [${i + 1}/${plan.length}]`;
-    if (p.done) {
+    if (complete(p)) {
       if (!o.quiet) console.error(`${tag}: ${p.dir} is done already (same spec and files); reusing it`);
-    } else {
-      mkdirSync(p.dir, { recursive: true });
-      const resume = p.resumeAt !== null;
-      // A stage trained just now is one of this run's inputs: hash it as it is.
-      if (o.stages?.length) { await trainStagesFor(p.spec, o); p.inputs = runInputs(p.spec, o.data); }
-      if (!resume) writeRunInputs(p.dir, p.inputs);
-      if (!o.quiet) console.error(`${tag}: ${p.spec.name} (${p.base.protocol}), ${steps} steps or ${o.budgetSeconds} s${resume ? `, continuing from its checkpoint at step ${p.resumeAt}` : ''}`);
-      // Only the first seed's sample grid goes into the report; the others skip it (≈ 1 min each).
-      await runActors({
-        ...(resume ? { resume: true } : { spec: p.spec }),
-        out: p.dir, data: o.data, budgetSeconds: o.budgetSeconds, quiet: o.quiet, samples: p.k === 0, signal: o.signal, onStep: o.onStep,
-      });
+      // A run finished before the study had an archive: copied in now (a finished copy is kept).
+      if (o.archive && !existsSync(path.join(o.archive, path.basename(p.dir), FINISHED_FILE))) archiveRun(p.dir, o.archive);
+      runs[i] = record(p);
+      return true;
     }
-    const run = readRun(p.dir, p.base.name, p.base.protocol, p.seed);
-    if (!p.done) writeFileAtomic(path.join(p.dir, FINISHED_FILE), `${JSON.stringify({ steps: run.steps, wall_s: run.wallSeconds, time: new Date().toISOString() })}\n`);
-    if (o.final) run.final = finalEvaluation(p.dir, finalSettings(p.base.name), { data: o.data, quiet: o.quiet, tag });
-    if (o.archive) archiveRun(p.dir, o.archive);
-    runs.push(run);
-    finished.set(p.spec.name, run);
-    progress();
+    mkdirSync(p.dir, { recursive: true });
+    let claim: RunLock;
+    try {
+      claim = lockRunDir(p.dir, CLAIM_FILE);
+    } catch (e) {
+      if (e instanceof RunDirLocked) return false;
+      throw e;
+    }
+    try {
+      const state = existsSync(path.join(p.dir, FINISHED_FILE)) ? null : savedState(p.dir);
+      const trained = state === null ? existsSync(path.join(p.dir, FINISHED_FILE)) : state.step >= steps || state.wallSeconds >= o.budgetSeconds;
+      if (trained) {
+        if (!o.quiet) console.error(`${tag}: ${p.dir} is trained already (same spec and files); reusing it`);
+      } else {
+        const resume = state !== null;
+        try {
+          // A stage trained just now is one of this run's inputs: hash it as it is.
+          if (o.stages?.length) { await trainStagesFor(p.spec, o); p.inputs = runInputs(p.spec, o.data); }
+          if (!resume) writeRunInputs(p.dir, p.inputs);
+          if (!o.quiet) console.error(`${tag}: ${p.spec.name} (${p.base.protocol}), ${steps} steps or ${o.budgetSeconds} s${resume ? `, continuing from its checkpoint at step ${state.step}` : ''}`);
+          // Only the first seed's sample grid goes into the report; the others skip it (≈ 1 min each).
+          await runActors({
+            ...(resume ? { resume: true } : { spec: p.spec }),
+            out: p.dir, data: o.data, budgetSeconds: o.budgetSeconds, quiet: o.quiet, samples: p.k === 0, signal: o.signal, onStep: o.onStep,
+          });
+        } catch (e) {
+          // Its stage (or the run itself, outside compare) is being trained by another process.
+          if (e instanceof RunDirLocked) {
+            if (!o.quiet) console.error(`${tag}: ${p.spec.name} waits: ${e.dir} is in use by pid ${e.owner.pid}`);
+            return false;
+          }
+          throw e;
+        }
+      }
+      const run = readRun(p.dir, p.base.name, p.base.protocol, p.seed);
+      if (!existsSync(path.join(p.dir, FINISHED_FILE))) writeFileAtomic(path.join(p.dir, FINISHED_FILE), `${JSON.stringify({ steps: run.steps, wall_s: run.wallSeconds, time: new Date().toISOString() })}\n`);
+      if (o.final) run.final = finalEvaluation(p.dir, finalSettings(p.base.name), { data: o.data, quiet: o.quiet, tag });
+      if (o.archive) archiveRun(p.dir, o.archive);
+      runs[i] = run;
+      return true;
+    } finally {
+      claim.release();
+    }
+  };
+  let pending = [...plan.keys()];
+  for (let round = 0; pending.length; round++) {
+    const left: number[] = [];
+    for (const i of pending) {
+      if (await handle(i)) {
+        finished.set(plan[i].spec.name, runs[i]!);
+        progress();
+      } else left.push(i);
+    }
+    if (left.length && left.length === pending.length) {
+      // Everything left is in another lane's hands: wait for it (the report needs every run).
+      if (round === 0 && !o.quiet) console.error(`compare: waiting for ${left.length} run${left.length > 1 ? 's' : ''} that another compare process is training (${left.map((i) => plan[i].spec.name).join(', ')})`);
+      await waitOrStop(o.signal, o.lanePollMs ?? LANE_POLL_MS);
+      progress();
+    }
+    pending = left;
   }
-  return { options: { ...o, steps }, runs, specs, plan: planned() };
+  return { options: { ...o, steps }, runs: runs as RunRecord[], specs, plan: planned() };
 }

@@ -12,6 +12,8 @@ export interface PlannedRun {
   resumeAt: number | null;
   /** A stage the study's specs read (CompareOptions.stages): its spec's length and its checkpoint's step. */
   stage?: { steps: number; at: number | null };
+  /** The pid of another compare process (a second lane) training it now. */
+  busy?: number;
 }
 
 const num = (v: number | undefined, digits: number) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(digits));
@@ -36,7 +38,7 @@ export function progressMarkdown(plan: PlannedRun[], finished: Map<string, RunRe
       continue;
     }
     const r = finished.get(p.name);
-    const status = r ? 'finished' : p.resumeAt !== null ? `stopped at step ${p.resumeAt}: continues from there` : 'to train';
+    const status = r ? 'finished' : p.busy !== undefined ? `training${p.resumeAt !== null ? ` (step ${p.resumeAt} at its last checkpoint)` : ''} in another compare process, pid ${p.busy}` : p.resumeAt !== null ? `stopped at step ${p.resumeAt}: continues from there` : 'to train';
     lines.push(`| ${p.name} | ${status} | ${r ? r.steps : '–'} | ${r ? (r.wallSeconds / 60).toFixed(1) : '–'} | ${num(r?.final?.metrics.fd, 2)} | ${num(r?.final?.metrics.class_acc, 3)} | ${r?.final ? `${r.final.samples}, ${r.final.cfg}` : '–'} |`);
   }
   return `${lines.join('\n')}\n`;

@@ -4,11 +4,11 @@
 // `diffactor compare` under <out>/docs unless --docs says otherwise, with the machine it ran on).
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { FINISHED_FILE, compare, finalEvalFile, parseBudget } from '../../src/study/compare.ts';
+import { CLAIM_FILE, FINISHED_FILE, compare, finalEvalFile, parseBudget } from '../../src/study/compare.ts';
 import { evaluateCheckpoint } from '../../src/eval/checkpointEval.ts';
 import { loadCheckpoint } from '../../src/build/checkpoint.ts';
 import { parseFinalCfg, parseSeeds } from '../../src/cli/compare.ts';
@@ -307,6 +307,45 @@ describe('compare', () => {
     expect(seen).toEqual([6, 1, 2, 3, 4, 5, 6]);
     expect(resumed.runs.map((r) => r.losses)).toEqual(whole.runs.map((r) => r.losses));
   }, 180_000);
+
+  it('two compare processes (lanes) on one study: each run trained once, by one of them; a dead lane\'s claim taken over; both report every run', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'study-lanes-'));
+    const files = ['sit-baseline', 'repa'].map((p) => {
+      const f = path.join(dir, `${p}.yaml`);
+      writeFileSync(f, stringify({ ...tinySpec(p), name: p }));
+      return f;
+    });
+    const out = path.join(dir, 'runs'), progressFile = path.join(dir, 'progress.md');
+    const opts = { specs: files, budgetSeconds: 3600, seeds: 2, steps: 4, evalEvery: 1000, out, quiet: true, progress: { file: progressFile, command: 'cmd' }, lanePollMs: 200 };
+    // A claim left by a process that is gone (same host): taken over, not waited for.
+    mkdirSync(path.join(out, 'repa-seed6'), { recursive: true });
+    writeFileSync(path.join(out, 'repa-seed6', CLAIM_FILE), JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname(), started: 'then', command: 'gone' }));
+    const trainedBy: Record<string, string[]> = {};
+    const lane = (name: string) => compare({ ...opts, onStep: (l) => { if (l.step === 1) (trainedBy[name] ??= []).push(String(l.step)); } });
+    const [a, b] = await Promise.all([lane('a'), lane('b')]);
+    // Four runs, each trained by exactly one lane, and both lanes trained.
+    expect((trainedBy.a?.length ?? 0) + (trainedBy.b?.length ?? 0)).toBe(4);
+    expect(trainedBy.a?.length ?? 0).toBeGreaterThan(0);
+    expect(trainedBy.b?.length ?? 0).toBeGreaterThan(0);
+    for (const r of a.runs) {
+      const lines = readFileSync(path.join(r.dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.step !== undefined && l.loss !== undefined);
+      expect(lines.map((l) => l.step), r.dir).toEqual([1, 2, 3, 4]); // one run's steps, not two interleaved
+      expect(existsSync(path.join(r.dir, CLAIM_FILE)), `${r.dir} claim released`).toBe(false);
+    }
+    // Both lanes return every run, in plan order, with the same records.
+    expect(a.runs.map((r) => `${r.method}-seed${r.seed}`)).toEqual(['sit-baseline-seed5', 'sit-baseline-seed6', 'repa-seed5', 'repa-seed6']);
+    expect(b.runs.map((r) => r.losses)).toEqual(a.runs.map((r) => r.losses));
+    expect(readFileSync(progressFile, 'utf8')).toMatch(/^4 of 4 runs finished/m);
+    // The same runs trained by one lane alone give the same numbers.
+    const alone = await compare({ ...opts, out: path.join(dir, 'alone'), progress: undefined });
+    expect(alone.runs.map((r) => r.losses)).toEqual(a.runs.map((r) => r.losses));
+  }, 240_000);
+
+  it('the progress page names a run another compare process is training', () => {
+    const md = progressMarkdown([{ name: 'a-seed0', done: false, resumeAt: 500, busy: 4242 }, { name: 'a-seed1', done: false, resumeAt: null, busy: 4243 }], new Map(), 'cmd');
+    expect(md).toContain('| a-seed0 | training (step 500 at its last checkpoint) in another compare process, pid 4242 |');
+    expect(md).toContain('| a-seed1 | training in another compare process, pid 4243 |');
+  });
 
   it('--set: one override for every spec, name: for one spec, recorded in each run\'s spec.yaml; an unknown name refused before training', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'study-set-'));
