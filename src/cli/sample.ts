@@ -1,6 +1,6 @@
 // `diffactor sample`: draw a class-per-row PNG grid from a checkpoint's EMA (default) or raw weights.
 import { loadCheckpointWith, pickWeights } from '../build/checkpoint.ts';
-import { samplesToImages, samplingModel, vaeForCheckpoint } from '../build/parts.ts';
+import { ownDrawLabel, samplesToImages, samplingModel, vaeForCheckpoint } from '../build/parts.ts';
 import { checkSampler } from '../build/setup.ts';
 import { drawSamples, gridLabels, type SampleSettings } from '../build/draw.ts';
 import { writePngGrid } from '../io/png.ts';
@@ -40,7 +40,7 @@ export function sample(o: SampleCliOptions): void {
   const imgs = drawSamples(model, s, {
     seed: o.seed ?? c.spec.seed,
     labels: gridLabels(classes, s.per_class),
-    onStep: (i, n) => { bar ??= progressBar(n, `sample (${s.sampler}, ${s.steps} steps, cfg ${s.cfg})`); bar.update(i, {}); },
+    onStep: (i, n) => { bar ??= progressBar(n, `sample (${ownDrawLabel(c.spec) ?? `${s.sampler}, ${s.steps} steps`}, cfg ${s.cfg})`); bar.update(i, {}); },
   });
   (bar as ReturnType<typeof progressBar> | null)?.stop();
   const n = classes.length * s.per_class;

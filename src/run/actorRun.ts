@@ -21,7 +21,7 @@ import { Retention } from './retention.ts';
 import { loadCheckpoint, type Checkpoint } from '../build/checkpoint.ts';
 import { checkSpecConsistency, modelConfigFor, vaeConfigFor } from '../build/setup.ts';
 import { latentSpaceOf } from '../build/latentSpace.ts';
-import { backboneHook, jointVae, samplingWeights } from '../build/parts.ts';
+import { backboneHook, jointVae, ownDrawLabel, samplingWeights } from '../build/parts.ts';
 import { checkFitsMemory } from '../build/memory.ts';
 import { vaeFactor, type VAEConfig } from '../models/vae.ts';
 import { SamplePool, sampleGrid } from '../actors/samplePool.ts';
@@ -289,7 +289,7 @@ async function trainOnActors(o: ActorRunOptions, spec: OpenedRun['spec'], resume
       // A backbone may sample as a plain SiT of part of its weights (REPA-E's skips its BN).
       const weights = samplingWeights(spec, ema);
       const pool = new SamplePool({ threads: 2 });
-      const sbar = o.quiet ? null : progressBar(labels.length, `sample (${s.sampler}, ${s.steps} steps)`, 1);
+      const sbar = o.quiet ? null : progressBar(labels.length, `sample (${ownDrawLabel(spec) ?? `${s.sampler}, ${s.steps} steps`})`, 1);
       let images: Float32Array, channels = config!.inChannels;
       try {
         let done = 0;

@@ -5,6 +5,7 @@
 import { NonFiniteLossError, Trainer, type StepLog } from './reference.ts';
 import { openTrainData } from '../build/setup.ts';
 import { drawSamples } from '../build/draw.ts';
+import { ownDrawLabel } from '../build/parts.ts';
 import { progressBar } from '../progress.ts';
 import { RunInterrupted, openRun, recordFailure, samplesGridLabels, saveCheckedCheckpoint, writeSamplesGrid, type OpenedRun, type RunOptions } from './runDir.ts';
 import { RunLog } from './runLog.ts';
@@ -106,7 +107,7 @@ function* train(o: RunOptions, spec: OpenedRun['spec'], resumeFrom: OpenedRun['r
       labels,
       onStep: (i, n) => {
         if (o.quiet) return;
-        sbar ??= progressBar(n, `sample (${s.sampler}, ${s.steps} steps)`);
+        sbar ??= progressBar(n, `sample (${ownDrawLabel(spec) ?? `${s.sampler}, ${s.steps} steps`})`);
         sbar.update(i, {});
       },
     });
