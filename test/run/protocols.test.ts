@@ -216,7 +216,9 @@ describe('shipped specs', () => {
     }
     // A spec whose encoder or VAE stand-in (or frozen latent space) was trained on its own dataset (1-channel Fashion-MNIST)
     // needs that data (installed by .ci/run); the others build on the always-available built-in set.
-    const ownData = !!(spec.encoder?.checkpoint || (spec.repa_e as { vae_checkpoint?: string | null } | undefined)?.vae_checkpoint || latent);
+    // So does a second stage whose first stage was trained here (its checkpoint fits the spec's data, not the built-in set).
+    const stageFile = methodsOf(spec).some((m) => Object.values(m.def.files?.(m.s) ?? {}).some((f) => f && existsSync(f)));
+    const ownData = !!(spec.encoder?.checkpoint || (spec.repa_e as { vae_checkpoint?: string | null } | undefined)?.vae_checkpoint || latent || stageFile);
     const t = new Trainer(spec, ownData ? openTrainData(spec) : openTrainData(spec, 'builtin'));
     const T = (t.config.inputSize / t.config.patchSize) ** 2;
     // The encoder reads images: REPA-E's SiT reads latents, its VAE (and encoder) the image channels.
