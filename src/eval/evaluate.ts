@@ -205,7 +205,11 @@ export class Evaluation {
     return { ...samples, cknna: cknna({ data: hTest, n: e.probe_test, d: dim }, this.encoderTest), probe: probe.accuracy };
   }
 
-  /** Mean hidden token after block `eval.block` of real images noised to `eval.t`, null label. */
+  /**
+   * Mean hidden token after block `eval.block` of real images noised to `eval.t`, null label (a
+   * model trained without label dropout has no null class: class 0 for every image, which tells the
+   * probe nothing about the image's own class either).
+   */
   private hidden(model: SiT | RegSiT | Backbone, set: { x: Tensor; y: Int32Array }, vae?: VAE): Float32Array {
     const e = this.spec.eval;
     const block = e.block ?? Math.ceil(this.config.depth / 3);
@@ -218,7 +222,7 @@ export class Evaluation {
       const t = new Float64Array(B).fill(e.t);
       const eps = rng.normal(input.shape);
       const xt = interpolate(path, input, eps, t);
-      const nullLabel = new Int32Array(B).fill(this.config.numClasses);
+      const nullLabel = new Int32Array(B).fill(this.config.classDropoutProb > 0 ? this.config.numClasses : 0);
       if (model instanceof RegSiT) {
         const cls = this.clsEncoder!.features(x).cls; // (B, d_enc), noised at the same t
         const gt = interpolate(path, cls, rng.normal(cls.shape), t);

@@ -42,3 +42,15 @@ describe.each(['sit-baseline', 'reg'] as const)('Evaluation (%s)', (protocol) =>
     expect(after.cknna).not.toBe(before.cknna);
   }, 120_000);
 });
+
+describe('Evaluation of a model trained without label dropout (no null class: EPG consistency)', () => {
+  it('the probe and CKNNA read its hidden states with one fixed class instead of the null class it lacks', () => {
+    const base = tinySpec('sit-baseline');
+    const spec = tinySpec('sit-baseline', { eval: evalSection, model: { ...base.model, class_dropout_prob: 0 } });
+    const data = openTrainData(spec);
+    const cfg = modelConfigFor(spec, data);
+    expect(cfg.classDropoutProb).toBe(0);
+    const m = Evaluation.prepare(spec, cfg).run(new Trainer(spec, data).emaModel);
+    expect(Number.isFinite(m.cknna) && Number.isFinite(m.probe)).toBe(true);
+  }, 120_000);
+});
