@@ -61,7 +61,6 @@ void EmptyK(const GemmKernel& K, const GemmCall& g, float* c) {
   if (g.bias != nullptr || g.act != kActNone) K.epilogue(c, g.ldc, g.m, g.n, g.bias, g.act);
 }
 
-// One matrix of the batch. `threads` is how many ways to split it (1: all on this thread).
 // acc[r] += op(A)[i0 + r][p] for p in [pc, pc + kc), r in [0, rows), each row's terms in p order
 // (the order of reduceSum's strided sum, kernels_reduce.cc). Compiled per ISA (kernels_simd.h) so
 // the loops over rows vectorise with the widest registers; 64 rows' sums stay in registers over p.
@@ -111,6 +110,7 @@ void AddRowSums(const GemmCall& g, const float* a, int64_t i0, int64_t rows, int
   AddRowSumsBodyFor()(RowSumParams{base, g.lda, g.transA, rows, pc, kc, acc}, 0);
 }
 
+// One matrix of the batch. `threads` is how many ways to split it (1: all on this thread).
 void GemmOne(const GemmKernel& K, const GemmCall& g, const float* a, const float* b, float* c,
              int threads) {
   const int64_t m = g.m, n = g.n, k = g.k;
