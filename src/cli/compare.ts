@@ -12,6 +12,8 @@ import { RunInterrupted } from '../run/runDir.ts';
 export interface CompareCliOptions {
   study?: string; status?: boolean; specs?: string; budget?: string; seeds?: string; steps?: number; evalEvery?: number; evalSamples?: number; evalNfe?: number; out?: string; archive?: string; docs?: string; data?: string; set?: string[];
   finalSamples?: number; finalCfg?: string; baseline?: string;
+  /** Comma-separated spec names: train only their runs (a lane pointed at one claim's runs). */
+  only?: string;
 }
 
 /**
@@ -81,7 +83,8 @@ export async function compareCli(o: CompareCliOptions): Promise<void> {
   let study: Awaited<ReturnType<typeof compare>>;
   try {
     // A study from a file spans sessions: its progress page is kept beside its report.
-    study = await compare({ ...settings.options, signal: stop.signal, status: o.status, ...(o.study !== undefined && { progress: { file: path.join(settings.docs, 'progress.md'), command: `npx diffactor compare --study ${o.study}` } }) });
+    const only = o.only?.split(',').map((x) => x.trim()).filter(Boolean);
+    study = await compare({ ...settings.options, signal: stop.signal, status: o.status, ...(only !== undefined && { only }), ...(o.study !== undefined && { progress: { file: path.join(settings.docs, 'progress.md'), command: `npx diffactor compare --study ${o.study}` } }) });
   } catch (e) {
     // The run's own message names `train --resume`; a study continues by running compare again.
     if (e instanceof RunInterrupted) e.message = `interrupted after step ${e.step}: the checkpoint in ${e.out} is saved; run the same compare command again to continue the study`;
@@ -91,6 +94,10 @@ export async function compareCli(o: CompareCliOptions): Promise<void> {
   }
   if (o.status) {
     process.stdout.write(progressMarkdown(study.plan ?? [], new Map(study.runs.map((r) => [`${r.method}-seed${r.seed}`, r])), `npx diffactor ${process.argv.slice(2).filter((a) => a !== '--status').join(' ')}`));
+    return;
+  }
+  if (study.partial) {
+    console.error(`compare --only ${o.only}: ${study.runs.length} run${study.runs.length === 1 ? '' : 's'} finished; the report is written by the same compare without --only once every run of the study is`);
     return;
   }
   const command = `npx diffactor ${process.argv.slice(2).join(' ')}`;

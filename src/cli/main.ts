@@ -94,6 +94,7 @@ program
   .description('the reproduction study: train each spec for the same budget and steps (>= 2 seeds), evaluate, write <out>/docs/results.md')
   .option('--study <file>', 'a study file holding all of the settings below (YAML; e.g. specs/studies/full.yaml): the same study each time it is continued')
   .option('--status', 'train nothing: print every planned run with where it stands (finished, stopped at a step, to train) and its final evaluation')
+  .option('--only <names>', 'train only the runs of these specs (comma-separated names, e.g. rae,rae-vae) and the stages they read, then stop without the report: a lane pointed at one claim\'s runs')
   .option('--specs <list>', 'comma-separated spec files, e.g. specs/sit-baseline.yaml,specs/repa.yaml')
   .option('--budget <time>', 'training wall time per run, e.g. 30m')
   .option('--seeds <n[,name:m]>', 'seeds per method, and of particular specs, e.g. 2,repa:3 (default 2; at least 2: a claim is decided only when every seed of one method beats every seed of the other)')

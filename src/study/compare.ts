@@ -95,6 +95,12 @@ export interface CompareOptions {
   stages?: { spec: string; out: string }[];
   /** Plan the study and report where it stands (`progress`), training nothing (`compare --status`). */
   status?: boolean;
+  /**
+   * Spec names: this process takes only their runs (and the stages they read), then returns without
+   * waiting for the rest (`compare --only rae,rae-vae`: a lane pointed at the runs one claim needs).
+   * The study's plan, and so every run's seed and directory, stays the whole study's.
+   */
+  only?: string[];
   /** Called after every step of every run (tests: stop one mid-way). */
   onStep?: ActorRunOptions['onStep'];
 }
@@ -120,6 +126,8 @@ export interface Study {
   specs: RunSpec[];
   /** Every planned run in training order, as it stood when planned (compare --status reads it). */
   plan?: PlannedRun[];
+  /** Set when `only` limited the runs: `runs` holds those alone, so no report is written from it. */
+  partial?: boolean;
 }
 
 export function parseBudget(s: string): number {
@@ -212,6 +220,10 @@ export async function compare(o: CompareOptions): Promise<Study> {
     if (!existsSync(st.spec)) throw new Error(`compare: stage spec file ${st.spec} not found`);
     if (!read.some((f) => f.startsWith(path.resolve(st.out) + path.sep))) throw new Error(`compare: stage ${st.spec}: no spec of the study reads a file in its out ${st.out}; out must be the directory a spec's checkpoint path points into (e.g. runs/epg-pretrain for epg.init: ../runs/epg-pretrain/checkpoint.safetensors)`);
   }
+  for (const name of o.only ?? []) {
+    if (!specs.some((p) => p.name === name)) throw new Error(`compare: --only ${o.only!.join(',')}: no spec named '${name}' (the specs are ${specs.map((p) => p.name).join(', ')})`);
+  }
+  if (o.only !== undefined && o.only.length === 0) throw new Error('compare: --only needs at least one spec name, e.g. --only rae,rae-vae');
   if (o.baseline !== undefined && !specs.some((p) => p.name === o.baseline)) throw new Error(`compare: --baseline ${o.baseline}: no spec named '${o.baseline}' (the specs are ${specs.map((p) => p.name).join(', ')})`);
   const steps = o.steps ?? Math.min(...specs.map((s) => s.train.steps));
   mkdirSync(o.out, { recursive: true });
@@ -350,7 +362,7 @@ export async function compare(o: CompareOptions): Promise<Study> {
       claim.release();
     }
   };
-  let pending = [...plan.keys()];
+  let pending = [...plan.keys()].filter((i) => !o.only || o.only.includes(plan[i].base.name));
   for (let round = 0; pending.length; round++) {
     const left: number[] = [];
     for (const i of pending) {
@@ -367,5 +379,6 @@ export async function compare(o: CompareOptions): Promise<Study> {
     }
     pending = left;
   }
+  if (o.only) return { options: { ...o, steps }, runs: runs.filter((r): r is RunRecord => r !== undefined), specs, plan: planned(), partial: true };
   return { options: { ...o, steps }, runs: runs as RunRecord[], specs, plan: planned() };
 }

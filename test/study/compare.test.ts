@@ -341,6 +341,29 @@ describe('compare', () => {
     expect(alone.runs.map((r) => r.losses)).toEqual(a.runs.map((r) => r.losses));
   }, 240_000);
 
+  it('--only: trains just the named specs\' runs, returns them alone (partial), and the whole study later reuses them', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'study-only-'));
+    const files = ['sit-baseline', 'repa'].map((p) => {
+      const f = path.join(dir, `${p}.yaml`);
+      writeFileSync(f, stringify({ ...tinySpec(p), name: p }));
+      return f;
+    });
+    const out = path.join(dir, 'runs');
+    const opts = { specs: files, budgetSeconds: 3600, seeds: 2, steps: 3, evalEvery: 1000, out, quiet: true };
+    await expect(compare({ ...opts, only: ['rpea'] })).rejects.toThrow("compare: --only rpea: no spec named 'rpea' (the specs are sit-baseline, repa)");
+    const trained: string[] = [];
+    const part = await compare({ ...opts, only: ['repa'], onStep: (l) => { if (l.step === 1) trained.push('run'); } });
+    expect(part.partial).toBe(true);
+    expect(part.runs.map((r) => `${r.method}-seed${r.seed}`)).toEqual(['repa-seed5', 'repa-seed6']); // the whole study's seeds
+    expect(trained.length).toBe(2);
+    expect(readdirSync(out).sort()).toEqual(['repa-seed5', 'repa-seed6']);
+    const seen: string[] = [];
+    const whole = await compare({ ...opts, onStep: (l) => { if (l.step === 1) seen.push('run'); } });
+    expect(whole.partial).toBeUndefined();
+    expect(seen.length).toBe(2); // sit-baseline's two; repa's reused
+    expect(whole.runs.slice(2).map((r) => r.losses)).toEqual(part.runs.map((r) => r.losses));
+  }, 180_000);
+
   it('the progress page names a run another compare process is training', () => {
     const md = progressMarkdown([{ name: 'a-seed0', done: false, resumeAt: 500, busy: 4242 }, { name: 'a-seed1', done: false, resumeAt: null, busy: 4243 }], new Map(), 'cmd');
     expect(md).toContain('| a-seed0 | training (step 500 at its last checkpoint) in another compare process, pid 4242 |');
