@@ -21,6 +21,9 @@ const K = nativeKernels;
 const basePath = process.env.DIFFACTOR_BASE_ADDON;
 const base = basePath ? (createRequire(import.meta.url)(basePath) as typeof K) : null;
 const bf16 = typeof loadAddon().addon?.qkvAttentionForwardBf16 === 'function';
+// The base addon's bf16 kernel (raw addon functions), when it has one: a "before" bf16 column.
+type Bf16Fns = { qkvAttentionForwardBf16: (...a: unknown[]) => void; qkvAttentionBackwardBf16: (...a: unknown[]) => void };
+const baseBf16 = bf16 && base && typeof (base as unknown as Partial<Bf16Fns>).qkvAttentionForwardBf16 === 'function' ? (base as unknown as Bf16Fns) : null;
 function rand(len: number, seed: number): Float32Array {
   const a = new Float32Array(len);
   let s = seed >>> 0;
@@ -36,8 +39,8 @@ function cpuMs(run: () => void): number {
 }
 console.log(`load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}, threads ${process.env.DIFFACTOR_THREADS ?? 'all (CPU time then sums threads)'}`);
 if (base) console.log(`before: qkv-layout attention of ${basePath}`);
-console.log(`| batch×heads×tokens×dim | attention fwd / bwd CPU ms | GFLOP/s | qkv attention fwd / bwd | GFLOP/s | GEMM (qkv shape) GFLOP/s | attention / GEMM | qkv / GEMM |${base ? ' before: qkv fwd / bwd | before: qkv / GEMM |' : ''}${bf16 ? ' bf16 qkv fwd / bwd | bf16 qkv / GEMM |' : ''}`);
-console.log(`| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |${base ? ' ---: | ---: |' : ''}${bf16 ? ' ---: | ---: |' : ''}`);
+console.log(`| batch×heads×tokens×dim | attention fwd / bwd CPU ms | GFLOP/s | qkv attention fwd / bwd | GFLOP/s | GEMM (qkv shape) GFLOP/s | attention / GEMM | qkv / GEMM |${base ? ' before: qkv fwd / bwd | before: qkv / GEMM |' : ''}${bf16 ? ' bf16 qkv fwd / bwd | bf16 qkv / GEMM |' : ''}${baseBf16 ? ' before: bf16 fwd / bwd | before: bf16 / GEMM |' : ''}`);
+console.log(`| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |${base ? ' ---: | ---: |' : ''}${bf16 ? ' ---: | ---: |' : ''}${baseBf16 ? ' ---: | ---: |' : ''}`);
 for (const s of ATTENTION_SHAPES) {
   const { batch: B, heads: H, tokens: N, headDim: D } = s;
   const bh = B * H, len = bh * N * D, scale = 1 / Math.sqrt(D);
@@ -58,6 +61,10 @@ for (const s of ATTENTION_SHAPES) {
       hfwd: () => K.qkvAttentionForward(qkv, o2, l2, B, N, H, D, scale, 'bf16'),
       hbwd: () => K.qkvAttentionBackward(qkv, o2, l2, dout, dqkv, B, N, H, D, scale, 'bf16'),
     } : {}),
+    ...(baseBf16 ? {
+      xfwd: () => baseBf16.qkvAttentionForwardBf16(qkv, o2, l2, B, N, H, D, scale),
+      xbwd: () => baseBf16.qkvAttentionBackwardBf16(qkv, o2, l2, dout, dqkv, B, N, H, D, scale),
+    } : {}),
     gemm: () => K.gemm({ transA: false, transB: false, m: g.m, n: g.n, k: g.k, a: A, lda: g.k, b: Bm, ldb: g.n, c: C, ldc: g.n }),
   };
   for (const r of Object.values(runs)) r();
@@ -67,6 +74,7 @@ for (const s of ATTENTION_SHAPES) {
   const a = flops / ((best.fwd + best.bwd) * 1e6), qa = flops / ((best.qfwd + best.qbwd) * 1e6);
   const before = base ? ` ${best.bfwd.toFixed(2)} / ${best.bbwd.toFixed(2)} | ${(flops / ((best.bfwd + best.bbwd) * 1e6) / gf).toFixed(2)} |` : '';
   const half = bf16 ? ` ${best.hfwd.toFixed(2)} / ${best.hbwd.toFixed(2)} | ${(flops / ((best.hfwd + best.hbwd) * 1e6) / gf).toFixed(2)} |` : '';
-  console.log(`| ${B}×${H}×${N}×${D} | ${best.fwd.toFixed(2)} / ${best.bwd.toFixed(2)} | ${a.toFixed(1)} | ${best.qfwd.toFixed(2)} / ${best.qbwd.toFixed(2)} | ${qa.toFixed(1)} | ${gf.toFixed(1)} | ${(a / gf).toFixed(2)} | ${(qa / gf).toFixed(2)} |${before}${half}`);
+  const halfBefore = baseBf16 ? ` ${best.xfwd.toFixed(2)} / ${best.xbwd.toFixed(2)} | ${(flops / ((best.xfwd + best.xbwd) * 1e6) / gf).toFixed(2)} |` : '';
+  console.log(`| ${B}×${H}×${N}×${D} | ${best.fwd.toFixed(2)} / ${best.bwd.toFixed(2)} | ${a.toFixed(1)} | ${best.qfwd.toFixed(2)} / ${best.qbwd.toFixed(2)} | ${qa.toFixed(1)} | ${gf.toFixed(1)} | ${(a / gf).toFixed(2)} | ${(qa / gf).toFixed(2)} |${before}${half}${halfBefore}`);
 }
 console.log(`load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
