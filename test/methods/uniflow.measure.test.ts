@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Rng } from '../../src/tensor/rng.ts';
 import { tensor } from '../../src/tensor/tensor.ts';
-import { noGrad } from '../../src/autograd/tape.ts';
+import { enableGrad, noGrad } from '../../src/autograd/tape.ts';
+import { tidy } from '../../src/tensor/tidy.ts';
+import { clearPool, poolStats } from '../../src/tensor/pool.ts';
 import { sitPreset } from '../../src/models/presets.ts';
 import { createViT, vitPreset } from '../../src/models/vit.ts';
 import { FrozenEncoder } from '../../src/methods/encoder.ts';
@@ -76,6 +78,28 @@ describe('UniFlow measurement', () => {
     expect(r.images).toBe(7);
     expect(r.mse).toBeCloseTo(mse, 6);
     expect(r.psnr).toBeCloseTo(10 * Math.log10(4 / mse), 4);
+  });
+
+  it('a multi-step decode without a tape frees each step (its buffers do not grow with the steps) and equals the decode with a tape', () => {
+    const { m, data } = setup(3);
+    const x = new Float32Array(4 * 256);
+    for (let j = 0; j < 4; j++) data.get(j, x, j * 256);
+    const eps = new Rng(6).child('eps').normal([4, 1, 16, 16]);
+    const c = noGrad(() => m.decoder.condition(m.decoder.latent(m.encode(tensor(x, [4, 1, 16, 16])).tokens)));
+    const taped = enableGrad(() => m.decoder.decode(c, eps, 12));
+    // Buffers a decode takes from an empty pool: freed per step, a later step reuses an earlier
+    // one's and only its result (the next x, one buffer) stays; kept to the end, 12 steps would take
+    // about 4× those of 3.
+    const created = (steps: number): number => {
+      clearPool();
+      const before = poolStats().created;
+      noGrad(() => tidy(() => m.decoder.decode(c, eps, steps)));
+      return poolStats().created - before;
+    };
+    const [three, twelve] = [created(3), created(12)];
+    expect(three).toBeGreaterThan(0);
+    expect(twelve).toBeLessThanOrEqual(three + 9 + 2);
+    expect(Array.from(noGrad(() => m.decoder.decode(c, eps, 12)).data)).toEqual(Array.from(taped.data));
   });
 
   it('scripts/uniflow-eval.ts on tiny runs: probes of student and teacher, reconstruction errors of UniFlow, the VAE and RAE', async () => {

@@ -21,6 +21,8 @@
 // Not here: the encoder (model.ts), the loss and the method (index.ts).
 import { tensor, type Tensor } from '../../tensor/tensor.ts';
 import type { Rng } from '../../tensor/rng.ts';
+import { tidy } from '../../tensor/tidy.ts';
+import { isGradEnabled } from '../../autograd/tape.ts';
 import { fmtShape } from '../../tensor/shape.ts';
 import { add, chunk, gatedResidual, layerNormModulate, mul, permute, reshape, silu, sub } from '../../autograd/index.ts';
 import { rope2dAngles } from '../../autograd/ops/rope.ts';
@@ -226,9 +228,12 @@ export class PixelFlowDecoder extends Module {
     const rows = eps.shape[0] * this.config.grid * this.config.grid;
     let x = eps;
     for (let i = 0; i < steps; i++) {
-      const t = 1 - i / steps, dt = 1 / steps;
-      const v = this.velocity(x, new Float64Array(rows).fill(t), c);
-      x = sub(x, dt === 1 ? v : mul(v, dt));
+      const t = 1 - i / steps, dt = 1 / steps, xi = x;
+      const step = (): Tensor => { const v = this.velocity(xi, new Float64Array(rows).fill(t), c); return sub(xi, dt === 1 ? v : mul(v, dt)); };
+      // Without a tape each step's intermediates go back to the pool when it ends: kept to the end of
+      // the decode, 50 steps of 100 images held 14.5 GB (scripts/uniflow-eval.ts --steps 50 was
+      // killed for memory). With a tape they are the backward's inputs and must stay.
+      x = isGradEnabled() ? step() : tidy(step);
     }
     return x;
   }
