@@ -68,7 +68,7 @@ noGrad(() => {
     const eps = rng.child(`eps${sigma}`).normal([n, cfg.inChannels, cfg.inputSize, cfg.inputSize]);
     const xs = new Float32Array(n * S);
     for (let j = 0; j < n * S; j++) xs[j] = x[j] + sigma * eps.data[j];
-    const d = model.forward(tensor(xs, [n, cfg.inChannels, cfg.inputSize, cfg.inputSize]), new Float64Array(n).fill(sigma), labels);
+    const d = model.denoise(tensor(xs, [n, cfg.inChannels, cfg.inputSize, cfg.inputSize]), new Float64Array(n).fill(sigma), labels);
     let eD = 0, eM = 0, eI = 0;
     for (let i = 0; i < n; i++) for (let j = 0; j < S; j++) {
       const t = x[i * S + j], dv = Math.max(-1, Math.min(1, d.data[i * S + j]));
@@ -96,7 +96,7 @@ const sample = c.spec.sample;
 const starts: { sigmaMax: number; accuracy: number | null; file: string }[] = [];
 for (const sMax of String(a.starts).split(',').map(Number)) {
   const noise = new Rng(c.spec.seed).child('epg-denoiser-grid').normal([gridLabels.length, cfg.inChannels, cfg.inputSize, cfg.inputSize]);
-  const imgs = sampleEpg((xx, sig, l) => model.forward(xx, sig, l), noise, Int32Array.from(gridLabels), {
+  const imgs = sampleEpg((xx, sig, l) => model.denoise(xx, sig, l), noise, Int32Array.from(gridLabels), {
     steps: sample.steps, heun: sample.sampler === 'heun', shift, grid: { ...EDM, sigmaMax: sMax },
     cfg: sample.cfg, nullClass: cfg.numClasses, interval: epg.guidance_sigma,
   });

@@ -47,6 +47,7 @@ describe('drawing returns its buffers to the pool', () => {
   it('EPG consistency sampler (3 steps)', () => {
     const m = new EpgModel(epgConfig, 2, new Rng(3));
     m.boundary = { sigmaMin: EDM.sigmaMin * m.sampling.shift, sigmaData: EDM.sigmaData };
+    m.sampler = 'consistency';
     expect(secondDrawCreates(m.eval() as unknown as Backbone, settings({ sampler: 'euler', steps: 3, cfg: 1 }))).toBeLessThanOrEqual(3);
   });
 

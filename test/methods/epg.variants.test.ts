@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { infoNce } from '../../src/methods/epg/loss.ts';
 import { NO_PHOTOMETRIC, augmentView, type Photometric } from '../../src/methods/epg/augment.ts';
-import { EpgSection, perceptualTerm, photometricOf, consistencyLoss, consistencyPairs, consistencyTau, epg, pretrainTerms } from '../../src/methods/epg/index.ts';
+import { EpgSection, perceptualTerm, photometricOf, consistencyLoss, consistencyPairs, consistencyTau, epg, finetuneLoss, pretrainTerms } from '../../src/methods/epg/index.ts';
 import { expectClose } from '../kernels/expectClose.ts';
 
 const CONFIG: SiTConfig = parseSiTConfig({ family: 'SiT', inputSize: 8, inChannels: 1, patchSize: 4, hiddenSize: 8, depth: 2, numHeads: 2, mlpRatio: 2, numClasses: 3, classDropoutProb: 0.1, learnSigma: false, timeScale: 1 });
@@ -270,6 +270,61 @@ describe("stage 'consistency'", () => {
     expect(() => epg.check!(s, sp({ sampler: 'heun' }))).toThrow(/sample\.sampler must be euler/);
     expect(() => epg.check!(s, sp({ sampler: 'euler', cfg: 2 }))).toThrow(/sample\.cfg must be ≤ 1/);
     expect(() => epg.check!(s, sp({ sampler: 'euler', cfg: 1 }))).not.toThrow();
+  });
+});
+
+describe("stage 'diffusion' with prediction 'edm' (the official prediction_target 'edm')", () => {
+  const build = (prediction: 'x0' | 'edm', seed: number) => {
+    const sec = section({ stage: 'diffusion', prediction });
+    return { s: sec, m: epg.backbone!.build(sec, { config: CONFIG, spec: { train: { steps: 100 } } } as never, seed) as EpgModel };
+  };
+
+  it("'edm' carries the boundary scalings, 'x0' (the default) none; both draw with the diffusion sampler", () => {
+    expect(section({ stage: 'diffusion' }).prediction).toBe('x0');
+    const x0 = build('x0', 1).m, edm = build('edm', 1).m;
+    expect(x0.boundary).toBeNull();
+    expect(edm.boundary).toEqual({ sigmaMin: EDM.sigmaMin * 8 / 64, sigmaData: 0.5 });
+    expect([x0.sampler, edm.sampler, consistencyModel(1).m.sampler]).toEqual(['diffusion', 'diffusion', 'consistency']);
+  });
+
+  it('D = c_skip(σ)·x_σ + c_out(σ)·F(x_σ, σ) for any weights, σ and x; D(x, σ_min·shift) = x exactly', () => {
+    const { m } = build('edm', 2);
+    const sMin = m.boundary!.sigmaMin;
+    fc.assert(fc.property(fc.integer({ min: 1, max: 3 }), fc.double({ min: 0.01, max: 40, noNaN: true }), fc.integer({ min: 0, max: 1e6 }), (B, sigma, seed) => {
+      randomise(m, seed);
+      const x = new Rng(seed + 1).normal([B, 1, 8, 8], 0, 2), y = Int32Array.from({ length: B }, (_, i) => i % 3);
+      const sig = new Float64Array(B).fill(sigma);
+      const d = noGrad(() => m.denoise(x, sig, y)), f = noGrad(() => m.forward(x, sig, y));
+      const { cSkip, cOut } = cmScalings(sigma, sMin);
+      expectClose(`D at σ ${sigma}`, d.data, Array.from(x.data, (v, i) => cSkip * v + cOut * f.data[i]), 1e-5, 1e-5);
+      expect(Array.from(noGrad(() => m.denoise(x, new Float64Array(B).fill(sMin), y)).data)).toEqual(Array.from(x.data));
+    }), { numRuns: 16, seed: 71 });
+  });
+
+  it("the loss reads D: a fresh model (output 0) scores the weighted ‖c_skip·x_σ − x‖², not ‖0 − x‖²; the one-step sample is clamp(c_skip(σ_0)·σ_0·ε)", () => {
+    const { s, m } = build('edm', 3);
+    const g = karrasSigmas(s.finetune_points, 1, EDM), rng = new Rng(4), x = rng.normal([2, 1, 8, 8]), eps = rng.normal([2, 1, 8, 8]);
+    const { loss, sigmas, weights } = finetuneLoss(s, m, x, eps, [3, 900], Int32Array.from([1, 2]));
+    let want = 0;
+    for (let b = 0; b < 2; b++) {
+      const { cSkip } = cmScalings(sigmas[b], m.boundary!.sigmaMin);
+      for (let i = 0; i < 64; i++) { const xi = x.data[b * 64 + i], xs = xi + sigmas[b] * eps.data[b * 64 + i]; want += weights[b] * (cSkip * xs - xi) ** 2; }
+    }
+    expect(Math.abs(loss.item() - want / 128) / (want / 128)).toBeLessThan(1e-5);
+    expect(weights[0]).toBe(1 / (g[3] - g[4]));
+    const noise = new Rng(5).normal([2, 1, 8, 8]), s0 = 80 * 8 / 64, { cSkip } = cmScalings(s0, m.boundary!.sigmaMin);
+    const one = m.drawOwn(noise, tensor([0, 1], [2]), { sampler: 'euler', steps: 1, cfg: 1, guidance_low: 0, guidance_high: 1 });
+    expectClose('one step', one.data, Array.from(noise.data, (v) => Math.min(1, Math.max(-1, cSkip * s0 * v))), 1e-5, 1e-5); // float32 products
+  });
+
+  it("the spec's check: prediction 'edm' only in stage 'diffusion'", () => {
+    const sp = (sec: EpgSection) => ({ name: 't', methods: ['epg'], model: { learn_sigma: false, depth: 2 }, train: { batch_size: 4, eval_every: 0 }, sample: { sampler: 'euler', cfg: 1 }, epg: sec }) as never;
+    for (const stage of ['consistency', 'pretrain']) {
+      const sec = section({ stage, prediction: 'edm' });
+      expect(() => epg.check!(sec, sp(sec))).toThrow(/epg\.prediction 'edm' chooses stage 'diffusion''s output/);
+    }
+    const ok = section({ stage: 'diffusion', prediction: 'edm' });
+    expect(() => epg.check!(ok, sp(ok))).not.toThrow();
   });
 });
 

@@ -126,6 +126,15 @@ export const EpgSection = z.strictObject({
    * and projector_out as stage 1's), from ECT stage 1 on.
    */
   perceptual_weight: z.number().min(0).default(0),
+  /**
+   * Stage 'diffusion': what the network's output is (the official `diffusion.prediction_target`,
+   * rcm/rcm_denoiser.py gen_denoise). 'x0' (the released configs/imagenet256_denoise.py): D = the
+   * output. 'edm' (the class's default there): D = c_skip(σ)·x_σ + c_out(σ)·output with the
+   * boundary scalings at σ_min·shift that the consistency stage uses (consistency.ts), so the
+   * network need not carry x_σ through at low σ nor learn to drop it at high σ. The loss and the
+   * sampler read D either way.
+   */
+  prediction: z.enum(['x0', 'edm']).default('x0'),
   /** Stage 2 sampling: guidance only for σ in (lo, hi] (official (0.19, 1.61]). */
   guidance_sigma: z.tuple([z.number().min(0), z.number().positive()]).default([0.19, 1.61]),
 });
@@ -187,8 +196,11 @@ function generator(s: EpgSection, c: Pick<BuildContext, 'config' | 'spec'>, seed
   const config = c.config;
   const m = new EpgModel(config, s.decoder_depth ?? config.depth, new Rng(seed).child('model'));
   m.sampling = { shift: shiftOf(s, config), grid: gridOf(s), interval: s.guidance_sigma };
-  if (s.stage === 'consistency') {
+  if (s.stage === 'consistency' || (s.stage === 'diffusion' && s.prediction === 'edm')) {
     m.boundary = { sigmaMin: s.sigma_min * shiftOf(s, config), sigmaData: EDM.sigmaData };
+  }
+  if (s.stage === 'consistency') {
+    m.sampler = 'consistency';
     m.totalSteps = s.curriculum_steps ?? c.spec.train.steps;
   }
   return m;
@@ -264,12 +276,12 @@ export function pretrainTerms(s: EpgSection, m: EpgPretrainModel, x: Tensor, y: 
   return { contrastive, consistency, sigma, sigmaNext, sigmaMin, points, tau };
 }
 
-/** Stage 2's weighted x0 loss and the prediction, for grid indices idx (B). */
+/** Stage 2's weighted x0 loss and the prediction D (epg.prediction), for grid indices idx (B). */
 export function finetuneLoss(s: EpgSection, m: EpgModel, x: Tensor, eps: Tensor, idx: ArrayLike<number>, labels: Int32Array): { loss: Tensor; out: Tensor; sigmas: Float64Array; weights: Float64Array } {
   const g = karrasSigmas(s.finetune_points, 1, gridOf(s)), shift = shiftOf(s, m.config);
   const sigmas = Float64Array.from(idx, (i) => g[i] * shift);
   const weights = Float64Array.from(idx, (i) => 1 / (g[i] - g[i + 1]));
-  const out = m.forward(veNoise(x, eps, sigmas), sigmas, labels);
+  const out = m.denoise(veNoise(x, eps, sigmas), sigmas, labels);
   const diff = sub(out, x);
   const w = tensor(Array.from(weights), [weights.length, 1, 1, 1], out.dtype);
   return { loss: mean(mul(mul(diff, diff), w)), out, sigmas, weights };
@@ -321,6 +333,7 @@ function check(s: EpgSection, spec: SpecView): void {
   if (s.curriculum[0] > s.curriculum[1]) throw new Error(`epg.curriculum must be [s0, s1] with s0 ≤ s1, got [${s.curriculum.join(', ')}]`);
   if (!(s.guidance_sigma[0] < s.guidance_sigma[1])) throw new Error(`epg.guidance_sigma must be [lo, hi] with lo < hi, got [${s.guidance_sigma.join(', ')}]`);
   const sampler = (spec.sample as { sampler: string }).sampler;
+  if (s.prediction === 'edm' && s.stage !== 'diffusion') throw new Error(`epg.prediction 'edm' chooses stage 'diffusion''s output (stage 'consistency' always carries the boundary scalings; stage 'pretrain' predicts nothing), got stage '${s.stage}'`);
   if (s.perceptual_weight > 0 && (s.stage !== 'consistency' || !s.init)) throw new Error(`epg.perceptual_weight ${s.perceptual_weight} needs epg.stage 'consistency' and epg.init (the frozen stage-1 network), got stage '${s.stage}', init ${s.init}`);
   if (s.stage === 'consistency') {
     if (sampler !== 'euler') throw new Error(`epg stage 'consistency' draws with the consistency model's multistep sampler, named euler (sample.steps evaluations): sample.sampler must be euler, got ${sampler}`);

@@ -293,11 +293,17 @@ export class EpgModel extends Module implements OwnSampler, OwnForward {
   /** The sampler's settings (set by the method from its section). */
   sampling: EpgSampling;
   /**
-   * Stage 'consistency': D = c_skip(σ)·x + c_out(σ)·forward(x, σ) with the boundary at sigmaMin
-   * (the shifted σ_min; consistency.ts), sampled by the consistency sampler. null (stage
-   * 'diffusion'): D = forward, the x0 prediction.
+   * Stage 'consistency', and stage 'diffusion' with epg.prediction 'edm': D = c_skip(σ)·x +
+   * c_out(σ)·forward(x, σ) with the boundary at sigmaMin (the shifted σ_min; consistency.ts). null
+   * (stage 'diffusion', prediction 'x0'): D = forward, the x0 prediction.
    */
   boundary: { sigmaMin: number; sigmaData: number } | null = null;
+  /**
+   * Which sampler draws: EPG's Euler/Heun on the Karras grid (stage 'diffusion', whether D is the
+   * output or carries the boundary scalings, epg.prediction), or the consistency model's multistep
+   * sampler (stage 'consistency').
+   */
+  sampler: 'diffusion' | 'consistency' = 'diffusion';
   /** K of the consistency stage's ECT schedule: the run's total steps unless epg.curriculum_steps names it (set by the method). */
   totalSteps = 1;
   /** Stage 'consistency' with epg.perceptual_weight > 0: the frozen stage-1 encoder + projector (not a child: no state, no optimiser, no gradient). */
@@ -335,7 +341,7 @@ export class EpgModel extends Module implements OwnSampler, OwnForward {
   ownsSampler(_sampler: string): boolean { return true; }
 
   drawOwn(noise: Tensor, y: Tensor, s: OwnSampleSettings, onStep?: (i: number, n: number) => void): Tensor {
-    if (this.boundary) {
+    if (this.sampler === 'consistency') {
       if (s.sampler !== 'euler') throw new Error(`epg stage 'consistency' draws with the consistency model's multistep sampler, named euler (sample.steps evaluations): sample.sampler must be euler, got ${s.sampler}`);
       if (s.cfg > 1) throw new Error(`epg stage 'consistency' samples without guidance (the official consistency config drops no labels): sample.cfg must be ≤ 1, got ${s.cfg}`);
       const rng = new Rng(Math.floor(Math.abs(noise.data[0]) * 1e6)).child('consistency');
@@ -346,7 +352,7 @@ export class EpgModel extends Module implements OwnSampler, OwnForward {
     }
     if (s.sampler !== 'euler' && s.sampler !== 'heun') throw new Error(`epg samples with its own Euler or Heun sampler on the Karras grid: sample.sampler must be euler or heun, got ${s.sampler}`);
     if (s.cfg > 1 && this.config.classDropoutProb <= 0) throw new Error('epg: sample.cfg > 1 needs the null class (model.class_dropout_prob > 0)');
-    return sampleEpg((x, sig, l) => this.forward(x, sig, l), noise, Int32Array.from(y.data), {
+    return sampleEpg((x, sig, l) => this.denoise(x, sig, l), noise, Int32Array.from(y.data), {
       steps: s.steps, heun: s.sampler === 'heun', shift: this.sampling.shift, grid: this.sampling.grid,
       cfg: s.cfg, nullClass: this.config.numClasses, interval: this.sampling.interval, onStep,
     });
