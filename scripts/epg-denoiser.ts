@@ -21,6 +21,7 @@ import { sampleSize } from '../src/data/dataset.ts';
 import { Rng } from '../src/tensor/rng.ts';
 import { tensor } from '../src/tensor/tensor.ts';
 import { noGrad } from '../src/autograd/tape.ts';
+import { tidy } from '../src/tensor/tidy.ts';
 import { EDM } from '../src/diffusion/ve.ts';
 import { EpgModel } from '../src/methods/epg/model.ts';
 import { sampleEpg } from '../src/methods/epg/sampler.ts';
@@ -64,11 +65,17 @@ const rows: { sigma: number; mseD: number; mseClassMean: number; mseInput: numbe
 const rng = new Rng(1234);
 const denoised: Float32Array[] = [];
 noGrad(() => {
-  for (const sigma of sigmas) {
+  // Each σ's forward in its own tidy (its activations back to the pool), in batches of 50 images.
+  for (const sigma of sigmas) tidy(() => {
     const eps = rng.child(`eps${sigma}`).normal([n, cfg.inChannels, cfg.inputSize, cfg.inputSize]);
     const xs = new Float32Array(n * S);
     for (let j = 0; j < n * S; j++) xs[j] = x[j] + sigma * eps.data[j];
-    const d = model.denoise(tensor(xs, [n, cfg.inChannels, cfg.inputSize, cfg.inputSize]), new Float64Array(n).fill(sigma), labels);
+    const d = { data: new Float32Array(n * S) };
+    for (let lo = 0; lo < n; lo += 50) tidy(() => {
+      const b = Math.min(50, n - lo);
+      const out = model.denoise(tensor(xs.slice(lo * S, (lo + b) * S), [b, cfg.inChannels, cfg.inputSize, cfg.inputSize]), new Float64Array(b).fill(sigma), labels.slice(lo, lo + b));
+      d.data.set(out.data, lo * S);
+    });
     let eD = 0, eM = 0, eI = 0;
     for (let i = 0; i < n; i++) for (let j = 0; j < S; j++) {
       const t = x[i * S + j], dv = Math.max(-1, Math.min(1, d.data[i * S + j]));
@@ -77,7 +84,7 @@ noGrad(() => {
     denoised.push(Float32Array.from(d.data.subarray(0, 8 * S), (v) => Math.max(-1, Math.min(1, v))));
     const z = (Math.log(sigma / shift) - epg.p_mean) / epg.p_std;
     rows.push({ sigma, mseD: eD / (n * S), mseClassMean: eM / (n * S), mseInput: eI / (n * S), trainShareAbove: 1 - normalCdf(z) });
-  }
+  });
 });
 mkdirSync(a.out, { recursive: true });
 // One row per σ: D of the first 8 test images; the last row the images themselves.
