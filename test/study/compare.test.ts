@@ -18,6 +18,15 @@ import type { RunRecord, Study } from '../../src/study/compare.ts';
 import { writeTestStandins } from '../eval/standinFiles.ts';
 import { tinySpec } from '../actors/specs.ts';
 
+/** The tiny sit-baseline and repa specs written into dir, each named as its method; their paths. */
+function writeTinySpecs(dir: string): string[] {
+  return ['sit-baseline', 'repa'].map((p) => {
+    const f = path.join(dir, `${p}.yaml`);
+    writeFileSync(f, stringify({ ...tinySpec(p), name: p }));
+    return f;
+  });
+}
+
 describe('compare', () => {
   it('parses budgets', () => {
     expect(parseBudget('30m')).toBe(1800);
@@ -310,11 +319,7 @@ describe('compare', () => {
 
   it('two compare processes (lanes) on one study: each run trained once, by one of them; a dead lane\'s claim taken over; both report every run', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'study-lanes-'));
-    const files = ['sit-baseline', 'repa'].map((p) => {
-      const f = path.join(dir, `${p}.yaml`);
-      writeFileSync(f, stringify({ ...tinySpec(p), name: p }));
-      return f;
-    });
+    const files = writeTinySpecs(dir);
     const out = path.join(dir, 'runs'), progressFile = path.join(dir, 'progress.md');
     const opts = { specs: files, budgetSeconds: 3600, seeds: 2, steps: 4, evalEvery: 1000, out, quiet: true, progress: { file: progressFile, command: 'cmd' }, lanePollMs: 200 };
     // A claim left by a process that is gone (same host): taken over, not waited for.
@@ -343,11 +348,7 @@ describe('compare', () => {
 
   it('--only: trains just the named specs\' runs, returns them alone (partial), and the whole study later reuses them', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'study-only-'));
-    const files = ['sit-baseline', 'repa'].map((p) => {
-      const f = path.join(dir, `${p}.yaml`);
-      writeFileSync(f, stringify({ ...tinySpec(p), name: p }));
-      return f;
-    });
+    const files = writeTinySpecs(dir);
     const out = path.join(dir, 'runs');
     const opts = { specs: files, budgetSeconds: 3600, seeds: 2, steps: 3, evalEvery: 1000, out, quiet: true };
     await expect(compare({ ...opts, only: ['rpea'] })).rejects.toThrow("compare: --only rpea: no spec named 'rpea' (the specs are sit-baseline, repa)");
@@ -372,11 +373,7 @@ describe('compare', () => {
 
   it('--set: one override for every spec, name: for one spec, recorded in each run\'s spec.yaml; an unknown name refused before training', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'study-set-'));
-    const files = ['sit-baseline', 'repa'].map((p) => {
-      const f = path.join(dir, `${p}.yaml`);
-      writeFileSync(f, stringify({ ...tinySpec(p), name: p }));
-      return f;
-    });
+    const files = writeTinySpecs(dir);
     const out = path.join(dir, 'runs');
     await expect(compare({ specs: files, budgetSeconds: 60, seeds: 2, steps: 1, evalEvery: 1000, out, quiet: true, sets: ['reap:repa.projector_dim=8'] }))
       .rejects.toThrow("compare: --set reap:repa.projector_dim=8: no spec named 'reap' (the specs are sit-baseline, repa)");
